@@ -1,0 +1,54 @@
+"""Shared fixtures. The library is imported from workflow/ (also when not pip-installed)."""
+
+import gzip
+import hashlib
+import os
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow"))
+
+# The real MNIST files beside the checkout (tests and CI only; the pipeline never
+# depends on them). MNIST_AUDIT_LOCAL_MIRROR points elsewhere if needed.
+LOCAL_MIRROR = Path(os.environ.get("MNIST_AUDIT_LOCAL_MIRROR", ROOT.parent / "shared" / "data" / "mnist"))
+
+
+def have_local_mirror() -> bool:
+    return all((LOCAL_MIRROR / n).exists() for n in (
+        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
+
+
+needs_mnist = pytest.mark.skipif(not have_local_mirror(), reason=f"no local MNIST copy at {LOCAL_MIRROR}")
+
+
+def idx_bytes(arr: np.ndarray) -> bytes:
+    arr = np.asarray(arr, dtype=np.uint8)
+    return struct.pack(">HBB", 0, 0x08, arr.ndim) + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes()
+
+
+def write_gz(path: Path, payload: bytes) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with gzip.open(path, "wb") as f:
+        f.write(payload)
+    return hashlib.sha256(payload).hexdigest()
+
+
+@pytest.fixture
+def synthetic_mnist(tmp_path):
+    """Four small IDX .gz files shaped like MNIST, and their payload checksums."""
+    rng = np.random.default_rng(0)
+    arrays = {
+        "train-images-idx3-ubyte.gz": rng.integers(0, 256, (30, 28, 28)),
+        "train-labels-idx1-ubyte.gz": np.arange(30) % 10,
+        "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (12, 28, 28)),
+        "t10k-labels-idx1-ubyte.gz": np.arange(12) % 10,
+    }
+    folder = tmp_path / "synthetic"
+    sums = {name: write_gz(folder / name, idx_bytes(a)) for name, a in arrays.items()}
+    return folder, sums, arrays

@@ -1,0 +1,139 @@
+"""Command line: every pipeline step is usable without Snakemake.
+
+    mnist-audit download --mirror URL_OR_DIR [--mirror ...] --out results/data/mnist
+    mnist-audit train --arch thomas --seed 0 --data results/data/mnist/mnist.npz --out DIR
+    mnist-audit models                      # the registry: names, parameters, MACs, claims
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import sys
+import traceback
+from pathlib import Path
+
+
+def setup_logging(log_path: str | Path | None = None, level=logging.INFO) -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_path:
+        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.FileHandler(log_path, mode="w"))
+    logging.basicConfig(level=level, handlers=handlers, force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+@contextlib.contextmanager
+def logged_errors():
+    """Write an exception's message and traceback to the log before it propagates."""
+    try:
+        yield
+    except BaseException as e:
+        if not isinstance(e, (SystemExit, KeyboardInterrupt)):
+            logging.getLogger("mnist_audit").error("%s\n%s", e, traceback.format_exc())
+        raise
+
+
+def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dict, threads: int | None,
+                 jobs_per_gpu: int = 1, memory_growth: bool = True, config: dict | None = None,
+                 stop_after_chunks: int | None = None) -> dict:
+    """Take a GPU (if any), set up the backend, train. The body of the ``train_model`` rule."""
+    from . import devices
+
+    with contextlib.ExitStack() as stack:
+        gpus = devices.detect_gpus()
+        lease = None
+        if gpus and not devices.scheduler_assigned_gpus():
+            lease = stack.enter_context(devices.gpu_lease(gpus, jobs_per_gpu))
+            logging.getLogger(__name__).info("GPU lease: GPU %s slot %d", lease.gpu, lease.slot)
+        device = devices.configure_backend(threads, memory_growth)
+        if lease:
+            device["gpu_slot"] = lease.slot
+        from .train import train_run
+
+        return train_run(data, out_dir, seed=seed, device=device, config=config,
+                         stop_after_chunks=stop_after_chunks, **settings)
+
+
+def _cmd_download(a) -> int:
+    from . import data
+
+    out = Path(a.out)
+    for name in data.MNIST_FILES:
+        rec = data.download_file(name, out / "raw" / name, a.mirror or data.PUBLIC_MIRRORS,
+                                 timeout=a.timeout, retries=a.retries)
+        data.atomic_write_json(out / "raw" / f"{name}.source.json", rec)
+    raw = {n: out / "raw" / n for n in data.MNIST_FILES}
+    prov = {n: json.loads((out / "raw" / f"{n}.source.json").read_text()) for n in raw}
+    manifest = data.prepare_split(raw, out / "mnist.npz", out / "manifest.json", prov)
+    print(json.dumps(manifest["counts"]))
+    return 0
+
+
+def _cmd_train(a) -> int:
+    settings = {"arch": a.arch, "variant": a.variant, "overrides": json.loads(a.overrides or "{}"),
+                "budget_scale": a.budget_scale, "train_subset": a.train_subset,
+                "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size}
+    m = training_job(a.data, a.out, a.seed, settings, a.threads, a.jobs_per_gpu, not a.no_memory_growth,
+                     stop_after_chunks=a.stop_after_epochs)
+    print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "test_accuracy", "val_accuracy",
+                                              "stopped_after_chunk")}))
+    return 0
+
+
+def _cmd_models(a) -> int:
+    from . import registry
+
+    rows = []
+    for name in registry.list_models():
+        arch = registry.get_architecture(name)
+        row = {"name": name, "baseline": arch.baseline, "variants": registry.list_variants(name),
+               "claim": arch.claim.text}
+        if a.counts:
+            from . import models
+
+            row.update(params=models.param_count(name), macs_per_image=models.macs_per_image(name))
+        rows.append(row)
+    print(json.dumps(rows, indent=1))
+    return 0
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="mnist-audit", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    d = sub.add_parser("download", help="download, verify and split MNIST")
+    d.add_argument("--mirror", action="append", help="mirror URL or folder (repeatable, in order)")
+    d.add_argument("--out", default="results/data/mnist")
+    d.add_argument("--timeout", type=float, default=30)
+    d.add_argument("--retries", type=int, default=2)
+    d.set_defaults(fn=_cmd_download)
+    t = sub.add_parser("train", help="train one architecture with one seed")
+    t.add_argument("--arch", required=True)
+    t.add_argument("--variant", default="default")
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--data", default="results/data/mnist/mnist.npz")
+    t.add_argument("--out", required=True)
+    t.add_argument("--overrides", help='JSON recipe overrides, e.g. \'{"learning_rate": 0.001}\'')
+    t.add_argument("--budget-scale", type=float, default=1.0)
+    t.add_argument("--train-subset", type=int)
+    t.add_argument("--eval-subset", type=int)
+    t.add_argument("--eval-batch-size", type=int, default=1000)
+    t.add_argument("--threads", type=int, default=os.cpu_count())
+    t.add_argument("--jobs-per-gpu", type=int, default=1)
+    t.add_argument("--no-memory-growth", action="store_true")
+    t.add_argument("--stop-after-epochs", type=int, help="stop early leaving a checkpoint (resume test)")
+    t.set_defaults(fn=_cmd_train)
+    m = sub.add_parser("models", help="list the registry")
+    m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
+    m.set_defaults(fn=_cmd_models)
+    a = ap.parse_args(argv)
+    setup_logging()
+    return a.fn(a)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

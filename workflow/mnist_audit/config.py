@@ -1,0 +1,109 @@
+"""Config helpers shared by the Snakefile, the scripts and the CLI.
+
+The JSON Schema in workflow/schemas/config.schema.yaml types, describes and
+defaults every key; Snakemake's ``validate`` applies it. The architecture names
+are injected from the registry so the schema's enum is the registry's list.
+Checks that need the registry (variants, recipe overrides) run in ``check_config``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+import yaml
+
+from . import registry
+
+DEFAULT_STORE_DIR = Path("results/mlflow")
+
+
+class ConfigError(ValueError):
+    """A config value the schema cannot express a rule for (it needs the registry)."""
+
+
+def resolved_schema(schema_path: str | Path) -> dict:
+    """The schema with the registry's architecture names filled in."""
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    names = registry.list_models()
+    schema["properties"]["architectures"]["items"]["enum"] = names
+    schema["properties"]["variants"]["propertyNames"] = {"enum": names}
+    schema["properties"]["recipe_overrides"]["propertyNames"] = {"enum": names}
+    return schema
+
+
+def resolved_schema_path(schema_path: str | Path) -> str:
+    """Write the resolved schema to a content-addressed temp file (for ``validate``)."""
+    text = json.dumps(resolved_schema(schema_path), indent=1, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"mnist-audit-config-schema-{digest}.json"
+    if not path.exists():
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.part")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def check_config(config: Mapping) -> None:
+    """Registry-dependent checks; raises ConfigError naming the key and the allowed values."""
+    for arch, variants in (config.get("variants") or {}).items():
+        known = registry.list_variants(arch)
+        for v in variants:
+            if v not in known:
+                raise ConfigError(
+                    f"config key variants.{arch}: unknown variant {v!r}; "
+                    f"{arch} has: {', '.join(known)}"
+                )
+    for arch, overrides in (config.get("recipe_overrides") or {}).items():
+        try:
+            registry.resolve_recipe(arch, "default", overrides)
+        except registry.RegistryError as e:
+            raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
+
+
+def run_keys(config: Mapping) -> list[tuple[str, str, int]]:
+    """(architecture, variant, seed) for every training job, in config order."""
+    variants = config.get("variants") or {}
+    return [
+        (arch, variant, int(seed))
+        for arch in config["architectures"]
+        for variant in variants.get(arch, ["default"])
+        for seed in config["seeds"]
+    ]
+
+
+def train_settings(config: Mapping, arch: str, variant: str) -> dict:
+    """Everything one training job needs from the config (JSON-serialisable)."""
+    return {
+        "arch": arch,
+        "variant": variant,
+        "overrides": dict((config.get("recipe_overrides") or {}).get(arch, {})),
+        "budget_scale": float(config.get("budget_scale", 1.0)),
+        "train_subset": config.get("train_subset"),
+        "eval_subset": config.get("eval_subset"),
+        "eval_batch_size": int(config.get("eval_batch_size", 1000)),
+    }
+
+
+def tracking_uri(config: Mapping, workdir: str | Path = ".") -> str:
+    """Config value, else $MLFLOW_TRACKING_URI, else the project's local sqlite store."""
+    uri = (config.get("mlflow") or {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    db = (Path(workdir) / DEFAULT_STORE_DIR / "mlflow.db").resolve()
+    return f"sqlite:///{db}"
+
+
+def artifact_root(workdir: str | Path = ".") -> str:
+    return (Path(workdir) / DEFAULT_STORE_DIR / "artifacts").resolve().as_uri()
+
+
+def config_hash(config: Mapping) -> str:
+    """A stable digest of the resolved config."""
+    text = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()

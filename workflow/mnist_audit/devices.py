@@ -1,0 +1,176 @@
+"""Which device a training job runs on: GPU detection, per-GPU leases, backend set-up.
+
+Snakemake schedules jobs by ``resources: gpu=1`` but does not say *which* GPU a
+local job may use (snakemake issue #281), so each job takes a lease: an exclusive
+``flock`` on one of ``jobs_per_gpu`` slot files per GPU. The kernel drops the lock
+when the process exits, however it exits, so a killed job never holds a slot.
+Under SLURM (or wherever CUDA_VISIBLE_DEVICES is already set by a scheduler) the
+assignment is the scheduler's and no lease is taken.
+
+Everything here runs before Keras is imported: CUDA_VISIBLE_DEVICES and the
+thread settings only take effect if set first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import errno
+import fcntl
+import os
+import platform
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+
+def detect_gpus() -> list[str]:
+    """Indices of the NVIDIA GPUs this process may use ([] when there are none)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        ids = [g.strip() for g in visible.split(",") if g.strip()]
+        return [] if ids in ([], ["-1"]) else ids
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def gpu_name(index: str) -> str | None:
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", str(index)],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out or None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+@dataclasses.dataclass
+class Lease:
+    gpu: str
+    slot: int
+    path: Path
+
+
+def default_lock_dir() -> Path:
+    # Node-local on purpose: a lease is about this machine's GPUs.
+    return Path(tempfile.gettempdir()) / f"mnist-audit-gpu-locks-{os.getuid()}"
+
+
+@contextlib.contextmanager
+def gpu_lease(
+    gpus: Sequence[str],
+    jobs_per_gpu: int = 1,
+    lock_dir: Path | None = None,
+    poll_s: float = 0.5,
+    timeout_s: float | None = None,
+    set_env: bool = True,
+) -> Iterator[Lease]:
+    """Hold one of ``len(gpus) * jobs_per_gpu`` slots until the block exits.
+
+    Slots fill GPU by GPU in round-robin (slot 0 of every GPU before slot 1), so
+    jobs spread over the GPUs before they pack. Blocks while all slots are taken;
+    raises TimeoutError after ``timeout_s``. Sets CUDA_VISIBLE_DEVICES to the
+    leased GPU when ``set_env``.
+    """
+    if not gpus:
+        raise ValueError("gpu_lease needs at least one GPU id")
+    if jobs_per_gpu < 1:
+        raise ValueError(f"jobs_per_gpu must be >= 1, got {jobs_per_gpu}")
+    lock_dir = Path(lock_dir or default_lock_dir())
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    while True:
+        for slot in range(jobs_per_gpu):
+            for gpu in gpus:
+                path = lock_dir / f"gpu{gpu}.slot{slot}.lock"
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError as e:
+                    os.close(fd)
+                    if e.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                        continue
+                    raise
+                try:
+                    os.ftruncate(fd, 0)
+                    os.write(fd, f"{os.getpid()}\n".encode())
+                    if set_env:
+                        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+                    yield Lease(gpu=str(gpu), slot=slot, path=path)
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+                return
+        if deadline is not None and time.monotonic() > deadline:
+            raise TimeoutError(
+                f"no free GPU slot among {len(gpus)} GPU(s) x {jobs_per_gpu} job(s) "
+                f"after {timeout_s} s (locks in {lock_dir})"
+            )
+        time.sleep(poll_s)
+
+
+def scheduler_assigned_gpus() -> bool:
+    """True when a cluster scheduler already chose this job's GPUs."""
+    return bool(os.environ.get("SLURM_JOB_ID")) and "CUDA_VISIBLE_DEVICES" in os.environ
+
+
+def configure_backend(threads: int | None, memory_growth: bool = True) -> dict:
+    """Set threads, GPU memory behaviour and determinism; import Keras. Call once, early.
+
+    Returns a description of the device the job will run on.
+    """
+    backend = os.environ.get("KERAS_BACKEND", "tensorflow")
+    gpus = detect_gpus()
+    if backend == "jax":
+        if memory_growth:
+            os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        if threads:
+            os.environ["XLA_FLAGS"] = (
+                os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_multi_thread_eigen=true"
+                f" intra_op_parallelism_threads={threads}"
+            ).strip()
+    import keras  # noqa: F401  (after the environment is set)
+
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if threads:
+            tf.config.threading.set_intra_op_parallelism_threads(threads)
+            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        for dev in tf.config.list_physical_devices("GPU"):
+            if memory_growth:
+                tf.config.experimental.set_memory_growth(dev, True)
+        # Same seed, same hardware -> same numbers (at some speed cost on GPU).
+        tf.config.experimental.enable_op_determinism()
+    device = {"backend": backend, "threads": threads, "cpu_model": cpu_model(), "logical_cpus": os.cpu_count()}
+    if gpus:
+        device.update(kind="gpu", gpu_ids=",".join(gpus), gpu_name=gpu_name(gpus[0]) or "unknown GPU")
+        device["name"] = device["gpu_name"]
+    else:
+        device.update(kind="cpu", name=f"{device['cpu_model']} ({threads or os.cpu_count()} threads)")
+    return device

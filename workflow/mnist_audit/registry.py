@@ -1,0 +1,707 @@
+"""The audited architectures: published recipes, claims and fidelity notes.
+
+Pure data (standard library only): the Snakefile imports this module to build the
+config schema's architecture enum and the wildcard constraints, so it must stay
+fast and must not import keras, tensorflow or numpy. The Keras builders for these
+entries are in ``mnist_audit.models``.
+
+The source of truth is SPEC.md sections 2 (recipes) and 3 (fidelity notes). Each
+``Architecture.fidelity`` line records one decision: what the port does differently
+from the author's code, and why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+
+__all__ = [
+    "ARCHITECTURES",
+    "BASELINES",
+    "OPTIMIZERS",
+    "OPTIMIZER_ARGS",
+    "OVERRIDABLE",
+    "Architecture",
+    "Claim",
+    "Recipe",
+    "RegistryError",
+    "get_architecture",
+    "list_models",
+    "list_variants",
+    "resolve_recipe",
+]
+
+
+class RegistryError(ValueError):
+    """An unknown architecture, variant or override key, or a bad override value."""
+
+
+BUDGET_UNITS = ("steps", "epochs")
+OVERRIDABLE = (
+    "optimizer",
+    "learning_rate",
+    "optimizer_args",
+    "batch_size",
+    "budget",
+    "budget_unit",
+    "shuffle",
+    "drop_last",
+)
+
+# Optimizer name -> its arguments with their TF1 defaults. A recipe's optimizer_args
+# always spells out every argument of its optimizer except for plain SGD (no arguments
+# in any recipe; momentum 0 is the TF1 GradientDescentOptimizer).
+OPTIMIZER_ARGS: Mapping[str, Mapping[str, float | bool]] = MappingProxyType(
+    {
+        # tf.train.GradientDescentOptimizer; keras SGD(momentum=0) is the same update.
+        "sgd": MappingProxyType({"momentum": 0.0, "nesterov": False}),
+        # tf.train.AdamOptimizer defaults; Keras's own Adam default epsilon is 1e-7.
+        "adam": MappingProxyType({"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
+        # tf.train.RMSPropOptimizer(lr, decay=0.9): ms starts at 1.0, eps 1e-10.
+        "rmsprop_tf1": MappingProxyType(
+            {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-10, "initial_accumulator": 1.0}
+        ),
+    }
+)
+OPTIMIZERS = tuple(OPTIMIZER_ARGS)
+
+# Allowed range of each optimizer argument: (low, high, low_inclusive, high_inclusive).
+_ARG_RANGES = {
+    "momentum": (0.0, 1.0, True, False),
+    "beta_1": (0.0, 1.0, True, False),
+    "beta_2": (0.0, 1.0, True, False),
+    "rho": (0.0, 1.0, True, False),
+    "epsilon": (0.0, math.inf, False, False),
+    "initial_accumulator": (0.0, math.inf, True, False),
+}
+
+
+def _frozen(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe as the original code ran it."""
+
+    optimizer: str  # "sgd" | "adam" | "rmsprop_tf1"
+    learning_rate: float
+    optimizer_args: Mapping  # read-only; see OPTIMIZER_ARGS for the names
+    batch_size: int
+    budget: int  # as the original counted it
+    budget_unit: str  # "steps" | "epochs"
+    shuffle: bool  # True: TF1 mnist.train.next_batch, reshuffled every epoch
+    drop_last: bool  # True: the last partial batch of an epoch is dropped
+    kernel_init: str  # human-readable
+    bias_init: str | None  # None when the net has no biases
+    dropout: tuple[float, ...] = ()  # Keras rates (1 - keep), in layer order
+
+    def __post_init__(self):
+        object.__setattr__(self, "optimizer_args", _frozen(self.optimizer_args))
+        object.__setattr__(self, "dropout", tuple(self.dropout))
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Optimizer steps in one pass over ``n_train`` images."""
+        if n_train <= 0:
+            raise ValueError(f"n_train must be positive, got {n_train}")
+        if self.drop_last:
+            return n_train // self.batch_size
+        return -(-n_train // self.batch_size)
+
+    def total_steps(self, n_train: int) -> int:
+        """The whole budget in optimizer steps."""
+        if self.budget_unit == "steps":
+            return self.budget
+        return self.budget * self.steps_per_epoch(n_train)
+
+    def as_dict(self) -> dict:
+        """JSON-serialisable copy (for logging)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["optimizer_args"] = dict(self.optimizer_args)
+        out["dropout"] = list(self.dropout)
+        return out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The accuracy the author claims, and how the original measured it."""
+
+    text: str | None  # the author's words; None if no claim
+    value: float | None  # headline figure as a fraction
+    lower: float | None  # lowest accuracy consistent with the claim's rounding
+    where: str  # how/where the original measured it
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    title: str
+    author: str
+    seed_file: str
+    baseline: bool
+    layers: str  # one-line description of the layer stack (SPEC table)
+    recipe: Recipe
+    claim: Claim
+    variants: Mapping[str, str]  # variant -> description; always has "default"
+    fidelity: tuple[str, ...]  # one line per fidelity decision
+    # variant -> recipe fields it changes (applied before user overrides)
+    variant_recipes: Mapping[str, Mapping] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if "default" not in self.variants:
+            raise RegistryError(f"architecture {self.name!r} has no 'default' variant")
+        unknown = set(self.variant_recipes) - set(self.variants)
+        if unknown:
+            raise RegistryError(f"{self.name}: recipe changes for undeclared variants {sorted(unknown)}")
+        object.__setattr__(self, "variants", _frozen(self.variants))
+        object.__setattr__(
+            self,
+            "variant_recipes",
+            MappingProxyType({k: _frozen(v) for k, v in self.variant_recipes.items()}),
+        )
+        object.__setattr__(self, "fidelity", tuple(self.fidelity))
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "author": self.author,
+            "seed_file": self.seed_file,
+            "baseline": self.baseline,
+            "layers": self.layers,
+            "recipe": self.recipe.as_dict(),
+            "claim": self.claim.as_dict(),
+            "variants": dict(self.variants),
+            "fidelity": list(self.fidelity),
+        }
+
+
+# ---------------------------------------------------------------------------
+# Fidelity lines shared by several architectures
+# ---------------------------------------------------------------------------
+
+_LOGITS = (
+    "Outputs 10 logits; the final softmax is folded into "
+    "SparseCategoricalCrossentropy(from_logits=True), the numerically stable form of "
+    "softmax + cross-entropy (same optimum, same gradients up to rounding)."
+)
+_FULL_TEST = (
+    "The port's primary number is accuracy on the full 10,000-image test set after the "
+    "whole budget; the original's own evaluation is recorded in claim.where."
+)
+_TRUNC_NORMAL = (
+    "truncated_normal is keras.initializers.TruncatedNormal: like TF1 it re-draws values "
+    "beyond 2 sd, so the distribution matches; the random stream differs (seeded from "
+    "Keras's global seed)."
+)
+_NEXT_BATCH = (
+    "Data order: TF1 mnist.train.next_batch, emulated as a fresh shuffle of the 55,000 "
+    "training images every epoch (shuffle=True)."
+)
+_ADAM_EPS = (
+    "Adam epsilon 1e-8 = TF1 AdamOptimizer's default (Keras's default is 1e-7); Keras and "
+    "TF1 Adam both use the bias-corrected 'epsilon hat' update, so the update is the same."
+)
+
+
+# ---------------------------------------------------------------------------
+# The registry
+# ---------------------------------------------------------------------------
+
+_ADAM_TF1 = dict(OPTIMIZER_ARGS["adam"])
+
+ARCHITECTURES: dict[str, Architecture] = {}
+
+
+def _register(arch: Architecture) -> None:
+    if arch.name in ARCHITECTURES:
+        raise RegistryError(f"duplicate architecture {arch.name!r}")
+    ARCHITECTURES[arch.name] = arch
+
+
+_register(
+    Architecture(
+        name="jerkic",
+        title="Implementing A Convolutional Neural Network Using Tensorflow",
+        author="Marko Jerkić (Learner's Deep Learning Blog)",
+        seed_file="000_09cce82852fd5c8c.txt",
+        baseline=False,
+        layers=(
+            "conv5x5 16 +b, ReLU, pool; conv5x5 16 +b, ReLU, pool; "
+            "FC 784->1024 ReLU; dropout keep 0.5; FC 10"
+        ),
+        recipe=Recipe(
+            optimizer="sgd",
+            learning_rate=0.01,
+            optimizer_args={},
+            batch_size=128,
+            budget=2001,
+            budget_unit="steps",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="truncated_normal(stddev=0.1)",
+            bias_init="zeros",
+            dropout=(0.5,),
+        ),
+        claim=Claim(
+            text=None,
+            value=None,
+            lower=None,
+            where="one 128-image test batch per step; accuracy plot only",
+        ),
+        variants={"default": "as in the author's linked source code"},
+        fidelity=(
+            "The blog post shows only fragments; layers, init and recipe are the author's "
+            "linked source code (SPEC section 2).",
+            _LOGITS,
+            _TRUNC_NORMAL,
+            "Dropout keep 0.5 -> Dropout(rate=0.5); both TF1 and Keras scale kept units "
+            "by 1/keep in training and do nothing at evaluation.",
+            _NEXT_BATCH + " With batch 128, next_batch fills the epoch's last batch "
+            "(88 images) with 40 from the next epoch; the port's epochs end with one "
+            "partial batch of 88 instead (drop_last=False). The budget is 2001 steps either way.",
+            "No accuracy is claimed (only a plot of accuracy on one 128-image test batch "
+            "per step); the port reports the full test set.",
+            _FULL_TEST,
+        ),
+    )
+)
+
+_register(
+    Architecture(
+        name="cnn_tutorial",
+        title="Convolutional Neural Network Tutorial (TensorFlow, MNIST)",
+        author="GitHub README 'cnn_tutorial' (after the TensorFlow Deep MNIST tutorial)",
+        seed_file="001_36be00bac48a499a.txt",
+        baseline=False,
+        layers=(
+            "conv5x5 32 +b, ReLU, pool; conv5x5 64 +b, ReLU, pool; "
+            "FC 3136->1024 ReLU; dropout keep 0.6; FC 10 softmax"
+        ),
+        recipe=Recipe(
+            optimizer="adam",
+            learning_rate=1e-4,
+            optimizer_args=_ADAM_TF1,
+            batch_size=50,
+            budget=20000,
+            budget_unit="steps",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="truncated_normal(stddev=0.1)",
+            bias_init="constant(0.1)",
+            dropout=(0.4,),
+        ),
+        claim=Claim(
+            text="~99.2% (the cited TensorFlow Deep MNIST tutorial; the author states none)",
+            value=0.992,
+            lower=0.9915,
+            where="full test set (the cited tutorial's final evaluation)",
+        ),
+        variants={
+            "default": (
+                "corrected: bias added to the conv outputs, dropout only in training, "
+                "stable cross-entropy on logits"
+            ),
+            "printed": (
+                "the README's bugs: conv bias added to the weights (conv2d(x, w + b)) and "
+                "dropout (rate 0.4) active at evaluation too; loss still the stable one"
+            ),
+        },
+        fidelity=(
+            "Budget 20,000 steps of batch 50: the cited TensorFlow 'Deep MNIST' tutorial. "
+            "The README's loop (range(20), next_batch(50)) is a truncated sketch of it, and "
+            "its batch_size = 128 is never used.",
+            "Dropout: the README's keep_rate = 0.6 -> Dropout(rate=0.4).",
+            "Default variant = CORRECTED: the README adds the conv bias to the weights, "
+            "applies dropout with the constant keep_rate (so also at evaluation) and uses "
+            "-sum(y*log(softmax)); the default adds the bias to the conv outputs, drops out "
+            "only in training and uses the stable loss on logits.",
+            "Variant 'printed' keeps the printed architecture bugs: conv2d(x, w + b) with b "
+            "(one value per output channel) broadcast over the kernel's out-channel axis, no "
+            "bias on the conv output, and dropout rate 0.4 also at evaluation (predictions "
+            "are random). It still uses the stable loss: the printed -sum(y*log(softmax)) is "
+            "the same function, differing only numerically (NaN once a softmax output "
+            "underflows to 0).",
+            _LOGITS,
+            _TRUNC_NORMAL,
+            _NEXT_BATCH,
+            _ADAM_EPS,
+            _FULL_TEST,
+        ),
+    )
+)
+
+_register(
+    Architecture(
+        name="singhal",
+        title="Convolutional Neural Network with TensorFlow Implementation",
+        author="Harsh Singhal",
+        seed_file="002_897a594e7736df9c.txt",
+        baseline=False,
+        layers=(
+            "conv5x5 6 +b, pool, ReLU; conv5x5 16 +b, pool, ReLU; "
+            "FC 784->128 ReLU; FC 10"
+        ),
+        recipe=Recipe(
+            optimizer="adam",
+            learning_rate=1e-4,
+            optimizer_args=_ADAM_TF1,
+            batch_size=100,
+            budget=100,
+            budget_unit="epochs",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="truncated_normal(stddev=0.05)",
+            bias_init="constant(0.05)",
+            dropout=(),
+        ),
+        claim=Claim(
+            text="an accuracy of 99%",
+            value=0.99,
+            lower=0.985,
+            where="5k validation set after each epoch",
+        ),
+        variants={"default": "as in the author's gist"},
+        fidelity=(
+            "The code is an embedded gist absent from the seed; layers, init and recipe are "
+            "the author's published code (SPEC section 2).",
+            "Order conv -> max-pool -> ReLU as published; identical to conv -> ReLU -> pool "
+            "because max-pooling commutes with the monotone ReLU (kept literal anyway).",
+            _LOGITS,
+            _TRUNC_NORMAL,
+            _NEXT_BATCH,
+            _ADAM_EPS,
+            "The claim was read off the 5,000-image validation set during training; the "
+            "port checks it against the test set.",
+            _FULL_TEST,
+        ),
+    )
+)
+
+_register(
+    Architecture(
+        name="thomas",
+        title="Convolutional Neural Networks Tutorial in TensorFlow",
+        author="Andy Thomas (Adventures in Machine Learning)",
+        seed_file="003_9d71914a5204d80d.txt",
+        baseline=False,
+        layers=(
+            "conv5x5 32 +b, ReLU, pool; conv5x5 64 +b, ReLU, pool; "
+            "FC 3136->1000 ReLU; FC 10"
+        ),
+        recipe=Recipe(
+            optimizer="adam",
+            learning_rate=1e-4,
+            optimizer_args=_ADAM_TF1,
+            batch_size=50,
+            budget=10,
+            budget_unit="epochs",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="truncated_normal(stddev=0.03)",
+            bias_init="conv: truncated_normal(stddev=1.0); dense: truncated_normal(stddev=0.01)",
+            dropout=(),
+        ),
+        claim=Claim(
+            text="after 10 epochs we have reached an impressive prediction accuracy of 99%",
+            value=0.99,
+            lower=0.985,
+            where="full test set after each epoch",
+        ),
+        variants={"default": "as in the author's repository"},
+        fidelity=(
+            "Conv biases start truncated_normal with sd 1.0 (the code passes no stddev, so "
+            "TF1's default 1.0 applies); kept as published although it is unusually large.",
+            "The text's '3164 nodes' is a typo: the flatten size is 7*7*64 = 3136, as in the code.",
+            _LOGITS,
+            _TRUNC_NORMAL,
+            _NEXT_BATCH + " 10 epochs x 1,100 steps of next_batch(50).",
+            _ADAM_EPS,
+            "The original printed test accuracy after every epoch; '99% after 10 epochs' "
+            "is the last of those, which is also the port's number (no best-epoch selection).",
+            _FULL_TEST,
+        ),
+    )
+)
+
+_register(
+    Architecture(
+        name="zaccone",
+        title="Deep Learning with TensorFlow: a CNN for MNIST (Packt article)",
+        author="Giancarlo Zaccone",
+        seed_file="004_73326bcaf0bdbdd6.txt",
+        baseline=False,
+        layers=(
+            "conv3x3 32, ReLU, pool, dropout keep 0.8; conv3x3 64, ReLU, pool, dropout 0.8; "
+            "conv3x3 128, ReLU, pool (->4x4x128); flatten 2048, dropout 0.8; "
+            "FC 625 ReLU, dropout keep 0.5; FC 10; no biases"
+        ),
+        recipe=Recipe(
+            optimizer="rmsprop_tf1",
+            learning_rate=1e-3,
+            optimizer_args=dict(OPTIMIZER_ARGS["rmsprop_tf1"]),
+            batch_size=128,
+            budget=100,
+            budget_unit="epochs",
+            shuffle=False,
+            drop_last=True,
+            kernel_init="random_normal(stddev=0.01)",
+            bias_init=None,
+            dropout=(0.2, 0.2, 0.2, 0.5),
+        ),
+        claim=Claim(
+            text="a classification accuracy of about 99%",
+            value=0.99,
+            lower=0.985,
+            where="random 256-image test subset after each epoch",
+        ),
+        variants={"default": "as in the author's code"},
+        fidelity=(
+            "Optimizer 'rmsprop_tf1' emulates TF1 RMSPropOptimizer(0.001, decay=0.9): ms "
+            "starts at 1.0, ms = rho*ms + (1-rho)*g^2, mom = momentum*mom + lr*g/sqrt(ms + "
+            "eps), var -= mom, eps 1e-10 inside the sqrt. Keras RMSprop starts ms at 0 and "
+            "uses eps 1e-7, which changes the first steps (a much larger first update).",
+            "Data order: fixed (no shuffling), batches zip(range(0, 55000, 128), "
+            "range(128, 55001, 128)): 429 steps per epoch, the last 88 images never seen "
+            "(shuffle=False, drop_last=True).",
+            "No biases anywhere (use_bias=False), as in the code; weights random_normal "
+            "sd 0.01 (keras.initializers.RandomNormal).",
+            "Dropout keep 0.8 (after pools 1, 2 and the flatten) and keep 0.5 (after FC 625) "
+            "-> Dropout(rate=0.2) x3 and Dropout(rate=0.5).",
+            "The printed article computes conv3_a = relu(conv3) but then pools conv3 (the "
+            "ReLU would be dead code); the port follows the author's code and SPEC: ReLU "
+            "before pool 3. The prose's 'fully-connected layer with 128 neurons' is 625 in "
+            "the code, which the port follows.",
+            "The text claims 'about 99%' after '10,000 iterations'; the code runs 100 epochs "
+            "x 429 = 42,900 steps, the budget the port uses.",
+            "The original evaluated on a random 256-image test subset each epoch; the port "
+            "evaluates the full test set.",
+            "The loss was already softmax_cross_entropy_with_logits on logits: no change.",
+            _FULL_TEST,
+        ),
+    )
+)
+
+_register(
+    Architecture(
+        name="softmax_regression",
+        title="MNIST for ML Beginners (TensorFlow tutorial), softmax regression baseline",
+        author="TensorFlow authors",
+        seed_file="004_73326bcaf0bdbdd6.txt",
+        baseline=True,
+        layers="flatten 784 -> FC 10",
+        recipe=Recipe(
+            optimizer="sgd",
+            learning_rate=0.5,
+            optimizer_args={},
+            batch_size=100,
+            budget=1000,
+            budget_unit="steps",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="zeros",
+            bias_init="zeros",
+            dropout=(),
+        ),
+        claim=Claim(
+            text="a simple softmax model provides about 92% classification accuracy",
+            value=0.92,
+            lower=0.915,
+            where="full test set (TensorFlow 'MNIST for beginners'; quoted by seed 004)",
+        ),
+        variants={"default": "the TensorFlow 'MNIST for beginners' recipe"},
+        fidelity=(
+            "Baseline, not audited as a tutorial: the recipe is TensorFlow's 'MNIST for "
+            "beginners' (W and b zeros, SGD lr 0.5, next_batch(100), 1,000 steps), the "
+            "model seed 004 compares against.",
+            "The beginners' tutorial used -sum(y*log(softmax)); " + _LOGITS,
+            _NEXT_BATCH,
+            _FULL_TEST,
+        ),
+    )
+)
+
+_register(
+    Architecture(
+        name="mlp",
+        title="Python TensorFlow Tutorial: a three-layer network (reconstructed baseline)",
+        author="Andy Thomas (Adventures in Machine Learning)",
+        seed_file="003_9d71914a5204d80d.txt",
+        baseline=True,
+        layers="flatten 784 -> FC 300 ReLU -> FC 10",
+        recipe=Recipe(
+            optimizer="sgd",
+            learning_rate=0.5,
+            optimizer_args={},
+            batch_size=100,
+            budget=10,
+            budget_unit="epochs",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="random_normal(stddev=0.03)",
+            bias_init="random_normal(stddev=1.0)",
+            dropout=(),
+        ),
+        claim=Claim(
+            text="a successful prediction accuracy on the order of 97-98%",
+            value=0.975,
+            lower=0.965,
+            where="full test set (the author's earlier tutorial; quoted by seed 003)",
+        ),
+        variants={"default": "reconstructed from the author's earlier TensorFlow tutorial"},
+        fidelity=(
+            "Reconstructed baseline: the author's earlier tutorial is not in the seeds; "
+            "784 -> 300 ReLU -> 10, W random_normal sd 0.03, SGD lr 0.5, batch 100, "
+            "10 epochs (SPEC section 2).",
+            "Biases start random_normal with sd 1.0: that code writes tf.random_normal([300]) "
+            "with no stddev, so TF1's default 1.0 applies (SPEC gives only the weights' sd).",
+            "That code's loss is a clipped per-class binary cross-entropy on softmax outputs "
+            "(-mean(sum(y*log(p) + (1-y)*log(1-p)))); the port uses the standard softmax "
+            "cross-entropy on logits like every other model, which changes the gradient "
+            "scale at lr 0.5.",
+            _LOGITS,
+            _NEXT_BATCH + " 10 epochs x 550 steps.",
+            _FULL_TEST,
+        ),
+    )
+)
+
+BASELINES = tuple(name for name, a in ARCHITECTURES.items() if a.baseline)
+assert BASELINES == ("softmax_regression", "mlp")
+
+
+# ---------------------------------------------------------------------------
+# Look-ups
+# ---------------------------------------------------------------------------
+
+
+def list_models() -> list[str]:
+    """Architecture names, in registry order."""
+    return list(ARCHITECTURES)
+
+
+def get_architecture(name: str) -> Architecture:
+    try:
+        return ARCHITECTURES[name]
+    except (KeyError, TypeError):
+        raise RegistryError(
+            f"unknown architecture {name!r}; known: {', '.join(ARCHITECTURES)}"
+        ) from None
+
+
+def list_variants(name: str) -> list[str]:
+    """The variants of one architecture ("default" first)."""
+    return list(get_architecture(name).variants)
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_optimizer_args(optimizer: str, args, where: str) -> dict:
+    allowed = OPTIMIZER_ARGS[optimizer]
+    if not isinstance(args, Mapping):
+        raise RegistryError(
+            f"{where}: optimizer_args must be a mapping, got {args!r}; "
+            f"allowed keys for {optimizer}: {', '.join(allowed)}"
+        )
+    out = {}
+    for key, value in args.items():
+        if key not in allowed:
+            raise RegistryError(
+                f"{where}: unknown optimizer_args key {key!r} for optimizer {optimizer!r}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        if isinstance(allowed[key], bool):
+            if not isinstance(value, bool):
+                raise RegistryError(f"{where}: optimizer_args.{key} must be true or false, got {value!r}")
+        else:
+            lo, hi, lo_inc, hi_inc = _ARG_RANGES[key]
+            ok = _is_number(value) and (value >= lo if lo_inc else value > lo) and (
+                value <= hi if hi_inc else value < hi
+            )
+            if not ok:
+                rng = f"{'[' if lo_inc else '('}{lo}, {hi}{']' if hi_inc else ')'}"
+                raise RegistryError(
+                    f"{where}: optimizer_args.{key} = {value!r} is not allowed; "
+                    f"it must be a number in {rng}"
+                )
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def _check_override(key: str, value, where: str):
+    """Validate one override value; return it normalised (e.g. int lr -> float)."""
+    if key == "optimizer":
+        if value not in OPTIMIZERS:
+            raise RegistryError(f"{where}: optimizer = {value!r} is not allowed; choose one of: {', '.join(OPTIMIZERS)}")
+        return value
+    if key == "learning_rate":
+        if not _is_number(value) or value <= 0:
+            raise RegistryError(f"{where}: learning_rate = {value!r} is not allowed; it must be a number > 0")
+        return float(value)
+    if key in ("batch_size", "budget"):
+        if not _is_int(value) or value <= 0:
+            raise RegistryError(f"{where}: {key} = {value!r} is not allowed; it must be an integer >= 1")
+        return value
+    if key == "budget_unit":
+        if value not in BUDGET_UNITS:
+            raise RegistryError(f"{where}: budget_unit = {value!r} is not allowed; choose one of: {', '.join(BUDGET_UNITS)}")
+        return value
+    if key in ("shuffle", "drop_last"):
+        if not isinstance(value, bool):
+            raise RegistryError(f"{where}: {key} = {value!r} is not allowed; it must be true or false")
+        return value
+    raise AssertionError(key)  # optimizer_args is handled by the caller
+
+
+def _apply(recipe: Recipe, changes: Mapping | None, where: str) -> Recipe:
+    if changes is None:
+        return recipe
+    if not isinstance(changes, Mapping):
+        raise RegistryError(f"{where}: overrides must be a mapping of {', '.join(OVERRIDABLE)}; got {changes!r}")
+    unknown = [k for k in changes if k not in OVERRIDABLE]
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown recipe key {unknown[0]!r}; overridable keys: {', '.join(OVERRIDABLE)}"
+        )
+    new = {k: _check_override(k, v, where) for k, v in changes.items() if k != "optimizer_args"}
+    optimizer = new.get("optimizer", recipe.optimizer)
+    # Changing the optimizer starts from the new optimizer's TF1 defaults; given
+    # optimizer_args are merged on top of whatever the base is.
+    if optimizer != recipe.optimizer:
+        base_args = {} if optimizer == "sgd" else dict(OPTIMIZER_ARGS[optimizer])
+    else:
+        base_args = dict(recipe.optimizer_args)
+    if "optimizer_args" in changes:
+        base_args.update(_check_optimizer_args(optimizer, changes["optimizer_args"], where))
+    new["optimizer_args"] = base_args
+    return replace(recipe, **new)
+
+
+def resolve_recipe(name: str, variant: str = "default", overrides: Mapping | None = None) -> Recipe:
+    """The recipe one run uses: the published one, then the variant's changes, then overrides.
+
+    ``overrides`` maps keys of OVERRIDABLE to new values. ``optimizer_args`` is merged
+    into the current arguments (switching ``optimizer`` first resets them to the new
+    optimizer's TF1 defaults). Raises RegistryError naming the key, the bad value and
+    what is allowed.
+    """
+    arch = get_architecture(name)
+    if variant not in arch.variants:
+        raise RegistryError(
+            f"unknown variant {variant!r} of architecture {name!r}; "
+            f"{name} has: {', '.join(arch.variants)}"
+        )
+    recipe = _apply(arch.recipe, arch.variant_recipes.get(variant), f"{name}/{variant} variant recipe")
+    return _apply(recipe, overrides, f"recipe override for {name}")

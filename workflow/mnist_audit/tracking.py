@@ -1,0 +1,205 @@
+"""MLflow: the store and experiment set-up (once), and one run per training job.
+
+Two rules matter here:
+
+* The store and the experiment are created by one job before anything logs.
+  With MLflow 3 and a fresh sqlite store, several processes that open it at the
+  same moment race on the schema migration (``duplicate column name``); one
+  ``init_tracking`` job removes the race.
+* Logging is a separate step that reads the training job's local outputs
+  (metrics.json, history.csv, ...). A tracking server that is down fails that
+  step with a clear message, the measured results stay on disk, and a rerun logs
+  them. Logging is idempotent: a run already logged for the same job and the
+  same results is found by its tags and not logged twice; a half-logged run is
+  deleted and logged again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+TAG = "mnist_audit"  # tag prefix
+
+
+class TrackingError(RuntimeError):
+    pass
+
+
+def _fast_fail_http() -> None:
+    """MLflow's own HTTP retries wait minutes; we retry (and explain) ourselves."""
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
+
+
+def with_retries(fn: Callable, what: str, uri: str, attempts: int = 3, backoff_s: float = 2.0):
+    last = None
+    for i in range(attempts):
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001  (MLflow raises many kinds on a dead server)
+            last = e
+            log.warning("%s: attempt %d/%d failed: %s", what, i + 1, attempts, e)
+            if i + 1 < attempts:
+                time.sleep(backoff_s * 2**i)
+    raise TrackingError(
+        f"{what}: the MLflow tracking store at {uri} could not be reached after {attempts} "
+        f"attempts ({type(last).__name__}: {last}). Nothing measured is lost: the job's results "
+        "are on disk, and rerunning the pipeline logs them once the store is back "
+        "(or set mlflow.tracking_uri / MLFLOW_TRACKING_URI to a reachable one)."
+    ) from last
+
+
+def init_tracking(uri: str, experiment: str, artifact_location: str | None, sweep: Mapping,
+                  config: Mapping, attempts: int = 3) -> dict:
+    """Create (or find) the store, the experiment and the sweep's parent run."""
+    _fast_fail_http()
+    from mlflow import MlflowClient
+
+    def go():
+        client = MlflowClient(tracking_uri=uri)
+        exp = client.get_experiment_by_name(experiment)
+        if exp is None:
+            exp_id = client.create_experiment(
+                experiment,
+                artifact_location=artifact_location if uri.startswith("sqlite:") else None,
+                tags={"mlflow.note.content": "Audit of five TensorFlow MNIST CNN tutorials' accuracy claims."},
+            )
+        else:
+            exp_id = exp.experiment_id
+        parent = client.create_run(
+            exp_id,
+            run_name=f"sweep {sweep['id']}",
+            tags={f"{TAG}.kind": "sweep", f"{TAG}.sweep": sweep["id"], **{f"{TAG}.{k}": str(v) for k, v in sweep.items() if k != "id"}},
+        )
+        client.log_dict(parent.info.run_id, dict(config), "config.json")
+        client.set_terminated(parent.info.run_id, "FINISHED")
+        return {"tracking_uri": uri, "experiment": experiment, "experiment_id": exp_id,
+                "parent_run_id": parent.info.run_id, "sweep_id": sweep["id"]}
+
+    return with_retries(go, "init_tracking", uri, attempts)
+
+
+def _flatten(d: Mapping, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping | None) -> dict:
+    """Params, tags and metrics for one run, from the job's local outputs."""
+    arch, variant, seed = metrics["arch"], metrics["variant"], metrics["seed"]
+    if metrics["published_recipe"]:
+        recipe_kind = "published"
+    elif metrics["overrides"]:
+        recipe_kind = "overridden"
+    else:
+        recipe_kind = f"scaled x{metrics['budget_scale']:g}"
+    params = {
+        "arch": arch, "variant": variant, "seed": seed,
+        "budget_scale": metrics["budget_scale"], "train_subset": metrics["train_subset"],
+        "eval_subset": metrics["eval_subset"], "total_steps": metrics["total_steps"],
+        "published_steps": metrics["published_steps"], "steps_per_epoch": metrics["steps_per_epoch"],
+        **{f"recipe.{k}": v for k, v in _flatten(metrics["recipe"]).items()},
+        **{f"override.{k}": v for k, v in _flatten(metrics["overrides"]).items()},
+    }
+    device = metrics.get("device") or {}
+    prov = metrics.get("provenance") or {}
+    tags = {
+        "architecture": arch, "variant": variant, "seed": str(seed), "recipe": recipe_kind,
+        "backend": metrics["backend"], "device": device.get("name", "unknown"),
+        "baseline": str(metrics["baseline"]).lower(),
+        "git_commit": prov.get("git_commit", "unknown"),
+        f"{TAG}.job": f"{arch}/{variant}/seed{seed}",
+        **{f"versions.{k}": v for k, v in (prov.get("packages") or {}).items()},
+    }
+    if manifest:
+        tags.update({f"data.payload_sha256.{k}": v for k, v in manifest.get("payload_sha256", {}).items()})
+        tags["data.split_sha256"] = manifest.get("split_sha256", "")
+    final = {
+        "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
+        "val_accuracy": metrics["val_accuracy"], "val_loss": metrics["val_loss"],
+        "best_epoch_test_accuracy_optimistic": metrics["best_epoch_test_accuracy_optimistic"],
+        **{f"timing.{k}": v for k, v in metrics["timing"].items()
+           if isinstance(v, (int, float)) and not isinstance(v, bool)},
+    }
+    per_epoch = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
+                 "train_seconds", "wall_seconds"]
+    series = [(f"epoch.{k}", float(r[k]), int(r["epoch"])) for r in history_rows for k in per_epoch]
+    return {"params": params, "tags": tags, "final": final, "series": series,
+            "run_name": f"{arch}{'' if variant == 'default' else ':' + variant} s{seed}"}
+
+
+def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts: int = 3) -> dict:
+    """Log one finished training job (its directory of outputs) as one MLflow run."""
+    _fast_fail_http()
+    import pandas as pd
+    from mlflow import MlflowClient
+    from mlflow.entities import Metric, Param, RunTag
+
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    history = pd.read_csv(run_dir / "history.csv").to_dict("records")
+    manifest = json.loads(Path(manifest_path).read_text()) if manifest_path else None
+    payload = run_payload(metrics, history, manifest)
+    uri = sweep["tracking_uri"]
+    digest = metrics.get("result_id") or str(os.path.getmtime(run_dir / "metrics.json"))
+    job = payload["tags"][f"{TAG}.job"]
+
+    def go():
+        client = MlflowClient(tracking_uri=uri)
+        found = client.search_runs(
+            [sweep["experiment_id"]],
+            filter_string=f"tags.`{TAG}.job` = '{job}' and tags.`{TAG}.sweep` = '{sweep['sweep_id']}'",
+        )
+        for run in found:
+            if run.info.status == "FINISHED" and run.data.tags.get(f"{TAG}.results") == digest:
+                log.info("%s already logged as run %s", job, run.info.run_id)
+                return {"run_id": run.info.run_id, "already_logged": True}
+            client.delete_run(run.info.run_id)  # half-logged, or from older results
+        t_end_ms = int(os.path.getmtime(run_dir / "metrics.json") * 1000)
+        wall = metrics["timing"]["wall_seconds"]
+        t0_ms = t_end_ms - int(wall * 1000)
+        run = client.create_run(
+            sweep["experiment_id"], start_time=t0_ms, run_name=payload["run_name"],
+            tags={**payload["tags"], f"{TAG}.sweep": sweep["sweep_id"],
+                  "mlflow.parentRunId": sweep["parent_run_id"]},
+        )
+        rid = run.info.run_id
+        params = [Param(k, str(v)) for k, v in payload["params"].items()]
+        ms = [Metric(k, v, t0_ms + int(1000 * wall_at(history, step)), step) for k, v, step in payload["series"]]
+        final_step = int(history[-1]["epoch"])
+        ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
+               if v is not None and math.isfinite(float(v))]
+        for i in range(0, len(params), 100):
+            client.log_batch(rid, params=params[i : i + 100])
+        for i in range(0, len(ms), 1000):
+            client.log_batch(rid, metrics=ms[i : i + 1000])
+        for name in ("metrics.json", "history.csv", "confusion.csv", "model.keras"):
+            if (run_dir / name).exists():
+                client.log_artifact(rid, str(run_dir / name))
+        client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
+        client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
+        return {"run_id": rid, "already_logged": False}
+
+    result = with_retries(go, f"log_run {job}", uri, attempts)
+    return {**result, "job": job, "experiment_id": sweep["experiment_id"], "tracking_uri": uri}
+
+
+def wall_at(history: list[Mapping], epoch: int) -> float:
+    for r in history:
+        if int(r["epoch"]) == epoch:
+            return float(r["wall_seconds"])
+    return 0.0

@@ -1,0 +1,384 @@
+"""One training job: an architecture, a recipe variant and a seed, trained on its budget.
+
+The data order follows TF1's ``mnist.train.next_batch``: the training stream is the
+concatenation of one permutation of the training set per epoch (drawn from the
+seed and the epoch number), cut into consecutive batches, so a step budget that
+does not divide into epochs carries over epoch boundaries exactly as the
+tutorials did. Recipes with a fixed order (zaccone) use the identity order, and
+recipes that drop the last partial batch truncate each epoch.
+
+Training runs in *chunks* of one epoch's worth of steps (the last may be shorter).
+After each chunk the job evaluates the validation and test sets (monitoring only:
+nothing is selected on them), appends a row to the history and saves a
+checkpoint, so a killed job resumes from its last completed chunk. Because the
+data order is a pure function of (seed, step) and the checkpoint holds the
+weights, the optimizer state and the dropout RNG state, a resumed run ends with
+the same numbers as an uninterrupted one.
+
+The primary number is accuracy on the full 10,000-image test set after the whole
+budget (SPEC section 3).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import shutil
+import statistics
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from . import data as mdata
+from . import registry
+
+log = logging.getLogger(__name__)
+
+HISTORY_COLUMNS = [
+    "epoch",  # chunk number, 1-based: one epoch's worth of optimizer steps
+    "steps",  # optimizer steps completed
+    "epochs_seen",  # training images seen / training set size
+    "train_seconds",  # training time of this chunk (no evaluation)
+    "eval_seconds",  # evaluation time after this chunk
+    "wall_seconds",  # wall-clock seconds since training started (training + evaluation)
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "test_loss",
+    "test_accuracy",
+]
+
+
+def stream_positions(order_fn, epoch_len: int, start: int, stop: int) -> np.ndarray:
+    """Indices of training examples at stream positions [start, stop)."""
+    first, last = start // epoch_len, (stop - 1) // epoch_len
+    stream = np.concatenate([order_fn(e) for e in range(first, last + 1)])
+    offset = first * epoch_len
+    return stream[start - offset : stop - offset]
+
+
+class DataOrder:
+    """The training stream of a recipe: which example is at which position."""
+
+    def __init__(self, n_train: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int):
+        self.n, self.batch_size, self.shuffle, self.seed = n_train, batch_size, shuffle, seed
+        self.epoch_len = (n_train // batch_size) * batch_size if drop_last else n_train
+        if self.epoch_len == 0:
+            raise ValueError(f"batch size {batch_size} is larger than the training set ({n_train})")
+
+    def epoch_order(self, epoch: int) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(self.epoch_len)
+        return np.random.default_rng([self.seed, epoch]).permutation(self.n)[: self.epoch_len]
+
+    def batch_indices(self, first_step: int, n_steps: int) -> np.ndarray:
+        b = self.batch_size
+        return stream_positions(self.epoch_order, self.epoch_len, first_step * b, (first_step + n_steps) * b)
+
+
+def plan(recipe: registry.Recipe, n_train: int, budget_scale: float) -> dict:
+    """Steps, chunking and budget bookkeeping for one run."""
+    published = recipe.total_steps(n_train)
+    total = max(1, round(published * budget_scale))
+    per_chunk = recipe.steps_per_epoch(n_train)
+    return {
+        "published_steps": published,
+        "total_steps": total,
+        "steps_per_epoch": per_chunk,
+        "n_chunks": math.ceil(total / per_chunk),
+    }
+
+
+def _atomic_json(path: Path, obj) -> None:
+    mdata.atomic_write_json(path, obj)
+
+
+def _save_keras(model, path: Path) -> None:
+    """model.save through a temporary name (Keras needs the .keras suffix) and a rename."""
+    tmp = path.with_name(f".{path.stem}.part.keras")
+    model.save(tmp)
+    os.replace(tmp, path)
+
+
+def _signature(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Checkpoint:
+    """Model + progress after the last completed chunk, in ``out_dir/checkpoint``."""
+
+    def __init__(self, out_dir: Path, signature: str):
+        self.dir = Path(out_dir) / "checkpoint"
+        self.signature = signature
+
+    def load(self, custom_objects):
+        state_path = self.dir / "state.json"
+        if not state_path.exists():
+            return None
+        state = json.loads(state_path.read_text())
+        if state.get("signature") != self.signature:
+            log.warning("checkpoint in %s is from different settings; starting afresh", self.dir)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            return None
+        import keras
+
+        model = keras.saving.load_model(self.dir / state["model"], custom_objects=custom_objects)
+        return model, state
+
+    def save(self, model, chunk: int, state: dict) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        name = f"model-{chunk}.keras"
+        _save_keras(model, self.dir / name)
+        _atomic_json(self.dir / "state.json", {**state, "signature": self.signature, "model": name})
+        for old in self.dir.glob("model-*.keras"):
+            if old.name != name:
+                old.unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
+    return np.bincount(y_true.astype(np.int64) * n + y_pred, minlength=n * n).reshape(n, n)
+
+
+def train_run(
+    data_path: str | Path,
+    out_dir: str | Path,
+    arch: str,
+    variant: str = "default",
+    seed: int = 0,
+    overrides: dict | None = None,
+    budget_scale: float = 1.0,
+    train_subset: int | None = None,
+    eval_subset: int | None = None,
+    eval_batch_size: int = 1000,
+    device: dict | None = None,
+    config: dict | None = None,
+    stop_after_chunks: int | None = None,
+) -> dict:
+    """Train one job and write metrics.json, history.csv, model.keras and confusion.csv.
+
+    ``stop_after_chunks`` ends the process's work early (as a kill would), leaving the
+    checkpoint for a resume; tests use it. Returns the metrics dict.
+    """
+    import keras
+
+    from . import models
+
+    t_start_job = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    arch_info = registry.get_architecture(arch)
+    recipe = registry.resolve_recipe(arch, variant, overrides or {})
+    backend = keras.backend.backend()
+
+    t0 = time.perf_counter()
+    split = mdata.load_split(Path(data_path))
+    x_train, y_train = split["x_train"], split["y_train"]
+    if train_subset:
+        x_train, y_train = x_train[:train_subset], y_train[:train_subset]
+    x_val, y_val, x_test, y_test = split["x_val"], split["y_val"], split["x_test"], split["y_test"]
+    if eval_subset:
+        x_val, y_val = x_val[:eval_subset], y_val[:eval_subset]
+        x_test, y_test = x_test[:eval_subset], y_test[:eval_subset]
+    x_train, x_val, x_test = map(mdata.as_float, (x_train, x_val, x_test))
+    y_train, y_val, y_test = (a.astype(np.int32) for a in (y_train, y_val, y_test))
+    data_seconds = time.perf_counter() - t0
+
+    n_train = len(x_train)
+    p = plan(recipe, n_train, budget_scale)
+    order = DataOrder(n_train, recipe.batch_size, recipe.shuffle, recipe.drop_last, seed)
+    settings = {
+        "arch": arch, "variant": variant, "seed": seed, "recipe": recipe.as_dict(),
+        "budget_scale": budget_scale, "train_subset": train_subset, "eval_subset": eval_subset,
+        "backend": backend, "plan": p,
+    }
+    ckpt = Checkpoint(out_dir, _signature(settings))
+
+    keras.utils.set_random_seed(seed)
+    restored = ckpt.load(models.CUSTOM_OBJECTS)
+    if restored:
+        model, state = restored
+        history, start_chunk = state["history"], state["chunk"] + 1
+        wall_offset, resumed_from = state["wall_seconds"], state["chunk"] + 1
+        log.info("resuming %s/%s seed %d after chunk %d of %d", arch, variant, seed, start_chunk, p["n_chunks"])
+    else:
+        model = models.compile_model(models.build_model(arch, variant), recipe)
+        history, start_chunk, wall_offset, resumed_from = [], 0, 0.0, None
+
+    def evaluate(x, y):
+        r = model.evaluate(x, y, batch_size=eval_batch_size, verbose=0, return_dict=True)
+        return float(r["loss"]), float(r["accuracy"])
+
+    target = arch_info.claim.value
+    t_train_start = time.perf_counter() - wall_offset
+    for chunk in range(start_chunk, p["n_chunks"]):
+        first = chunk * p["steps_per_epoch"]
+        n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
+        idx = order.batch_indices(first, n_steps)
+        t = time.perf_counter()
+        fit = model.fit(
+            x_train[idx], y_train[idx], batch_size=recipe.batch_size, epochs=1, shuffle=False, verbose=0
+        )
+        train_seconds = time.perf_counter() - t
+        t = time.perf_counter()
+        val_loss, val_acc = evaluate(x_val, y_val)
+        test_loss, test_acc = evaluate(x_test, y_test)
+        eval_seconds = time.perf_counter() - t
+        row = {
+            "epoch": chunk + 1,
+            "steps": first + n_steps,
+            "epochs_seen": (first + n_steps) * recipe.batch_size / n_train,
+            "train_seconds": train_seconds,
+            "eval_seconds": eval_seconds,
+            "wall_seconds": time.perf_counter() - t_train_start,
+            "train_loss": float(fit.history["loss"][-1]),
+            "train_accuracy": float(fit.history["accuracy"][-1]),
+            "val_loss": val_loss,
+            "val_accuracy": val_acc,
+            "test_loss": test_loss,
+            "test_accuracy": test_acc,
+        }
+        history.append(row)
+        log.info(
+            "%s/%s seed %d: epoch %d/%d steps %d train %.2fs loss %.4f val %.4f test %.4f",
+            arch, variant, seed, row["epoch"], p["n_chunks"], row["steps"], train_seconds,
+            row["train_loss"], val_acc, test_acc,
+        )
+        if chunk + 1 < p["n_chunks"]:
+            ckpt.save(model, chunk, {"chunk": chunk, "history": history, "wall_seconds": row["wall_seconds"]})
+            if stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks:
+                log.warning("stopping early after chunk %d as asked (checkpoint kept)", chunk + 1)
+                return {"stopped_after_chunk": chunk + 1}
+
+    # Final evaluation: the full test set after the whole budget (the last row's numbers).
+    t = time.perf_counter()
+    logits = model.predict(x_test, batch_size=eval_batch_size, verbose=0)
+    predict_seconds = time.perf_counter() - t
+    y_pred = np.asarray(logits).argmax(axis=1)
+    cm = confusion_matrix(y_test, y_pred)
+    last = history[-1]
+    predicted_accuracy = float((y_pred == y_test).mean())
+
+    t = time.perf_counter()
+    _save_keras(model, out_dir / "model.keras")
+    save_seconds = time.perf_counter() - t
+    metrics = {
+        "arch": arch,
+        "variant": variant,
+        "seed": seed,
+        "baseline": arch_info.baseline,
+        "backend": backend,
+        "device": device or {},
+        "recipe": recipe.as_dict(),
+        "overrides": overrides or {},
+        "budget_scale": budget_scale,
+        "train_subset": train_subset,
+        "eval_subset": eval_subset,
+        "n_train": n_train,
+        "n_val": int(len(y_val)),
+        "n_test": int(len(y_test)),
+        **p,
+        "full_budget": budget_scale == 1.0 and not train_subset and not eval_subset,
+        "published_recipe": budget_scale == 1.0 and not train_subset and not eval_subset and not overrides,
+        "claim": {"text": arch_info.claim.text, "value": arch_info.claim.value, "lower": arch_info.claim.lower},
+        "test_accuracy": last["test_accuracy"],
+        "test_loss": last["test_loss"],
+        "val_accuracy": last["val_accuracy"],
+        "val_loss": last["val_loss"],
+        "train_loss": last["train_loss"],
+        "train_accuracy": last["train_accuracy"],
+        "test_accuracy_predict": predicted_accuracy,
+        "best_epoch_test_accuracy_optimistic": max(r["test_accuracy"] for r in history),
+        "resumed_from_epoch": resumed_from,
+        "timing": timing_summary(history, recipe.batch_size, p["steps_per_epoch"], len(y_val) + len(y_test), target),
+        "data_seconds": data_seconds,
+        "predict_seconds": predict_seconds,
+        "save_seconds": save_seconds,
+        "job_seconds": time.perf_counter() - t_start_job,
+        "provenance": _provenance(Path(data_path)),
+        "config": config or {},
+        "result_id": uuid.uuid4().hex,  # lets the logger tell these results from older ones
+    }
+    pd_history = _history_table(history)
+    _write_csv(out_dir / "history.csv", pd_history)
+    _write_csv(out_dir / "confusion.csv", _confusion_table(cm))
+    _atomic_json(out_dir / "metrics.json", metrics)
+    ckpt.clear()
+    return metrics
+
+
+def _provenance(data_path: Path) -> dict:
+    from . import provenance
+
+    manifest = data_path.parent / "manifest.json"
+    data = json.loads(manifest.read_text()) if manifest.exists() else {}
+    return {
+        "git_commit": provenance.git_commit(),
+        "packages": provenance.package_versions(),
+        **provenance.platform_info(),
+        "data_payload_sha256": data.get("payload_sha256", {}),
+        "data_split_sha256": data.get("split_sha256") or mdata.sha256_file(data_path),
+    }
+
+
+def timing_summary(history: list[dict], batch_size: int, steps_per_epoch: int, eval_images: int,
+                   target: float | None) -> dict:
+    """First epoch (tracing and compilation) apart from the steady state."""
+    first = history[0]
+    steps = [history[0]["steps"]] + [b["steps"] - a["steps"] for a, b in zip(history, history[1:])]
+    steady = [(r["train_seconds"], s) for r, s in zip(history[1:], steps[1:])]
+    if steady:
+        secs, n = sum(t for t, _ in steady), sum(s for _, s in steady)
+        per_step = statistics.median(t / s for t, s in steady)
+    else:  # a one-epoch run has no steady state: its only epoch includes compilation
+        secs, n, per_step = first["train_seconds"], steps[0], first["train_seconds"] / steps[0]
+    reached = next((r for r in history if target is not None and r["test_accuracy"] >= target), None)
+    eval_secs = [r["eval_seconds"] for r in history[1:]] or [first["eval_seconds"]]
+    return {
+        "total_train_seconds": sum(r["train_seconds"] for r in history),
+        "total_eval_seconds": sum(r["eval_seconds"] for r in history),
+        "wall_seconds": history[-1]["wall_seconds"],
+        "first_epoch_seconds": first["train_seconds"],
+        "first_epoch_overhead_seconds": max(0.0, first["train_seconds"] - per_step * steps[0]),
+        "steady_epoch_seconds": per_step * steps_per_epoch,
+        "steady_state_measured": bool(steady),
+        "train_images_per_second": n * batch_size / secs if secs > 0 else None,
+        "eval_images_per_second": eval_images / statistics.median(eval_secs) if eval_secs else None,
+        "target_accuracy": target,
+        "time_to_target_seconds": reached["wall_seconds"] if reached else None,
+        "time_to_target_epoch": reached["epoch"] if reached else None,
+        "target_reached": None if target is None else reached is not None,
+    }
+
+
+def _history_table(history):
+    import pandas as pd
+
+    return pd.DataFrame(history, columns=HISTORY_COLUMNS)
+
+
+def _confusion_table(cm):
+    import pandas as pd
+
+    df = pd.DataFrame(cm, index=pd.Index(range(10), name="true"), columns=[f"pred_{i}" for i in range(10)])
+    return df.reset_index()
+
+
+def _write_csv(path: Path, df) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        df.to_csv(tmp, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,44 @@
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The library lives beside the rules; importable even when not pip-installed.
+sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
+
+from mnist_audit import config as audit_config
+from mnist_audit.data import MNIST_FILES
+from mnist_audit.registry import list_models
+
+# The schema's architecture enum comes from the registry: one list of names.
+validate(
+    config,
+    schema=audit_config.resolved_schema_path(
+        Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+    ),
+)
+audit_config.check_config(config)
+
+
+wildcard_constraints:
+    arch="|".join(list_models()),
+    variant=r"[a-z0-9_]+",
+    seed=r"\d+",
+    file="|".join(name.replace(".", r"\.") for name in MNIST_FILES),
+
+
+RUNS = audit_config.run_keys(config)
+RUN_DIR = "results/runs/{arch}/{variant}/seed{seed}"
+DATA_DIR = "results/data/mnist"
+
+
+def run_paths(pattern):
+    return [pattern.format(arch=a, variant=v, seed=s) for a, v, s in RUNS]
+
+
+def train_params(wildcards):
+    return audit_config.train_settings(config, wildcards.arch, wildcards.variant)
+
+
+def all_targets():
+    return [f"{DATA_DIR}/manifest.json"] + run_paths(RUN_DIR + "/mlflow_run.json")

@@ -1,0 +1,56 @@
+rule init_tracking:
+    output:
+        sweep="results/mlflow/sweep.json",
+    params:
+        uri=audit_config.tracking_uri(config),
+        experiment=config["mlflow"]["experiment"],
+        artifact_root=audit_config.artifact_root(),
+        retries=config["mlflow"]["retries"],
+        config_hash=audit_config.config_hash(config),
+    log:
+        "results/logs/init_tracking.log",
+    priority: 100
+    script:
+        "../scripts/init_tracking.py"
+
+
+rule train_model:
+    input:
+        data=f"{DATA_DIR}/mnist.npz",
+        manifest=f"{DATA_DIR}/manifest.json",
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+        history=f"{RUN_DIR}/history.csv",
+        model=f"{RUN_DIR}/model.keras",
+        confusion=f"{RUN_DIR}/confusion.csv",
+    params:
+        settings=train_params,
+        jobs_per_gpu=config["gpu"]["jobs_per_gpu"],
+        memory_growth=config["gpu"]["memory_growth"],
+    log:
+        "results/logs/train_model/{arch}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_model/{arch}/{variant}/seed{seed}.tsv"
+    threads: 2
+    resources:
+        gpu=1,
+    script:
+        "../scripts/train_model.py"
+
+
+rule log_run:
+    input:
+        sweep=rules.init_tracking.output.sweep,
+        metrics=f"{RUN_DIR}/metrics.json",
+        history=f"{RUN_DIR}/history.csv",
+        model=f"{RUN_DIR}/model.keras",
+        confusion=f"{RUN_DIR}/confusion.csv",
+        manifest=f"{DATA_DIR}/manifest.json",
+    output:
+        marker=f"{RUN_DIR}/mlflow_run.json",
+    params:
+        retries=config["mlflow"]["retries"],
+    log:
+        "results/logs/log_run/{arch}/{variant}/seed{seed}.log",
+    script:
+        "../scripts/log_run.py"
