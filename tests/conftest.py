@@ -52,3 +52,29 @@ def synthetic_mnist(tmp_path):
     folder = tmp_path / "synthetic"
     sums = {name: write_gz(folder / name, idx_bytes(a)) for name, a in arrays.items()}
     return folder, sums, arrays
+
+
+@pytest.fixture(scope="session")
+def split_path(tmp_path_factory):
+    """A prepared split: the real MNIST when the local copy exists, else a synthetic one."""
+    from mnist_audit import data
+
+    out = tmp_path_factory.mktemp("split")
+    if have_local_mirror():
+        raw = {}
+        for name in data.MNIST_FILES:
+            raw[name] = out / "raw" / name
+            data.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
+        data.prepare_split(raw, out / "mnist.npz", out / "manifest.json")
+    else:
+        rng = np.random.default_rng(1)
+        arrays = {
+            "train-images-idx3-ubyte.gz": rng.integers(0, 256, (1600, 28, 28)),
+            "train-labels-idx1-ubyte.gz": rng.integers(0, 10, 1600),
+            "t10k-images-idx3-ubyte.gz": rng.integers(0, 256, (500, 28, 28)),
+            "t10k-labels-idx1-ubyte.gz": rng.integers(0, 10, 500),
+        }
+        sums = {n: write_gz(out / "raw" / n, idx_bytes(a)) for n, a in arrays.items()}
+        data.prepare_split({n: out / "raw" / n for n in arrays}, out / "mnist.npz", out / "manifest.json",
+                           n_validation=500, expected_payload=sums)
+    return out / "mnist.npz"

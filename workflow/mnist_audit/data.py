@@ -185,10 +185,19 @@ def verify_file(path: Path, spec: MnistFile, canonical: bool) -> dict:
     }
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
+def temp_beside(path: Path, suffix: str = ".part") -> tuple[int, str]:
+    """mkstemp in the destination's folder (so the rename is atomic), with umask permissions."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.fchmod(fd, 0o666 & ~umask)
+    return fd, tmp
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    fd, tmp = temp_beside(path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -229,7 +238,7 @@ def download_file(
     for mirror in map(Mirror.parse, mirrors):
         source = mirror.locate(name)
         for attempt in range(1 + max(0, retries)):
-            fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+            fd, tmp = temp_beside(dest)
             tmp = Path(tmp)
             try:
                 with os.fdopen(fd, "wb") as f:
@@ -365,7 +374,7 @@ def prepare_split(
     }
     out_npz = Path(out_npz)
     out_npz.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{out_npz.name}.", suffix=".part.npz", dir=out_npz.parent)
+    fd, tmp = temp_beside(out_npz, ".part.npz")
     os.close(fd)
     try:
         np.savez(tmp, **arrays)

@@ -28,7 +28,6 @@ import math
 import os
 import shutil
 import statistics
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -111,6 +110,32 @@ def _signature(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+def _seed_generators(model):
+    """(layer name, SeedGenerator) for every layer, in a stable order."""
+    stack, out = list(model.layers), []
+    while stack:
+        layer = stack.pop(0)
+        out += [(layer.name, sg) for sg in getattr(layer, "_seed_generators", [])]
+        stack += list(getattr(layer, "layers", []))
+    return out
+
+
+def rng_state(model) -> dict:
+    """Dropout RNG states. Keras 3 does not save SeedGenerator state in .keras files,
+    so without this a resumed run would draw different dropout masks."""
+    state = {}
+    for name, sg in _seed_generators(model):
+        state.setdefault(name, []).append(np.asarray(sg.state.value).tolist())
+    return state
+
+
+def set_rng_state(model, state: dict) -> None:
+    seen: dict[str, int] = {}
+    for name, sg in _seed_generators(model):
+        i = seen[name] = seen.get(name, -1) + 1
+        sg.state.assign(np.asarray(state[name][i], dtype=sg.state.dtype))
+
+
 class Checkpoint:
     """Model + progress after the last completed chunk, in ``out_dir/checkpoint``."""
 
@@ -130,13 +155,15 @@ class Checkpoint:
         import keras
 
         model = keras.saving.load_model(self.dir / state["model"], custom_objects=custom_objects)
+        set_rng_state(model, state["rng"])
         return model, state
 
     def save(self, model, chunk: int, state: dict) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"model-{chunk}.keras"
         _save_keras(model, self.dir / name)
-        _atomic_json(self.dir / "state.json", {**state, "signature": self.signature, "model": name})
+        _atomic_json(self.dir / "state.json",
+                     {**state, "signature": self.signature, "model": name, "rng": rng_state(model)})
         for old in self.dir.glob("model-*.keras"):
             if old.name != name:
                 old.unlink(missing_ok=True)
@@ -374,7 +401,7 @@ def _confusion_table(cm):
 
 
 def _write_csv(path: Path, df) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    fd, tmp = mdata.temp_beside(path)
     os.close(fd)
     try:
         df.to_csv(tmp, index=False)

@@ -1,0 +1,594 @@
+"""Tests of mnist_audit.registry (the published recipes) and mnist_audit.models (the ports).
+
+The expected values below are typed out from SPEC.md sections 2 and 3, not copied
+from registry.py, and the parameter/MAC counts are computed analytically here.
+"""
+
+import math
+import os
+import pathlib
+import subprocess
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+try:
+    import mnist_audit  # noqa: F401
+except ImportError:  # no conftest / install: use the in-tree library
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "workflow"))
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from keras import ops  # noqa: E402
+
+from mnist_audit import models, registry  # noqa: E402
+from mnist_audit.registry import RegistryError  # noqa: E402
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+NAMES = ["jerkic", "cnn_tutorial", "singhal", "thomas", "zaccone", "softmax_regression", "mlp"]
+ALL_VARIANTS = [(n, v) for n in NAMES for v in (["default", "printed"] if n == "cnn_tutorial" else ["default"])]
+IDS = [f"{n}-{v}" for n, v in ALL_VARIANTS]
+
+
+# ---------------------------------------------------------------------------
+# Registry contents
+# ---------------------------------------------------------------------------
+
+
+SEED_FILES = {
+    "jerkic": "000_09cce82852fd5c8c.txt",
+    "cnn_tutorial": "001_36be00bac48a499a.txt",
+    "singhal": "002_897a594e7736df9c.txt",
+    "thomas": "003_9d71914a5204d80d.txt",
+    "zaccone": "004_73326bcaf0bdbdd6.txt",
+    "softmax_regression": "004_73326bcaf0bdbdd6.txt",  # mentions it
+    "mlp": "003_9d71914a5204d80d.txt",  # mentions it
+}
+
+
+def test_names_order_and_baselines():
+    assert registry.list_models() == NAMES
+    assert list(registry.ARCHITECTURES) == NAMES
+    assert registry.BASELINES == ("softmax_regression", "mlp")
+    assert [n for n in NAMES if registry.get_architecture(n).baseline] == ["softmax_regression", "mlp"]
+    assert registry.OVERRIDABLE == (
+        "optimizer", "learning_rate", "optimizer_args", "batch_size",
+        "budget", "budget_unit", "shuffle", "drop_last",
+    )
+    for name in NAMES:
+        arch = registry.get_architecture(name)
+        assert arch.name == name
+        assert registry.list_variants(name)[0] == "default"
+        assert arch.fidelity and all(isinstance(line, str) and line for line in arch.fidelity)
+        assert arch.seed_file == SEED_FILES[name]
+    assert registry.list_variants("cnn_tutorial") == ["default", "printed"]
+
+
+ADAM_TF1 = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
+RMSPROP_TF1 = {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-10, "initial_accumulator": 1.0}
+
+# SPEC section 2, typed out:
+# name: optimizer, lr, args, batch, budget, unit, shuffle, drop_last, dropout rates
+SPEC_RECIPES = {
+    "jerkic": ("sgd", 0.01, {}, 128, 2001, "steps", True, False, (0.5,)),
+    "cnn_tutorial": ("adam", 1e-4, ADAM_TF1, 50, 20000, "steps", True, False, (0.4,)),
+    "singhal": ("adam", 1e-4, ADAM_TF1, 100, 100, "epochs", True, False, ()),
+    "thomas": ("adam", 1e-4, ADAM_TF1, 50, 10, "epochs", True, False, ()),
+    "zaccone": ("rmsprop_tf1", 1e-3, RMSPROP_TF1, 128, 100, "epochs", False, True, (0.2, 0.2, 0.2, 0.5)),
+    "softmax_regression": ("sgd", 0.5, {}, 100, 1000, "steps", True, False, ()),
+    "mlp": ("sgd", 0.5, {}, 100, 10, "epochs", True, False, ()),
+}
+# total optimizer steps over the 55,000 training images
+SPEC_TOTAL_STEPS = {
+    "jerkic": 2001,
+    "cnn_tutorial": 20000,
+    "singhal": 100 * 550,
+    "thomas": 10 * 1100,
+    "zaccone": 100 * 429,  # 55000 // 128, last partial batch dropped
+    "softmax_regression": 1000,
+    "mlp": 10 * 550,
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_matches_spec(name):
+    opt, lr, args, batch, budget, unit, shuffle, drop_last, dropout = SPEC_RECIPES[name]
+    r = registry.resolve_recipe(name)
+    assert r == registry.get_architecture(name).recipe
+    assert r.optimizer == opt
+    assert r.learning_rate == pytest.approx(lr, rel=0, abs=0)
+    assert dict(r.optimizer_args) == args
+    assert r.batch_size == batch
+    assert r.budget == budget
+    assert r.budget_unit == unit
+    assert r.shuffle is shuffle
+    assert r.drop_last is drop_last
+    assert r.dropout == dropout
+    assert r.total_steps(55000) == SPEC_TOTAL_STEPS[name]
+    d = r.as_dict()
+    import json
+
+    assert json.loads(json.dumps(d)) == d
+    assert d["optimizer_args"] == args and d["dropout"] == list(dropout)
+
+
+def test_steps_per_epoch_rounding():
+    z = registry.resolve_recipe("zaccone")
+    assert z.steps_per_epoch(55000) == 429 and z.steps_per_epoch(128) == 1
+    j = registry.resolve_recipe("jerkic")
+    assert j.steps_per_epoch(55000) == 430  # ceil: one partial batch of 88
+    assert j.total_steps(10) == 2001  # a step budget ignores the data size
+    assert registry.resolve_recipe("mlp").total_steps(1000) == 100  # 10 epochs x 10
+
+
+SPEC_INIT = {  # kernel_init, bias_init strings (human-readable)
+    "jerkic": ("truncated_normal(stddev=0.1)", "zeros"),
+    "cnn_tutorial": ("truncated_normal(stddev=0.1)", "constant(0.1)"),
+    "singhal": ("truncated_normal(stddev=0.05)", "constant(0.05)"),
+    "zaccone": ("random_normal(stddev=0.01)", None),
+    "softmax_regression": ("zeros", "zeros"),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_recipe_init_strings(name):
+    r = registry.resolve_recipe(name)
+    if name in SPEC_INIT:
+        assert (r.kernel_init, r.bias_init) == SPEC_INIT[name]
+    elif name == "thomas":
+        assert r.kernel_init == "truncated_normal(stddev=0.03)"
+        assert "truncated_normal(stddev=1.0)" in r.bias_init and "truncated_normal(stddev=0.01)" in r.bias_init
+    else:  # mlp
+        assert r.kernel_init == "random_normal(stddev=0.03)"
+
+
+SPEC_CLAIMS = {  # value, lower, a fragment of the text
+    "jerkic": (None, None, None),
+    "cnn_tutorial": (0.992, 0.9915, "99.2%"),
+    "singhal": (0.99, 0.985, "99%"),
+    "thomas": (0.99, 0.985, "99%"),
+    "zaccone": (0.99, 0.985, "about 99%"),
+    "softmax_regression": (0.92, 0.915, "about 92%"),
+    "mlp": (0.975, 0.965, "97-98%"),
+}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_claims(name):
+    value, lower, fragment = SPEC_CLAIMS[name]
+    c = registry.get_architecture(name).claim
+    assert c.value == value and c.lower == lower
+    if fragment is None:
+        assert c.text is None
+    else:
+        assert fragment in c.text and c.lower < c.value
+    assert c.where
+    if name == "jerkic":
+        assert "128" in c.where
+    if name == "singhal":
+        assert "validation" in c.where
+    if name == "zaccone":
+        assert "256" in c.where
+
+
+def test_fidelity_mentions_the_decisions():
+    text = {n: " ".join(registry.get_architecture(n).fidelity) for n in NAMES}
+    assert "20,000" in text["cnn_tutorial"] and "printed" in text["cnn_tutorial"]
+    assert "w + b" in text["cnn_tutorial"]
+    assert "1.0" in text["zaccone"] and "1e-10" in text["zaccone"] and "sqrt" in text["zaccone"]
+    assert "commutes" in text["singhal"]
+    for n in NAMES:
+        assert "logits" in text[n]
+
+
+# ---------------------------------------------------------------------------
+# Overrides and errors
+# ---------------------------------------------------------------------------
+
+
+def test_overrides_apply_and_do_not_mutate():
+    before = registry.get_architecture("thomas").recipe.as_dict()
+    r = registry.resolve_recipe("thomas", overrides={"learning_rate": 3e-4, "batch_size": 64, "shuffle": False})
+    assert (r.learning_rate, r.batch_size, r.shuffle) == (3e-4, 64, False)
+    assert r.optimizer_args == ADAM_TF1
+    assert registry.get_architecture("thomas").recipe.as_dict() == before
+    # optimizer_args merge into the current ones
+    r = registry.resolve_recipe("thomas", overrides={"optimizer_args": {"epsilon": 1e-7}})
+    assert dict(r.optimizer_args) == {**ADAM_TF1, "epsilon": 1e-7}
+    # switching optimizer starts from the new optimizer's TF1 defaults
+    r = registry.resolve_recipe("zaccone", overrides={"optimizer": "adam"})
+    assert dict(r.optimizer_args) == ADAM_TF1
+    r = registry.resolve_recipe("jerkic", overrides={"optimizer": "rmsprop_tf1", "optimizer_args": {"momentum": 0.9}})
+    assert dict(r.optimizer_args) == {**RMSPROP_TF1, "momentum": 0.9}
+    r = registry.resolve_recipe("zaccone", overrides={"budget": 2, "budget_unit": "steps"})
+    assert r.total_steps(55000) == 2
+    assert registry.resolve_recipe("mlp", overrides={}) == registry.resolve_recipe("mlp", overrides=None)
+
+
+def test_variant_recipe_changes_come_before_overrides(monkeypatch):
+    base = registry.get_architecture("singhal")
+    patched = registry.Architecture(
+        **{
+            **{f: getattr(base, f) for f in ("name", "title", "author", "seed_file", "baseline", "layers", "recipe", "claim", "fidelity")},
+            "variants": {"default": "d", "short": "s"},
+            "variant_recipes": {"short": {"budget": 3, "learning_rate": 1e-3}},
+        }
+    )
+    monkeypatch.setitem(registry.ARCHITECTURES, "singhal", patched)
+    r = registry.resolve_recipe("singhal", "short", {"learning_rate": 2e-3})
+    assert (r.budget, r.learning_rate) == (3, 2e-3)
+    assert registry.resolve_recipe("singhal").budget == 100
+
+
+def _raises(fn, *fragments):
+    with pytest.raises(RegistryError) as e:
+        fn()
+    msg = str(e.value)
+    for f in fragments:
+        assert f in msg, f"{f!r} not in {msg!r}"
+    return msg
+
+
+def test_unknown_architecture():
+    msg = _raises(lambda: registry.get_architecture("nope"), "nope", *NAMES)
+    assert msg.startswith("unknown architecture 'nope'; known: jerkic, cnn_tutorial")
+    _raises(lambda: registry.resolve_recipe("nope"), "nope")
+    _raises(lambda: registry.list_variants("nope"), "nope")
+    _raises(lambda: models.build_model("nope"), "nope", "jerkic")
+    assert isinstance(RegistryError("x"), ValueError)
+
+
+def test_unknown_variant():
+    _raises(lambda: registry.resolve_recipe("cnn_tutorial", "fixed"), "fixed", "default", "printed")
+    _raises(lambda: registry.resolve_recipe("jerkic", "printed"), "printed", "default")
+    _raises(lambda: models.build_model("thomas", "printed"), "printed", "default")
+
+
+def test_unknown_override_key():
+    _raises(lambda: registry.resolve_recipe("thomas", overrides={"lr": 0.1}), "'lr'", *registry.OVERRIDABLE)
+    _raises(lambda: registry.resolve_recipe("thomas", overrides={"dropout": (0.1,)}), "'dropout'", "optimizer_args")
+    _raises(lambda: registry.resolve_recipe("thomas", overrides=[("lr", 1)]), "mapping")
+
+
+@pytest.mark.parametrize(
+    "key, value, allowed",
+    [
+        ("batch_size", 0, "integer >= 1"),
+        ("batch_size", -5, "integer >= 1"),
+        ("batch_size", 32.0, "integer >= 1"),
+        ("batch_size", True, "integer >= 1"),
+        ("budget", 0, "integer >= 1"),
+        ("budget", "10", "integer >= 1"),
+        ("learning_rate", 0, "> 0"),
+        ("learning_rate", -1e-3, "> 0"),
+        ("learning_rate", "0.1", "> 0"),
+        ("learning_rate", float("nan"), "> 0"),
+        ("budget_unit", "iterations", "steps, epochs"),
+        ("optimizer", "adagrad", "sgd, adam, rmsprop_tf1"),
+        ("shuffle", "yes", "true or false"),
+        ("drop_last", 1, "true or false"),
+        ("optimizer_args", {"beta1": 0.9}, "beta_1, beta_2, epsilon"),
+        ("optimizer_args", {"epsilon": 0}, "(0.0, inf)"),
+        ("optimizer_args", {"beta_1": 1.5}, "[0.0, 1.0)"),
+        ("optimizer_args", [1, 2], "beta_1, beta_2, epsilon"),
+    ],
+)
+def test_bad_override_values(key, value, allowed):
+    msg = _raises(lambda: registry.resolve_recipe("thomas", overrides={key: value}), allowed)
+    assert key in msg
+    if key != "optimizer_args":
+        assert repr(value) in msg
+
+
+def test_registry_imports_without_keras():
+    code = (
+        "import sys; sys.path.insert(0, 'workflow'); import mnist_audit.registry as r; "
+        "assert r.list_models(); "
+        "bad = [m for m in ('keras', 'tensorflow', 'numpy', 'jax') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, timeout=60)
+
+
+# ---------------------------------------------------------------------------
+# Models: shapes, counts, initialisers
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def built():
+    keras.utils.set_random_seed(0)
+    return {(n, v): models.build_model(n, v) for n, v in ALL_VARIANTS}
+
+
+@pytest.mark.parametrize("name, variant", ALL_VARIANTS, ids=IDS)
+def test_forward_shape(built, name, variant):
+    model = built[name, variant]
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    y = ops.convert_to_numpy(model(x, training=False))
+    assert y.shape == (4, 10) and y.dtype == np.float32 and np.isfinite(y).all()
+    assert model.input_shape == (None, 28, 28, 1)
+    assert not isinstance(model.layers[-1], keras.layers.Softmax)
+    assert model.layers[-1].name == "logits" and model.layers[-1].activation is keras.activations.linear
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
+            assert layer.padding == "same", layer.name
+            assert tuple(layer.strides) == ((1, 1) if isinstance(layer, keras.layers.Conv2D) else (2, 2))
+
+
+# Analytic layer stacks from SPEC section 2: ("conv", k, c_out, bias) | ("pool",)
+# | ("flatten", expected_size) | ("dense", units, bias). Input 28x28x1; SAME padding.
+SPEC_LAYERS = {
+    "jerkic": [("conv", 5, 16, True), ("pool",), ("conv", 5, 16, True), ("pool",), ("flatten", 784),
+               ("dense", 1024, True), ("dense", 10, True)],
+    "cnn_tutorial": [("conv", 5, 32, True), ("pool",), ("conv", 5, 64, True), ("pool",), ("flatten", 3136),
+                     ("dense", 1024, True), ("dense", 10, True)],
+    "singhal": [("conv", 5, 6, True), ("pool",), ("conv", 5, 16, True), ("pool",), ("flatten", 784),
+                ("dense", 128, True), ("dense", 10, True)],
+    "thomas": [("conv", 5, 32, True), ("pool",), ("conv", 5, 64, True), ("pool",), ("flatten", 3136),
+               ("dense", 1000, True), ("dense", 10, True)],
+    "zaccone": [("conv", 3, 32, False), ("pool",), ("conv", 3, 64, False), ("pool",), ("conv", 3, 128, False),
+                ("pool",), ("flatten", 2048), ("dense", 625, False), ("dense", 10, False)],
+    "softmax_regression": [("flatten", 784), ("dense", 10, True)],
+    "mlp": [("flatten", 784), ("dense", 300, True), ("dense", 10, True)],
+}
+
+
+def analytic_counts(stack):
+    h = w = 28
+    c = 1
+    params = macs = 0
+    rows = []
+    for op in stack:
+        if op[0] == "conv":
+            _, k, c_out, bias = op
+            p = k * k * c * c_out + (c_out if bias else 0)
+            m = h * w * k * k * c * c_out  # stride 1, SAME: output h x w
+            c = c_out
+            rows.append((p, m, [h, w, c]))
+        elif op[0] == "pool":
+            h, w = math.ceil(h / 2), math.ceil(w / 2)  # 2x2 stride 2, SAME
+        elif op[0] == "flatten":
+            c = h * w * c
+            assert c == op[1], f"analytic flatten {c} != SPEC {op[1]}"
+            h = w = None
+        else:
+            _, units, bias = op
+            p = c * units + (units if bias else 0)
+            m = c * units
+            c = units
+            rows.append((p, m, [c]))
+        params += rows[-1][0] if op[0] in ("conv", "dense") else 0
+        macs += rows[-1][1] if op[0] in ("conv", "dense") else 0
+    return params, macs, rows
+
+
+def test_analytic_helper_catches_slips():
+    # a valid-padding slip (28->24->12->8->4) gives a different flatten size
+    p_same, _, _ = analytic_counts(SPEC_LAYERS["cnn_tutorial"])
+    assert p_same == 5 * 5 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 3136 * 1024 + 1024 + 1024 * 10 + 10
+    # zaccone with SAME pooling: 7 -> 4, not 3
+    assert analytic_counts(SPEC_LAYERS["zaccone"])[0] == 288 + 18432 + 73728 + 2048 * 625 + 6250
+
+
+@pytest.mark.parametrize("name, variant", ALL_VARIANTS, ids=IDS)
+def test_param_and_mac_counts(built, name, variant):
+    params, macs, rows = analytic_counts(SPEC_LAYERS[name])
+    assert models.param_count(name, variant) == params
+    assert models.macs_per_image(name, variant) == macs
+    assert built[name, variant].count_params() == params  # no non-trainable weights
+    table = models.layer_table(name, variant)
+    assert [(r["params"], r["macs"], r["output_shape"]) for r in table] == rows
+    assert all(set(r) == {"layer", "kind", "output_shape", "params", "macs"} for r in table)
+
+
+def test_counts_do_not_disturb_the_seed():
+    keras.utils.set_random_seed(7)
+    a = models.build_model("singhal").get_weights()
+    keras.utils.set_random_seed(7)
+    models.param_count("thomas")
+    models.layer_table("zaccone")
+    b = models.build_model("singhal").get_weights()
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    keras.utils.set_random_seed(8)
+    c = models.build_model("singhal").get_weights()
+    assert not np.array_equal(a[0], c[0])
+
+
+# SPEC init per weighted layer: (kernel (class, stddev or value), bias (class, stddev/value) | None)
+TN, RN, CONST, ZEROS = "TruncatedNormal", "RandomNormal", "Constant", "Zeros"
+SPEC_INITS = {
+    "jerkic": [((TN, 0.1), (ZEROS, None))] * 4,
+    "cnn_tutorial": [((TN, 0.1), (CONST, 0.1))] * 4,
+    "singhal": [((TN, 0.05), (CONST, 0.05))] * 4,
+    "thomas": [((TN, 0.03), (TN, 1.0))] * 2 + [((TN, 0.03), (TN, 0.01))] * 2,
+    "zaccone": [((RN, 0.01), None)] * 5,
+    "softmax_regression": [((ZEROS, None), (ZEROS, None))],
+    "mlp": [((RN, 0.03), (RN, 1.0))] * 2,
+}
+
+
+def _init_desc(initializer):
+    cfg = initializer.get_config()
+    assert cfg.get("seed") is None, "initialisers must take Keras's global seed"
+    return (type(initializer).__name__, cfg.get("stddev", cfg.get("value")))
+
+
+@pytest.mark.parametrize("name, variant", ALL_VARIANTS, ids=IDS)
+def test_initialisers_and_dropout(built, name, variant):
+    model = built[name, variant]
+    weighted = [layer for layer in model.layers if layer.weights]
+    got = [
+        (_init_desc(layer.kernel_initializer), _init_desc(layer.bias_initializer) if layer.use_bias else None)
+        for layer in weighted
+    ]
+    assert got == SPEC_INITS[name]
+    drops = [layer for layer in model.layers if isinstance(layer, keras.layers.Dropout)]
+    assert tuple(d.rate for d in drops) == SPEC_RECIPES[name][-1]
+    assert all(d.seed is None for d in drops)
+    # the sampled weights look like their distribution (large layers only)
+    for layer, ((kind, sd), _) in zip(weighted, SPEC_INITS[name]):
+        k = ops.convert_to_numpy(layer.kernel)
+        if k.size >= 10000 and kind in (TN, RN):
+            expected = sd * (0.8796 if kind == TN else 1.0)  # sd of a 2-sd truncated normal
+            assert k.std() == pytest.approx(expected, rel=0.05)
+            if kind == TN:
+                assert np.abs(k).max() <= 2 * sd + 1e-6
+
+
+def test_singhal_pool_then_relu(built):
+    kinds = [type(layer).__name__ for layer in built["singhal", "default"].layers]
+    assert kinds[:6] == ["Conv2D", "MaxPooling2D", "ReLU", "Conv2D", "MaxPooling2D", "ReLU"]
+
+
+# ---------------------------------------------------------------------------
+# cnn_tutorial "printed" behaviour
+# ---------------------------------------------------------------------------
+
+
+def test_printed_conv_adds_bias_to_weights():
+    keras.utils.set_random_seed(1)
+    model = models.build_model("cnn_tutorial", "printed")
+    conv1 = model.get_layer("conv1")
+    assert isinstance(conv1, models.WeightBiasConv2D)
+    x = np.random.default_rng(1).random((2, 28, 28, 1), dtype=np.float32)
+    w = ops.convert_to_numpy(conv1.kernel)
+    b = ops.convert_to_numpy(conv1.bias)
+    conv = keras.layers.Conv2D(32, 5, padding="same", use_bias=False)
+    conv.build((None, 28, 28, 1))
+    conv.set_weights([w + b])  # (5,5,1,32) + (32,): bias broadcast over out-channels
+    expected = np.maximum(ops.convert_to_numpy(conv(x)), 0)
+    np.testing.assert_allclose(ops.convert_to_numpy(conv1(x)), expected, rtol=1e-5, atol=1e-5)
+    # ... which differs from the corrected layer (bias added to the output)
+    fixed = keras.layers.Conv2D(32, 5, padding="same", activation="relu")
+    fixed.build((None, 28, 28, 1))
+    fixed.set_weights([w, b])
+    assert not np.allclose(ops.convert_to_numpy(conv1(x)), ops.convert_to_numpy(fixed(x)), atol=1e-3)
+
+
+def test_printed_dropout_active_at_evaluation(built):
+    x = np.random.default_rng(2).random((8, 28, 28, 1), dtype=np.float32)
+    printed = built["cnn_tutorial", "printed"]
+    a = ops.convert_to_numpy(printed(x, training=False))
+    b = ops.convert_to_numpy(printed(x, training=False))
+    assert not np.allclose(a, b)
+    default = built["cnn_tutorial", "default"]
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(default(x, training=False)), ops.convert_to_numpy(default(x, training=False))
+    )
+
+
+# ---------------------------------------------------------------------------
+# Optimizers
+# ---------------------------------------------------------------------------
+
+
+def test_make_optimizer():
+    sgd = models.make_optimizer(registry.resolve_recipe("jerkic"))
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.0 and not sgd.nesterov
+    assert float(ops.convert_to_numpy(sgd.learning_rate)) == pytest.approx(0.01)
+    adam = models.make_optimizer(registry.resolve_recipe("thomas"))
+    assert isinstance(adam, keras.optimizers.Adam)
+    assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.9, 0.999, 1e-8)
+    rms = models.make_optimizer(registry.resolve_recipe("zaccone"))
+    assert isinstance(rms, models.TF1RMSprop)
+    assert (rms.rho, rms.momentum, rms.epsilon, rms.initial_accumulator) == (0.9, 0.0, 1e-10, 1.0)
+    assert float(ops.convert_to_numpy(rms.learning_rate)) == pytest.approx(1e-3)
+    cfg = rms.get_config()
+    again = models.TF1RMSprop.from_config(cfg)
+    assert again.get_config() == cfg
+
+
+def _tf1_rmsprop_numpy(var, grads, lr, rho, momentum, eps, acc0):
+    ms = np.full_like(var, acc0)
+    mom = np.zeros_like(var)
+    for g in grads:
+        ms = rho * ms + (1 - rho) * g * g
+        mom = momentum * mom + lr * g / np.sqrt(ms + eps)
+        var = var - mom
+    return var
+
+
+@pytest.mark.parametrize("momentum, steps", [(0.0, 1), (0.0, 3), (0.9, 3)])
+def test_tf1_rmsprop_matches_numpy(momentum, steps):
+    v0 = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
+    grads = [np.array([0.1, -0.2, 3.0, 1e-3], dtype=np.float32) * (i + 1) for i in range(steps)]
+    var = keras.Variable(v0)
+    opt = models.TF1RMSprop(learning_rate=0.01, rho=0.9, momentum=momentum, epsilon=1e-10)
+    for g in grads:
+        opt.apply_gradients([(ops.convert_to_tensor(g), var)])
+    expected = _tf1_rmsprop_numpy(v0.astype(np.float64), [g.astype(np.float64) for g in grads],
+                                  0.01, 0.9, momentum, 1e-10, 1.0)
+    np.testing.assert_allclose(ops.convert_to_numpy(var), expected, rtol=1e-6, atol=1e-7)
+    if steps == 1 and momentum == 0.0:
+        # first step is damped by the 1.0 accumulator: lr*g/sqrt(0.9 + 0.1 g^2)
+        g = grads[0].astype(np.float64)
+        np.testing.assert_allclose(ops.convert_to_numpy(var), v0 - 0.01 * g / np.sqrt(0.9 + 0.1 * g * g), rtol=1e-6)
+        # Keras RMSprop (accumulator 0) takes a much larger first step
+        kvar = keras.Variable(v0)
+        keras.optimizers.RMSprop(learning_rate=0.01).apply_gradients([(ops.convert_to_tensor(grads[0]), kvar)])
+        assert not np.allclose(ops.convert_to_numpy(kvar), ops.convert_to_numpy(var), atol=1e-3)
+
+
+# ---------------------------------------------------------------------------
+# Training and serialisation
+# ---------------------------------------------------------------------------
+
+
+def _toy_data(n=64):
+    """10 fixed random binary patterns plus noise: easy to learn, fixed."""
+    rng = np.random.default_rng(123)
+    templates = (rng.random((10, 28, 28, 1)) > 0.75).astype(np.float32)
+    y = np.arange(n) % 10
+    x = np.clip(templates[y] * 0.8 + rng.random((n, 28, 28, 1)) * 0.2, 0, 1).astype(np.float32)
+    return x, y.astype(np.int32)
+
+
+# Learning rates raised where the published one is too small to show in 30 steps.
+TOY_LR = {"jerkic": 0.05, "cnn_tutorial": 1e-3, "singhal": 3e-3, "thomas": 1e-3, "zaccone": 1e-3,
+          "softmax_regression": 0.5, "mlp": 0.5}
+
+
+@pytest.mark.parametrize("name, variant", ALL_VARIANTS, ids=IDS)
+def test_loss_falls(name, variant):
+    keras.utils.set_random_seed(0)
+    x, y = _toy_data()
+    recipe = registry.resolve_recipe(name, variant, {"learning_rate": TOY_LR[name], "batch_size": 64})
+    model = models.compile_model(models.build_model(name, variant), recipe)
+    assert isinstance(model.optimizer, type(models.make_optimizer(recipe)))
+    before = model.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)["loss"]
+    losses = [float(model.train_on_batch(x, y, return_dict=True)["loss"]) for _ in range(30)]
+    after = model.evaluate(x, y, batch_size=64, verbose=0, return_dict=True)["loss"]
+    assert np.isfinite(losses).all()
+    assert after < 0.5 * before, (before, losses[::5], after)
+
+
+@pytest.mark.parametrize("name, variant", ALL_VARIANTS, ids=IDS)
+def test_save_load_roundtrip(tmp_path, name, variant):
+    keras.utils.set_random_seed(3)
+    x, y = _toy_data(16)
+    recipe = registry.resolve_recipe(name, variant)
+    model = models.compile_model(models.build_model(name, variant), recipe)
+    model.train_on_batch(x, y)  # creates the optimizer state
+    path = tmp_path / f"{name}-{variant}.keras"
+    model.save(path)
+    for kwargs in ({}, {"custom_objects": models.CUSTOM_OBJECTS}):
+        loaded = keras.saving.load_model(path, **kwargs)
+        assert [type(a) for a in loaded.layers] == [type(b) for b in model.layers]
+        for a, b in zip(loaded.get_weights(), model.get_weights()):
+            np.testing.assert_array_equal(a, b)
+        assert type(loaded.optimizer) is type(model.optimizer)
+        assert loaded.optimizer.get_config() == model.optimizer.get_config()
+        for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
+            np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
+        if variant != "printed":  # printed predictions are random (dropout at evaluation)
+            np.testing.assert_allclose(
+                ops.convert_to_numpy(loaded(x, training=False)), ops.convert_to_numpy(model(x, training=False)),
+                rtol=1e-5, atol=1e-5,
+            )
+        # the loaded model keeps training
+        loaded.train_on_batch(x, y)
+    if name == "zaccone":
+        assert isinstance(loaded.optimizer, models.TF1RMSprop)
+        assert loaded.optimizer.initial_accumulator == 1.0 and loaded.optimizer.epsilon == 1e-10
