@@ -78,3 +78,29 @@ def split_path(tmp_path_factory):
         data.prepare_split({n: out / "raw" / n for n in arrays}, out / "mnist.npz", out / "manifest.json",
                            n_validation=500, expected_payload=sums)
     return out / "mnist.npz"
+
+
+def snakemake_cmd(workdir: Path, *args: str, cores: int = 8) -> list[str]:
+    """The real snakemake CLI on this repository's Snakefile, run in ``workdir``."""
+    return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
+            str(workdir), "--cores", str(cores), "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"),
+            *args]
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny configuration through the whole workflow, once per test session.
+
+    8 cores on this 2-core machine: every training and logging job runs at once,
+    on a fresh MLflow store. Returns (workdir, completed process).
+    """
+    import subprocess
+
+    if not have_local_mirror():
+        pytest.skip(f"no local MNIST copy at {LOCAL_MIRROR} (the data's checksums are fixed)")
+    work = tmp_path_factory.mktemp("tiny")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]"),
+                          capture_output=True, text=True, env=env, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    return work, proc

@@ -49,6 +49,43 @@ def resolved_schema_path(schema_path: str | Path) -> str:
     return str(path)
 
 
+_SCALARS = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
+
+
+def coerce_cli_strings(value, schema: Mapping):
+    """Give ``--config`` values the types the schema asks for.
+
+    Snakemake parses the members of a list or mapping given with ``--config``
+    as strings (``seeds=[0,1]`` arrives as ``['0', '1']``). Where the schema
+    expects a number, boolean or null and finds a string, the string is read as
+    YAML and kept if it then has an expected type; anything else is left for the
+    validator to report.
+    """
+    if isinstance(value, Mapping):
+        props = schema.get("properties", {})
+        extra = schema.get("additionalProperties")
+        return {k: coerce_cli_strings(v, props.get(k, extra if isinstance(extra, Mapping) else {}))
+                for k, v in value.items()}
+    if isinstance(value, list):
+        return [coerce_cli_strings(v, schema.get("items", {})) for v in value]
+    types = schema.get("type", [])
+    types = [types] if isinstance(types, str) else list(types)
+    if isinstance(value, str) and "string" not in types and any(t in _SCALARS for t in types):
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError:
+            return value
+        if isinstance(parsed, str) and "number" in types:  # YAML 1.1 reads 1e-3 as a string
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                return value
+        if any(isinstance(parsed, _SCALARS[t]) and not (t != "boolean" and isinstance(parsed, bool))
+               for t in types if t in _SCALARS):
+            return parsed
+    return value
+
+
 def check_config(config: Mapping) -> None:
     """Registry-dependent checks; raises ConfigError naming the key and the allowed values."""
     for arch, variants in (config.get("variants") or {}).items():

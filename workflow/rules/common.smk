@@ -11,12 +11,11 @@ from mnist_audit.data import MNIST_FILES
 from mnist_audit.registry import list_models
 
 # The schema's architecture enum comes from the registry: one list of names.
-validate(
-    config,
-    schema=audit_config.resolved_schema_path(
-        Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
-    ),
+SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
+config.update(
+    audit_config.coerce_cli_strings(config, audit_config.resolved_schema(SCHEMA))
 )
+validate(config, schema=audit_config.resolved_schema_path(SCHEMA))
 audit_config.check_config(config)
 
 

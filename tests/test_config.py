@@ -1,0 +1,98 @@
+"""config.yaml is validated before any job starts, with messages that name the key."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from mnist_audit import config as audit_config
+from mnist_audit import registry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def dry_run(tmp_path, *config):
+    cmd = [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
+           "--directory", str(tmp_path), "--cores", "1", "--configfile", str(ROOT / "config.yaml"),
+           "--config", *config]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+
+
+@pytest.mark.parametrize("setting, expected", [
+    ("architectures=[resnet50]", ["architectures", "'resnet50' is not one of", "'jerkic'", "'zaccone'"]),
+    ("seeds=[]", ["seeds", "should be non-empty"]),
+    ("seeds=[-1]", ["seeds", "-1 is less than the minimum of 0"]),
+    ("budget_scale=0", ["budget_scale", "0 is less than or equal to the minimum of 0"]),
+    ("budget_scale=-0.5", ["budget_scale", "less than or equal to the minimum of 0"]),
+    ("mirrors=['htp:/not a url']", ["mirrors", "htp:/not a url"]),
+    ("recipe_overrides={'thomas': {'budget': 0}}", ["recipe_overrides", "budget", "0 is less than the minimum of 1"]),
+    ("recipe_overrides={'thomas': {'epochs': 3}}", ["recipe_overrides", "'epochs' was unexpected"]),
+    ("recipe_overrides={'vgg': {'budget': 3}}", ["recipe_overrides", "'vgg' is not one of"]),
+    ("variants={'cnn_tutorial': ['nope']}", ["variants.cnn_tutorial", "unknown variant 'nope'", "printed"]),
+    ("train_subset=0", ["train_subset", "0 is less than the minimum of 1"]),
+])
+def test_bad_config_stops_the_run_naming_the_key(tmp_path, setting, expected):
+    proc = dry_run(tmp_path, setting)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    for text in expected:
+        assert text in out, f"{text!r} not in:\n{out[-3000:]}"
+    assert not (tmp_path / "results").exists()  # nothing ran
+
+
+def test_default_config_dry_run_succeeds(tmp_path):
+    proc = dry_run(tmp_path, "budget_scale=1.0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    n = len(registry.list_models()) * 5
+    assert f"train_model          {n}" in proc.stdout
+
+
+def test_schema_documents_every_key_and_matches_config_yaml():
+    schema = audit_config.resolved_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    assert schema["properties"]["architectures"]["items"]["enum"] == registry.list_models()
+
+    def walk(props, where=""):
+        for key, sub in props.items():
+            assert "description" in sub, f"{where}{key} has no description"
+            assert "default" in sub or where, f"{where}{key} has no default"
+            if "properties" in sub:
+                walk(sub["properties"], f"{where}{key}.")
+
+    walk(schema["properties"])
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    assert set(config) == set(schema["properties"])
+    def default(sub):  # an object's default is its members' defaults
+        if "properties" in sub:
+            return {k: default(v) for k, v in sub["properties"].items()}
+        return sub["default"]
+
+    for key, sub in schema["properties"].items():  # config.yaml shows every default
+        assert config[key] == default(sub), key
+
+
+def test_cli_strings_get_the_schema_types(tmp_path):
+    """--config seeds=[0,1] arrives as strings; the schema's types are restored."""
+    schema = audit_config.resolved_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    got = audit_config.coerce_cli_strings(
+        {"seeds": ["0", "1"], "train_subset": "null", "mlflow": {"experiment": "123"},
+         "recipe_overrides": {"thomas": {"learning_rate": "1e-3", "shuffle": "false"}}}, schema)
+    assert got == {"seeds": [0, 1], "train_subset": None, "mlflow": {"experiment": "123"},
+                   "recipe_overrides": {"thomas": {"learning_rate": 1e-3, "shuffle": False}}}
+    proc = dry_run(tmp_path, "seeds=[3,4]", "architectures=[mlp]")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "seed3" in proc.stdout and "seed4" in proc.stdout
+
+
+def test_check_config_names_key():
+    with pytest.raises(audit_config.ConfigError, match=r"recipe_overrides\.thomas: .*learning_rate"):
+        audit_config.check_config({"recipe_overrides": {"thomas": {"learning_rate": -1}}})
+
+
+def test_tracking_uri_precedence(monkeypatch, tmp_path):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert audit_config.tracking_uri({}, tmp_path) == f"sqlite:///{tmp_path}/results/mlflow/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    assert audit_config.tracking_uri({}, tmp_path) == "http://127.0.0.1:5000"
+    assert audit_config.tracking_uri({"mlflow": {"tracking_uri": "sqlite:///x.db"}}) == "sqlite:///x.db"
