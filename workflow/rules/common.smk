@@ -1,3 +1,4 @@
+import os
 import sys
 from pathlib import Path
 
@@ -26,6 +27,8 @@ wildcard_constraints:
     file="|".join(name.replace(".", r"\.") for name in MNIST_FILES),
 
 
+# Every rule runs in the one pinned environment (used with --sdm conda).
+ENV = "../../environment.yml"
 RUNS = audit_config.run_keys(config)
 RUN_DIR = "results/runs/{arch}/{variant}/seed{seed}"
 DATA_DIR = "results/data/mnist"
@@ -40,4 +43,4 @@ def train_params(wildcards):
 
 
 def all_targets():
-    return [f"{DATA_DIR}/manifest.json"] + run_paths(RUN_DIR + "/mlflow_run.json")
+    return [f"{DATA_DIR}/manifest.json"] + run_paths(os.path.join(RUN_DIR, "mlflow_run.json"))

@@ -6,6 +6,8 @@ rule download_mnist:
         mirrors=config["mirrors"],
         timeout_s=config["download"]["timeout_s"],
         retries=config["download"]["retries"],
+    conda:
+        ENV
     log:
         "results/logs/download_mnist/{file}.log",
     script:
@@ -19,6 +21,8 @@ rule prepare_mnist:
     output:
         split=f"{DATA_DIR}/mnist.npz",
         manifest=f"{DATA_DIR}/manifest.json",
+    conda:
+        ENV
     log:
         "results/logs/prepare_mnist.log",
     script:

@@ -7,6 +7,8 @@ rule init_tracking:
         artifact_root=audit_config.artifact_root(),
         retries=config["mlflow"]["retries"],
         config_hash=audit_config.config_hash(config),
+    conda:
+        ENV
     log:
         "results/logs/init_tracking.log",
     priority: 100
@@ -27,6 +29,8 @@ rule train_model:
         settings=train_params,
         jobs_per_gpu=config["gpu"]["jobs_per_gpu"],
         memory_growth=config["gpu"]["memory_growth"],
+    conda:
+        ENV
     log:
         "results/logs/train_model/{arch}/{variant}/seed{seed}.log",
     benchmark:
@@ -50,6 +54,8 @@ rule log_run:
         marker=f"{RUN_DIR}/mlflow_run.json",
     params:
         retries=config["mlflow"]["retries"],
+    conda:
+        ENV
     log:
         "results/logs/log_run/{arch}/{variant}/seed{seed}.log",
     script:

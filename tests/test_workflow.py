@@ -1,0 +1,106 @@
+"""The real Snakemake workflow, end to end on the tiny configuration, with a real MLflow store."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
+
+TINY_RUNS = [(a, s) for a in ("thomas", "softmax_regression") for s in (0, 1)]
+RUN_FILES = ("metrics.json", "history.csv", "model.keras", "confusion.csv", "mlflow_run.json")
+
+
+def test_lint_is_clean():
+    proc = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0 and "Congratulations" in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def _client(work):
+    from mlflow import MlflowClient
+
+    return MlflowClient(tracking_uri=f"sqlite:///{work}/results/mlflow/mlflow.db")
+
+
+def test_tiny_run_outputs(tiny_run):
+    work, _ = tiny_run
+    for arch, seed in TINY_RUNS:
+        d = work / "results" / "runs" / arch / "default" / f"seed{seed}"
+        for name in RUN_FILES:
+            assert (d / name).stat().st_size > 0, d / name
+        assert (work / "results" / "benchmarks" / "train_model" / arch / "default" / f"seed{seed}.tsv").exists()
+        assert (work / "results" / "logs" / "train_model" / arch / "default" / f"seed{seed}.log").exists()
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["n_test"] == 500 and m["budget_scale"] == 0.02 and m["published_recipe"] is False
+        assert m["config"]["seeds"] == [0, 1]  # the resolved config travels with the run
+        assert not (d / "checkpoint").exists()
+    manifest = json.loads((work / "results" / "data" / "mnist" / "manifest.json").read_text())
+    assert manifest["counts"] == {"train": 55000, "val": 5000, "test": 10000}
+    assert all(s["mirror"] == str(LOCAL_MIRROR) for s in manifest["sources"].values())
+
+
+def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
+    work, _ = tiny_run
+    sweep = json.loads((work / "results" / "mlflow" / "sweep.json").read_text())
+    client = _client(work)
+    runs = client.search_runs([sweep["experiment_id"]], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")
+    by_job = {r.data.tags["mnist_audit.job"]: r for r in runs}
+    assert sorted(by_job) == sorted(f"{a}/default/seed{s}" for a, s in TINY_RUNS)
+    for job, run in by_job.items():
+        arch, _, seed = job.split("/")
+        d = work / "results" / "runs" / arch / "default" / seed
+        history = pd.read_csv(d / "history.csv")
+        metrics = json.loads((d / "metrics.json").read_text())
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["mlflow.parentRunId"] == sweep["parent_run_id"]
+        assert run.data.tags["architecture"] == arch and run.data.tags["seed"] == seed[4:]
+        assert run.data.tags["git_commit"] and run.data.tags["versions.keras"]
+        assert run.data.tags["data.payload_sha256.t10k-labels-idx1-ubyte.gz"].startswith("ff7bcfd4")
+        assert run.data.params["recipe.batch_size"] == str(metrics["recipe"]["batch_size"])
+        assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+        series = client.get_metric_history(run.info.run_id, "epoch.test_accuracy")
+        assert [m.step for m in series] == list(history["epoch"])
+        assert [m.value for m in series] == pytest.approx(list(history["test_accuracy"]))
+        artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"metrics.json", "history.csv", "confusion.csv", "model.keras"} <= artifacts
+
+
+def _closed_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
+    """Server unreachable: training still writes its results, the logging jobs fail
+    with a clear message; a rerun logs the runs without retraining."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    one = ["architectures=[softmax_regression]", "seeds=[0]", f"mirrors=[{str(LOCAL_MIRROR)!r}]"]
+    dead = subprocess.run(
+        snakemake_cmd(tmp_path, "--config", *one, f"mlflow={{'tracking_uri': 'http://127.0.0.1:{_closed_port()}', 'retries': 1}}"),
+        capture_output=True, text=True, env=env, timeout=600)
+    out = dead.stdout + dead.stderr
+    assert dead.returncode != 0
+    run_dir = tmp_path / "results" / "runs" / "softmax_regression" / "default" / "seed0"
+    assert (run_dir / "metrics.json").exists() and (run_dir / "model.keras").exists()
+    assert not (run_dir / "mlflow_run.json").exists()
+    log = (tmp_path / "results" / "logs" / "init_tracking.log").read_text()
+    assert "could not be reached" in log and "Nothing measured is lost" in log, log
+    trained_at = (run_dir / "metrics.json").stat().st_mtime
+
+    ok = subprocess.run(snakemake_cmd(tmp_path, "--config", *one), capture_output=True, text=True, env=env,
+                        timeout=600)
+    assert ok.returncode == 0, ok.stdout[-3000:] + ok.stderr[-3000:]
+    assert (run_dir / "metrics.json").stat().st_mtime == trained_at  # not retrained
+    marker = json.loads((run_dir / "mlflow_run.json").read_text())
+    run = _client(tmp_path).get_run(marker["run_id"])
+    assert run.data.metrics["test_accuracy"] == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test_accuracy"])
