@@ -4,6 +4,7 @@ The expected values below are typed out from SPEC.md sections 2 and 3, not copie
 from registry.py, and the parameter/MAC counts are computed analytically here.
 """
 
+import json
 import math
 import os
 import pathlib
@@ -21,7 +22,6 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from keras import ops  # noqa: E402
-
 from mnist_audit import models, registry  # noqa: E402
 from mnist_audit.registry import RegistryError  # noqa: E402
 
@@ -97,7 +97,7 @@ def test_recipe_matches_spec(name):
     r = registry.resolve_recipe(name)
     assert r == registry.get_architecture(name).recipe
     assert r.optimizer == opt
-    assert r.learning_rate == pytest.approx(lr, rel=0, abs=0)
+    assert r.learning_rate == lr
     assert dict(r.optimizer_args) == args
     assert r.batch_size == batch
     assert r.budget == budget
@@ -107,8 +107,6 @@ def test_recipe_matches_spec(name):
     assert r.dropout == dropout
     assert r.total_steps(55000) == SPEC_TOTAL_STEPS[name]
     d = r.as_dict()
-    import json
-
     assert json.loads(json.dumps(d)) == d
     assert d["optimizer_args"] == args and d["dropout"] == list(dropout)
 
@@ -210,7 +208,10 @@ def test_variant_recipe_changes_come_before_overrides(monkeypatch):
     base = registry.get_architecture("singhal")
     patched = registry.Architecture(
         **{
-            **{f: getattr(base, f) for f in ("name", "title", "author", "seed_file", "baseline", "layers", "recipe", "claim", "fidelity")},
+            **{
+                f: getattr(base, f)
+                for f in ("name", "title", "author", "seed_file", "baseline", "layers", "recipe", "claim", "fidelity")
+            },
             "variants": {"default": "d", "short": "s"},
             "variant_recipes": {"short": {"budget": 3, "learning_rate": 1e-3}},
         }
@@ -390,7 +391,7 @@ def test_counts_do_not_disturb_the_seed():
     models.param_count("thomas")
     models.layer_table("zaccone")
     b = models.build_model("singhal").get_weights()
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
     keras.utils.set_random_seed(8)
     c = models.build_model("singhal").get_weights()
     assert not np.array_equal(a[0], c[0])
@@ -428,7 +429,7 @@ def test_initialisers_and_dropout(built, name, variant):
     assert tuple(d.rate for d in drops) == SPEC_RECIPES[name][-1]
     assert all(d.seed is None for d in drops)
     # the sampled weights look like their distribution (large layers only)
-    for layer, ((kind, sd), _) in zip(weighted, SPEC_INITS[name]):
+    for layer, ((kind, sd), _) in zip(weighted, SPEC_INITS[name], strict=True):
         k = ops.convert_to_numpy(layer.kernel)
         if k.size >= 10000 and kind in (TN, RN):
             expected = sd * (0.8796 if kind == TN else 1.0)  # sd of a 2-sd truncated normal
@@ -604,7 +605,7 @@ def test_save_load_roundtrip(tmp_path, name, variant):
         assert type(loaded.optimizer) is type(model.optimizer)
         assert loaded.optimizer.get_config() == model.optimizer.get_config()
         assert len(loaded.optimizer.variables) == len(model.optimizer.variables)
-        for a, b in zip(loaded.optimizer.variables, model.optimizer.variables):
+        for a, b in zip(loaded.optimizer.variables, model.optimizer.variables, strict=True):
             np.testing.assert_array_equal(ops.convert_to_numpy(a), ops.convert_to_numpy(b))
         if variant != "printed":  # printed predictions are random (dropout at evaluation)
             np.testing.assert_allclose(

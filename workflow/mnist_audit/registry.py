@@ -519,7 +519,7 @@ _register(
             "Baseline, not audited as a tutorial: the recipe is TensorFlow's 'MNIST for "
             "beginners' (W and b zeros, SGD lr 0.5, next_batch(100), 1,000 steps), the "
             "model seed 004 compares against.",
-            "The beginners' tutorial used -sum(y*log(softmax)); " + _LOGITS,
+            "The beginners' tutorial used -sum(y*log(softmax)); the port o" + _LOGITS[1:],
             _NEXT_BATCH,
             _FULL_TEST,
         ),
@@ -644,7 +644,9 @@ def _check_override(key: str, value, where: str):
     """Validate one override value; return it normalised (e.g. int lr -> float)."""
     if key == "optimizer":
         if value not in OPTIMIZERS:
-            raise RegistryError(f"{where}: optimizer = {value!r} is not allowed; choose one of: {', '.join(OPTIMIZERS)}")
+            raise RegistryError(
+                f"{where}: optimizer = {value!r} is not allowed; choose one of: {', '.join(OPTIMIZERS)}"
+            )
         return value
     if key == "learning_rate":
         if not _is_number(value) or value <= 0:
@@ -656,7 +658,9 @@ def _check_override(key: str, value, where: str):
         return value
     if key == "budget_unit":
         if value not in BUDGET_UNITS:
-            raise RegistryError(f"{where}: budget_unit = {value!r} is not allowed; choose one of: {', '.join(BUDGET_UNITS)}")
+            raise RegistryError(
+                f"{where}: budget_unit = {value!r} is not allowed; choose one of: {', '.join(BUDGET_UNITS)}"
+            )
         return value
     if key in ("shuffle", "drop_last"):
         if not isinstance(value, bool):
@@ -705,3 +709,13 @@ def resolve_recipe(name: str, variant: str = "default", overrides: Mapping | Non
         )
     recipe = _apply(arch.recipe, arch.variant_recipes.get(variant), f"{name}/{variant} variant recipe")
     return _apply(recipe, overrides, f"recipe override for {name}")
+
+
+def _check_variant_recipes() -> None:
+    """Resolve every variant once, so a bad entry fails at import, not mid-run."""
+    for arch in ARCHITECTURES.values():
+        for variant in arch.variants:
+            resolve_recipe(arch.name, variant)
+
+
+_check_variant_recipes()
