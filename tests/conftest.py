@@ -80,11 +80,11 @@ def split_path(tmp_path_factory):
     return out / "mnist.npz"
 
 
-def snakemake_cmd(workdir: Path, *args: str, cores: int = 8) -> list[str]:
+def snakemake_cmd(workdir: Path, *args: str, cores: int | None = 8) -> list[str]:
     """The real snakemake CLI on this repository's Snakefile, run in ``workdir``."""
     return [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--directory",
-            str(workdir), "--cores", str(cores), "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"),
-            *args]
+            str(workdir), *(["--cores", str(cores)] if cores else []),
+            "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"), *args]
 
 
 @pytest.fixture(scope="session")

@@ -45,20 +45,6 @@ def detect_gpus() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-def gpu_name(index: str) -> str | None:
-    try:
-        out = subprocess.run(
-            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader", "-i", str(index)],
-            capture_output=True,
-            text=True,
-            timeout=20,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out or None
-
-
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -157,6 +143,7 @@ def configure_backend(threads: int | None, memory_growth: bool = True) -> dict:
             ).strip()
     import keras  # noqa: F401  (after the environment is set)
 
+    visible: list[str] = []  # the GPUs the backend itself sees, by model name
     if backend == "tensorflow":
         import tensorflow as tf
 
@@ -166,12 +153,19 @@ def configure_backend(threads: int | None, memory_growth: bool = True) -> dict:
         for dev in tf.config.list_physical_devices("GPU"):
             if memory_growth:
                 tf.config.experimental.set_memory_growth(dev, True)
+            visible.append(tf.config.experimental.get_device_details(dev).get("device_name", dev.name))
         # Same seed, same hardware -> same numbers (at some speed cost on GPU).
         tf.config.experimental.enable_op_determinism()
-    device = {"backend": backend, "threads": threads, "cpu_model": cpu_model(), "logical_cpus": os.cpu_count()}
-    if gpus:
-        device.update(kind="gpu", gpu_ids=",".join(gpus), gpu_name=gpu_name(gpus[0]) or "unknown GPU")
-        device["name"] = device["gpu_name"]
+    elif backend == "jax":
+        import jax
+
+        visible = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
+    device = {"backend": backend, "threads": threads, "cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
+              "assigned_gpus": ",".join(gpus)}
+    if visible:
+        device.update(kind="gpu", name=visible[0], gpu_count=len(visible))
     else:
+        # A GPU id may be assigned (by a lease or a scheduler) that the backend cannot
+        # use, e.g. a CPU-only TensorFlow build: the job then really runs on the CPU.
         device.update(kind="cpu", name=f"{device['cpu_model']} ({threads or os.cpu_count()} threads)")
     return device

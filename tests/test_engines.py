@@ -1,0 +1,121 @@
+"""The tiny workflow on real engines: a SLURM cluster, and an MLflow server on PostgreSQL."""
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
+from engines import MlflowServer, Postgres, SlurmCluster, missing_postgres, missing_slurm
+
+TINY_JOBS = sorted(f"{a}/default/seed{s}" for a in ("thomas", "softmax_regression") for s in (0, 1))
+MIRROR = f"mirrors=[{str(LOCAL_MIRROR)!r}]"
+
+
+def _env():
+    return {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+
+
+def _runs(uri, experiment="tiny-test"):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([exp.experiment_id], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")
+    return client, {r.data.tags["mnist_audit.job"]: r for r in runs}
+
+
+def _check_logged(uri, work):
+    client, runs = _runs(uri)
+    assert sorted(runs) == TINY_JOBS
+    for job, run in runs.items():
+        metrics = json.loads((work / "results" / "runs" / job / "metrics.json").read_text())
+        assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
+        history = client.get_metric_history(run.info.run_id, "epoch.val_accuracy")
+        assert len(history) == metrics["n_chunks"]
+        names = {a.path for a in client.list_artifacts(run.info.run_id)}
+        assert {"metrics.json", "history.csv", "confusion.csv", "model.keras"} <= names
+
+
+@needs_mnist
+@pytest.mark.slow
+@pytest.mark.skipif(bool(missing_slurm()), reason=str(missing_slurm()))
+def test_tiny_workflow_through_slurm(tmp_path):
+    """The shipped SLURM profile, unchanged but for fast status checks, on a one-node
+    cluster with two (fake) GPUs: every training job asks for and gets one GPU."""
+    work = tmp_path / "work"
+    with SlurmCluster():
+        t0 = time.monotonic()
+        proc = subprocess.run(
+            snakemake_cmd(work, "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
+                          "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
+                          "--config", MIRROR, cores=None),
+            capture_output=True, text=True, env=_env(), timeout=1200)
+        wall = time.monotonic() - t0
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-5000:]
+    print(f"tiny workflow through SLURM: {wall:.1f} s")
+    train_submits = [line for line in out.splitlines() if "rule_train_model" in line and "SLURM jobid" in line]
+    assert len(train_submits) == 4, out[-3000:]
+    for job in TINY_JOBS:
+        arch, variant, seed = job.split("/")
+        d = work / "results" / "runs" / job
+        m = json.loads((d / "metrics.json").read_text())
+        assert m["device"]["assigned_gpus"] in ("0", "1")  # SLURM's choice, not a lease
+        # one task per GPU job: the script ran once (a second task would log a second start)
+        slurm_logs = list((work / "results" / "logs" / "slurm" / "rule_train_model").rglob("*.log"))
+        assert slurm_logs
+        log = (work / "results" / "logs" / "train_model" / arch / variant / f"{seed}.log").read_text()
+        assert log.count("epoch 1/") == 1
+    _check_logged(f"sqlite:///{work}/results/mlflow/mlflow.db", work)
+
+
+@needs_mnist
+@pytest.mark.slow
+@pytest.mark.skipif(bool(missing_postgres()), reason=str(missing_postgres()))
+def test_postgres_backed_server_and_server_down_mid_run(tmp_path):
+    work = tmp_path / "work"
+    with Postgres() as pg:
+        server = MlflowServer(pg.uri, tmp_path / "artifacts")
+        with server:
+            t0 = time.monotonic()
+            first = subprocess.run(
+                snakemake_cmd(work, "--config", MIRROR, f"mlflow={{'tracking_uri': '{server.uri}'}}", cores=8),
+                capture_output=True, text=True, env=_env(), timeout=1200)
+            print(f"tiny workflow against the PostgreSQL-backed server: {time.monotonic() - t0:.1f} s")
+            assert first.returncode == 0, (first.stdout + first.stderr)[-5000:]
+            _check_logged(server.uri, work)
+
+        # Second pass, new results: the server goes down while the jobs train.
+        work2 = tmp_path / "work2"
+        cmd = snakemake_cmd(work2, "--config", MIRROR, "seeds=[5,6]",
+                            f"mlflow={{'tracking_uri': '{server.uri}', 'retries': 1}}", cores=8)
+        server2 = MlflowServer(pg.uri, tmp_path / "artifacts", port=server.port).start()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+        sweep = work2 / "results" / "mlflow" / "sweep.json"
+        deadline = time.monotonic() + 300
+        while not sweep.exists() and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert sweep.exists(), proc.communicate()[0][-3000:]
+        server2.stop()  # mid-run: training has started, nothing has been logged yet
+        out, _ = proc.communicate(timeout=1200)
+        assert proc.returncode != 0, out[-3000:]
+        runs = [work2 / "results" / "runs" / a / "default" / f"seed{s}" for a in ("thomas", "softmax_regression")
+                for s in (5, 6)]
+        assert all((d / "metrics.json").exists() and (d / "model.keras").exists() for d in runs)
+        assert not any((d / "mlflow_run.json").exists() for d in runs)
+        stamps = {d: (d / "metrics.json").stat().st_mtime for d in runs}
+
+        with MlflowServer(pg.uri, tmp_path / "artifacts", port=server.port):
+            again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=1200)
+            assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
+            client, logged = _runs(server.uri)
+            for d in runs:
+                assert (d / "metrics.json").stat().st_mtime == stamps[d]  # not retrained
+                marker = json.loads((d / "mlflow_run.json").read_text())
+                run = client.get_run(marker["run_id"])
+                assert run.data.metrics["test_accuracy"] == pytest.approx(
+                    json.loads((d / "metrics.json").read_text())["test_accuracy"])
+            assert len(logged) == 8  # the first pass's four and these four
