@@ -172,6 +172,11 @@ class Checkpoint:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def fit_chunk(model, x, y, idx, batch_size):
+    """The pipeline's training step: the chunk's examples, in stream order, one pass."""
+    return model.fit(x[idx], y[idx], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+
+
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
     return np.bincount(y_true.astype(np.int64) * n + y_pred, minlength=n * n).reshape(n, n)
 
@@ -250,11 +255,8 @@ def train_run(
     for chunk in range(start_chunk, p["n_chunks"]):
         first = chunk * p["steps_per_epoch"]
         n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
-        idx = order.batch_indices(first, n_steps)
         t = time.perf_counter()
-        fit = model.fit(
-            x_train[idx], y_train[idx], batch_size=recipe.batch_size, epochs=1, shuffle=False, verbose=0
-        )
+        fit = fit_chunk(model, x_train, y_train, order.batch_indices(first, n_steps), recipe.batch_size)
         train_seconds = time.perf_counter() - t
         t = time.perf_counter()
         val_loss, val_acc = evaluate(x_val, y_val)
