@@ -76,7 +76,9 @@ def _cmd_download(a) -> int:
 def _cmd_train(a) -> int:
     settings = {"arch": a.arch, "variant": a.variant, "overrides": json.loads(a.overrides or "{}"),
                 "budget_scale": a.budget_scale, "train_subset": a.train_subset,
-                "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size}
+                "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size,
+                "jit_compile": {"auto": "auto", "on": True, "off": False}[a.jit_compile],
+                "steps_per_execution": a.steps_per_execution}
     m = training_job(a.data, a.out, a.seed, settings, a.threads, a.jobs_per_gpu, not a.no_memory_growth,
                      stop_after_chunks=a.stop_after_epochs)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "test_accuracy", "val_accuracy",
@@ -122,6 +124,9 @@ def main(argv=None) -> int:
     t.add_argument("--train-subset", type=int)
     t.add_argument("--eval-subset", type=int)
     t.add_argument("--eval-batch-size", type=int, default=1000)
+    t.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
+                   help="XLA: auto = Keras's choice (off on a TensorFlow CPU, on for GPUs and JAX)")
+    t.add_argument("--steps-per-execution", type=int, default=1)
     t.add_argument("--threads", type=int, default=os.cpu_count())
     t.add_argument("--jobs-per-gpu", type=int, default=1)
     t.add_argument("--no-memory-growth", action="store_true")

@@ -124,6 +124,8 @@ def train_settings(config: Mapping, arch: str, variant: str) -> dict:
         "train_subset": config.get("train_subset"),
         "eval_subset": config.get("eval_subset"),
         "eval_batch_size": int(config.get("eval_batch_size", 1000)),
+        "jit_compile": (config.get("speed") or {}).get("jit_compile", "auto"),
+        "steps_per_execution": int((config.get("speed") or {}).get("steps_per_execution", 1)),
     }
 
 

@@ -192,6 +192,8 @@ def train_run(
     train_subset: int | None = None,
     eval_subset: int | None = None,
     eval_batch_size: int = 1000,
+    jit_compile: bool | str = "auto",
+    steps_per_execution: int = 1,
     device: dict | None = None,
     config: dict | None = None,
     stop_after_chunks: int | None = None,
@@ -231,7 +233,7 @@ def train_run(
     settings = {
         "arch": arch, "variant": variant, "seed": seed, "recipe": recipe.as_dict(),
         "budget_scale": budget_scale, "train_subset": train_subset, "eval_subset": eval_subset,
-        "backend": backend, "plan": p,
+        "backend": backend, "plan": p, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution,
     }
     ckpt = Checkpoint(out_dir, _signature(settings))
 
@@ -243,7 +245,8 @@ def train_run(
         wall_offset, resumed_from = state["wall_seconds"], state["chunk"] + 1
         log.info("resuming %s/%s seed %d after chunk %d of %d", arch, variant, seed, start_chunk, p["n_chunks"])
     else:
-        model = models.compile_model(models.build_model(arch, variant), recipe)
+        model = models.compile_model(models.build_model(arch, variant), recipe, jit_compile=jit_compile,
+                                     steps_per_execution=steps_per_execution)
         history, start_chunk, wall_offset, resumed_from = [], 0, 0.0, None
 
     def evaluate(x, y):
@@ -312,6 +315,8 @@ def train_run(
         "budget_scale": budget_scale,
         "train_subset": train_subset,
         "eval_subset": eval_subset,
+        "speed": {"jit_compile": jit_compile, "steps_per_execution": steps_per_execution,
+                  "jit_compile_used": bool(getattr(model, "jit_compile", False)), "eval_batch_size": eval_batch_size},
         "n_train": n_train,
         "n_val": int(len(y_val)),
         "n_test": int(len(y_test)),

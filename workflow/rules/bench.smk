@@ -1,0 +1,21 @@
+# Not part of `all`: run with  snakemake --cores 2 bench
+rule bench:
+    input:
+        data=f"{DATA_DIR}/mnist.npz",
+        manifest=f"{DATA_DIR}/manifest.json",
+    output:
+        throughput="results/bench/throughput.csv",
+        levers="results/bench/levers.csv",
+        overhead="results/bench/overhead.csv",
+        machine="results/bench/machine.json",
+        table="results/bench/bench.md",
+    params:
+        archs=config["architectures"],
+        repeats=5,
+    threads: workflow.cores
+    conda:
+        ENV
+    log:
+        "results/logs/bench.log",
+    script:
+        "../scripts/bench.py"

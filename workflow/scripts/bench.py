@@ -1,0 +1,16 @@
+"""Snakemake: the training-path benchmark (logic: mnist_audit.bench)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+from mnist_audit.cli import logged_errors, setup_logging
+
+setup_logging(snakemake.log[0])
+with logged_errors():
+    from mnist_audit import devices
+
+    devices.configure_backend(snakemake.threads)
+    from mnist_audit import bench
+
+    bench.run(snakemake.input.data, Path(snakemake.output.table).parent, list(snakemake.params.archs),
+              snakemake.params.repeats, snakemake.threads)
