@@ -57,7 +57,9 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         history = pd.read_csv(d / "history.csv")
         metrics = json.loads((d / "metrics.json").read_text())
         assert run.info.status == "FINISHED"
-        assert run.data.tags["mlflow.parentRunId"] == sweep["parent_run_id"]
+        assert run.data.tags["mnist_audit.sweep"] == sweep["sweep_id"]  # one invocation's runs, grouped
+        assert run.data.tags["mnist_audit.sweep_run"] == sweep["parent_run_id"]
+        assert "mlflow.parentRunId" not in run.data.tags  # flat in the UI's runs table
         assert run.data.tags["architecture"] == arch and run.data.tags["seed"] == seed[4:]
         assert run.data.tags["git_commit"] and run.data.tags["versions.keras"]
         assert run.data.tags["data.payload_sha256.t10k-labels-idx1-ubyte.gz"].startswith("ff7bcfd4")

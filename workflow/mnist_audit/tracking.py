@@ -74,6 +74,8 @@ def init_tracking(uri: str, experiment: str, artifact_location: str | None, swee
             )
         else:
             exp_id = exp.experiment_id
+        # MLflow 3's UI opens an experiment of this kind on its runs table (not the GenAI view).
+        client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
         parent = client.create_run(
             exp_id,
             run_name=f"sweep {sweep['id']}",
@@ -174,8 +176,10 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
         t0_ms = t_end_ms - int(wall * 1000)
         run = client.create_run(
             sweep["experiment_id"], start_time=t0_ms, run_name=payload["run_name"],
+            # Grouped by tags, not nested under the sweep run: MLflow's UI folds child runs
+            # away, and a flat table of "thomas s0", "thomas s1", ... is what people read.
             tags={**payload["tags"], f"{TAG}.sweep": sweep["sweep_id"],
-                  "mlflow.parentRunId": sweep["parent_run_id"]},
+                  f"{TAG}.sweep_run": sweep["parent_run_id"]},
         )
         rid = run.info.run_id
         params = [Param(k, str(v)) for k, v in payload["params"].items()]
