@@ -157,14 +157,18 @@ def job_overhead(data_path: Path, threads: int, workdir: Path) -> dict:
     in_training = m["timing"]["total_train_seconds"] + m["timing"]["total_eval_seconds"]
     uri = f"sqlite:///{Path(workdir) / 'overhead.db'}"
     sweep = tracking.init_tracking(uri, "bench", (Path(workdir) / "art").as_uri(), {"id": "bench"}, {})
+    # The pipeline logs in a job of its own: time that whole process too.
+    code = ("import json, sys; from pathlib import Path; from mnist_audit import tracking; "
+            f"tracking.log_run(json.loads({json.dumps(json.dumps(sweep))}), Path({str(out)!r}), "
+            f"Path({str(Path(data_path).parent / 'manifest.json')!r}))")
     t = time.perf_counter()
-    tracking.log_run(sweep, out, (Path(data_path).parent / "manifest.json"))
-    log_s = time.perf_counter() - t
-    return {"job_wall_seconds": wall, "training_and_eval_seconds": in_training,
+    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
+    log_wall = time.perf_counter() - t
+    return {"train_job_wall_seconds": wall, "training_and_eval_seconds": in_training,
             "data_load_seconds": m["data_seconds"], "model_save_seconds": m["save_seconds"],
             "process_start_and_imports_seconds": wall - m["job_seconds"],
-            "mlflow_logging_seconds": log_s,
-            "fixed_overhead_seconds": wall - in_training + log_s}
+            "mlflow_logging_job_seconds": log_wall,
+            "fixed_overhead_seconds": wall - in_training + log_wall}
 
 
 def machine() -> dict:
