@@ -215,28 +215,28 @@ def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads:
 def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
     import pandas as pd
 
-    from .train import _write_csv
+    from .report import markdown_table, write_csv
 
-    _write_csv(out_dir / "throughput.csv", tp.drop(columns=["pipeline_seconds", "reference_seconds"]))
-    _write_csv(out_dir / "levers.csv", lv)
-    _write_csv(out_dir / "overhead.csv", pd.DataFrame([oh]))
+    write_csv(out_dir / "throughput.csv", tp.drop(columns=["pipeline_seconds", "reference_seconds"]))
+    write_csv(out_dir / "levers.csv", lv)
+    write_csv(out_dir / "overhead.csv", pd.DataFrame([oh]))
     mdata.atomic_write_json(out_dir / "machine.json", info)
     show = tp[["arch", "batch_size", "pipeline_images_per_s", "reference_images_per_s", "ratio",
-               "macs_per_image", "pipeline_fraction_of_peak", "floor_images_per_s"]].round(
-        {"pipeline_images_per_s": 0, "reference_images_per_s": 0, "ratio": 3, "pipeline_fraction_of_peak": 3,
-         "floor_images_per_s": 0})
+               "macs_per_image", "pipeline_fraction_of_peak", "floor_images_per_s"]]
+    fmt = {"pipeline_images_per_s": ".0f", "reference_images_per_s": ".0f", "ratio": ".3f",
+           "pipeline_fraction_of_peak": ".3f", "floor_images_per_s": ".0f"}
     lines = [
         "# Training-path benchmark", "",
         f"Machine: {info['cpu_model']}, {info['logical_cpus']} logical CPUs, GPUs: {info['gpus']}; "
         f"Keras {info.get('keras')} on {info['backend']}; {info['threads']} threads; "
         f"large-matmul peak {info['matmul_peak_gmacs']:.1f} GMAC/s; median of {info['repeats']} interleaved repetitions.",
         "", "## Steady-state training throughput (images/s) at each recipe's batch size", "",
-        show.to_markdown(index=False), "",
+        markdown_table(show, fmt), "",
         "ratio = pipeline / plain `model.fit` on NumPy arrays (default settings). fraction of peak = "
         "3 x MACs/image x images/s / large-matmul MAC/s; floor = the images/s at that peak.",
         "", "## Levers (each on and off, side by side)", "",
-        lv.round({"value": 1, "relative_to_off": 3}).to_markdown(index=False), "",
+        markdown_table(lv, {"value": ".1f", "relative_to_off": ".3f"}), "",
         "## Fixed overhead of one pipeline job (seconds)", "",
-        pd.DataFrame([oh]).round(2).T.rename(columns={0: "seconds"}).to_markdown(), "",
+        markdown_table(pd.DataFrame({"part": list(oh), "seconds": list(oh.values())}), {"seconds": ".2f"}), "",
     ]
     mdata.atomic_write_bytes(out_dir / "bench.md", "\n".join(lines).encode())

@@ -43,4 +43,8 @@ def train_params(wildcards):
 
 
 def all_targets():
-    return [f"{DATA_DIR}/manifest.json"] + run_paths(os.path.join(RUN_DIR, "mlflow_run.json"))
+    return (
+        [f"{DATA_DIR}/manifest.json"]
+        + run_paths(os.path.join(RUN_DIR, "mlflow_run.json"))
+        + ["results/report/README.md", "results/report/mlflow_run.json"]
+    )

@@ -1,0 +1,385 @@
+"""The report stage: aggregation, claim audit (numbers and verdicts), tables, plots, README,
+the HTML report and the aggregate MLflow run.
+
+Unit tests use made-up metrics (no training, no Keras); the end-to-end tests read the
+shared tiny workflow run (``tiny_run``)."""
+
+import json
+import math
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import LOCAL_MIRROR, snakemake_cmd
+from scipy import stats
+
+from mnist_audit import registry, report
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TABLES = ("claim_audit", "timing", "parameters", "layers")
+
+
+# ---------------------------------------------------------------------------
+# Made-up runs
+# ---------------------------------------------------------------------------
+
+
+def fake_metrics(arch, seed, acc, variant="default", budget_scale=1.0, train_subset=None, eval_subset=None,
+                 overrides=None, reached_at=None, device="cpu"):
+    """A metrics.json shaped like train.py's, with only the fields the report reads."""
+    claim = registry.get_architecture(arch).claim
+    full = budget_scale == 1.0 and not train_subset and not eval_subset
+    return {
+        "arch": arch, "variant": variant, "seed": seed, "baseline": registry.get_architecture(arch).baseline,
+        "backend": "tensorflow", "device": {"kind": device, "name": f"test {device}"},
+        "overrides": overrides or {}, "budget_scale": budget_scale, "train_subset": train_subset,
+        "eval_subset": eval_subset, "n_train": train_subset or 55000, "n_val": eval_subset or 5000,
+        "n_test": eval_subset or 10000, "total_steps": int(1000 * budget_scale), "published_steps": 1000,
+        "steps_per_epoch": 550, "full_budget": full, "published_recipe": full and not overrides,
+        "claim": claim.as_dict(), "test_accuracy": acc, "val_accuracy": acc + 0.001, "test_loss": 0.1,
+        "val_loss": 0.1, "best_epoch_test_accuracy_optimistic": acc + 0.002,
+        "timing": {
+            "total_train_seconds": 10.0 + seed, "total_eval_seconds": 1.0, "wall_seconds": 12.0 + seed,
+            "first_epoch_seconds": 3.0, "first_epoch_overhead_seconds": 1.0, "steady_epoch_seconds": 2.0,
+            "steady_state_measured": True, "train_images_per_second": 5000.0, "eval_images_per_second": 20000.0,
+            "target_accuracy": claim.value,
+            "target_reached": None if claim.value is None else reached_at is not None,
+            "time_to_target_seconds": reached_at, "time_to_target_epoch": 2 if reached_at else None,
+        },
+        "provenance": {"git_commit": "abc123", "packages": {"keras": "3.15.1"}},
+        "result_id": f"{arch}-{seed}",
+    }
+
+
+def write_runs(tmp_path, metrics_list):
+    """Write each run's metrics.json and a 3-epoch history.csv; return (metrics paths, history paths)."""
+    mpaths, hpaths = [], []
+    for m in metrics_list:
+        d = tmp_path / "results" / "runs" / m["arch"] / m["variant"] / f"seed{m['seed']}"
+        d.mkdir(parents=True)
+        (d / "metrics.json").write_text(json.dumps(m))
+        acc = m["test_accuracy"]
+        pd.DataFrame({
+            "epoch": [1, 2, 3], "steps": [550, 1100, 1650], "epochs_seen": [1.0, 2.0, 3.0],
+            "train_seconds": [3.0, 2.0, 2.0], "eval_seconds": [0.5] * 3,
+            "wall_seconds": [3.5 + m["seed"], 6.0 + m["seed"], 8.5 + m["seed"]],
+            "train_loss": [0.5, 0.3, 0.2], "train_accuracy": [0.9, 0.95, 0.97],
+            "val_loss": [0.4, 0.3, 0.2], "val_accuracy": [acc - 0.02, acc - 0.01, acc + 0.001],
+            "test_loss": [0.4, 0.3, 0.2], "test_accuracy": [acc - 0.02, acc - 0.01, acc],
+        }).to_csv(d / "history.csv", index=False)
+        mpaths.append(d / "metrics.json")
+        hpaths.append(d / "history.csv")
+    return mpaths, hpaths
+
+
+FAKE_PARAMS = pd.DataFrame({
+    "architecture": ["thomas", "singhal", "jerkic", "softmax_regression"],
+    "variant": ["default"] * 4, "params": [3199106, 105506, 817354, 7850], "macs_per_image": [1, 2, 3, 4],
+})
+
+THOMAS = [0.9912, 0.9905, 0.9921, 0.9899, 0.9917]
+SINGHAL = [0.9861, 0.9880, 0.9852]
+
+
+def runs_frame(tmp_path, metrics_list):
+    mpaths, _ = write_runs(tmp_path, metrics_list)
+    return report.aggregate_runs(mpaths, FAKE_PARAMS)
+
+
+# ---------------------------------------------------------------------------
+# Unit tests
+# ---------------------------------------------------------------------------
+
+
+def test_aggregate_is_one_tidy_row_per_run(tmp_path):
+    ms = [fake_metrics("thomas", s, a) for s, a in enumerate(THOMAS)] + [
+        fake_metrics("softmax_regression", 0, 0.92, budget_scale=0.5, overrides={"learning_rate": 0.1})]
+    runs = runs_frame(tmp_path, ms)
+    assert len(runs) == 6
+    assert list(runs["architecture"]) == ["thomas"] * 5 + ["softmax_regression"]  # registry order
+    r = runs.iloc[-1]
+    assert r["recipe_kind"] == "overridden, scaled" and r["overridden"] and not r["full_budget"]
+    assert set(runs.loc[runs["architecture"] == "thomas", "recipe_kind"]) == {"published"}
+    assert r["params"] == 7850 and r["device"] == "test cpu" and r["total_train_seconds"] == 10.0
+    for col in ("architecture", "variant", "seed", "budget_scale", "train_subset", "eval_subset", "device",
+                "backend", "test_accuracy", "val_accuracy", "total_train_seconds", "params", "macs_per_image"):
+        assert col in runs.columns
+    with pytest.raises(ValueError, match="duplicate"):
+        report.aggregate_runs([tmp_path / "results/runs/thomas/default/seed0/metrics.json"] * 2)
+
+
+def test_audit_numbers_equal_direct_computation(tmp_path):
+    ms = [fake_metrics("thomas", s, a) for s, a in enumerate(THOMAS)]
+    ms += [fake_metrics("singhal", s, a) for s, a in enumerate(SINGHAL)]
+    audit = report.claim_audit(runs_frame(tmp_path, ms)).set_index("model")
+    for name, accs in (("thomas", THOMAS), ("singhal", SINGHAL)):
+        x = 100 * np.array(accs)
+        row = audit.loc[name]
+        lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=x.std(ddof=1) / math.sqrt(len(x)))
+        assert row["n_seeds"] == len(x)
+        assert row["mean_pct"] == pytest.approx(x.mean())
+        assert row["sd_pct"] == pytest.approx(x.std(ddof=1))
+        assert row["min_pct"] == pytest.approx(x.min()) and row["max_pct"] == pytest.approx(x.max())
+        assert row["ci_low_pct"] == pytest.approx(lo) and row["ci_high_pct"] == pytest.approx(hi)
+        claim = registry.get_architecture(name).claim
+        assert row["claim_lower_pct"] == pytest.approx(100 * claim.lower)
+        assert row["claim_where"] == claim.where
+        assert row["binomial_se_pct"] == pytest.approx(100 * math.sqrt(x.mean() / 100 * (1 - x.mean() / 100) / 1e4))
+    # thomas: CI well above 98.5 -> reproduced; singhal: mean 98.64, n=3, CI straddles 98.5
+    assert audit.loc["thomas", "verdict"] == "reproduced"
+    assert audit.loc["singhal", "verdict"] == "inconclusive"
+
+
+@pytest.mark.parametrize(
+    ("n", "lo", "hi", "lower", "status", "expected"),
+    [
+        (5, 0.985, 0.990, 0.985, "published", "reproduced"),  # exactly at the bound
+        (5, 0.9849999, 0.990, 0.985, "published", "reproduced"),  # float32 rounding of the same value
+        (5, 0.9849, 0.990, 0.985, "published", "inconclusive"),  # one test image below: straddles
+        (5, 0.980, 0.985, 0.985, "published", "inconclusive"),  # upper end exactly at the bound
+        (5, 0.980, 0.9849, 0.985, "published", "not reproduced"),  # upper end just below
+        (1, math.nan, math.nan, 0.985, "published", "inconclusive (n<2)"),
+        (1, 0.999, 0.999, 0.985, "published", "inconclusive (n<2)"),
+        (0, math.nan, math.nan, 0.985, "published", "inconclusive (n<2)"),
+        (5, 0.999, 0.9995, None, "published", "no claim"),
+        (1, math.nan, math.nan, None, "scaled budget", "no claim"),
+        (5, 0.999, 0.9995, 0.985, "scaled budget", "inconclusive (scaled budget)"),
+        (5, 0.970, 0.975, 0.985, "scaled budget", "inconclusive (scaled budget)"),
+        (1, math.nan, math.nan, 0.985, "scaled budget", "inconclusive (scaled budget)"),
+        (5, 0.999, 0.9995, 0.985, "overridden recipe", "inconclusive (overridden recipe)"),
+    ],
+)
+def test_verdict_edges(n, lo, hi, lower, status, expected):
+    assert report.verdict(n, lo, hi, lower, status) == expected
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"budget_scale": 0.5}, "inconclusive (scaled budget)"),
+        ({"train_subset": 1000}, "inconclusive (scaled budget)"),
+        ({"eval_subset": 1000}, "inconclusive (scaled budget)"),
+        ({"overrides": {"learning_rate": 0.001}}, "inconclusive (overridden recipe)"),
+        ({"overrides": {"batch_size": 64}, "budget_scale": 0.1}, "inconclusive (overridden recipe, scaled budget)"),
+    ],
+)
+def test_a_scaled_or_overridden_run_is_never_reproduced(tmp_path, kwargs, expected):
+    ms = [fake_metrics("thomas", s, 0.9990 + s * 1e-4, **kwargs) for s in range(5)]
+    audit = report.claim_audit(runs_frame(tmp_path, ms))
+    assert audit.loc[0, "verdict"] == expected
+    assert audit.loc[0, "ci_low_pct"] > 98.5  # the numbers alone would say "reproduced"
+
+
+def test_one_scaled_seed_taints_the_row(tmp_path):
+    ms = [fake_metrics("thomas", s, 0.995) for s in range(4)] + [fake_metrics("thomas", 4, 0.995, budget_scale=0.9)]
+    assert report.claim_audit(runs_frame(tmp_path, ms)).loc[0, "verdict"] == "inconclusive (scaled budget)"
+
+
+def test_no_claim_and_single_seed_rows(tmp_path):
+    ms = [fake_metrics("jerkic", s, 0.98) for s in range(3)] + [fake_metrics("thomas", 0, 0.995)]
+    audit = report.claim_audit(runs_frame(tmp_path, ms)).set_index("model")
+    assert audit.loc["jerkic", "verdict"] == "no claim" and math.isnan(audit.loc["jerkic", "claim_pct"])
+    assert audit.loc["thomas", "verdict"] == "inconclusive (n<2)"
+    assert math.isnan(audit.loc["thomas", "sd_pct"]) and math.isnan(audit.loc["thomas", "ci_low_pct"])
+
+
+def test_timing_table_time_to_target(tmp_path):
+    ms = [fake_metrics("thomas", 0, 0.991, reached_at=30.0), fake_metrics("thomas", 1, 0.991, reached_at=50.0),
+          fake_metrics("thomas", 2, 0.98), fake_metrics("singhal", 0, 0.97), fake_metrics("jerkic", 0, 0.97)]
+    timing = report.timing_table(runs_frame(tmp_path, ms)).set_index("model")
+    assert timing.loc["thomas", "time_to_target"] == "40.0 s (2/3 seeds)"
+    assert timing.loc["thomas", "time_to_target_seconds_median"] == 40.0
+    assert timing.loc["thomas", "train_seconds_mean"] == pytest.approx(11.0)
+    assert timing.loc["thomas", "train_seconds_sd"] == pytest.approx(1.0)
+    assert timing.loc["singhal", "time_to_target"] == "not reached (0/1 seeds)"
+    assert timing.loc["jerkic", "time_to_target"] == "no claim"
+
+
+def test_markdown_table_escapes_and_aligns():
+    df = pd.DataFrame({"name": ["a|b", None], "value": [1.23456, math.nan]})
+    md = report.markdown_table(df, formats={"value": ".2f"}, headers={"value": "value %"})
+    assert md.splitlines() == ["| name | value % |", "|---|---:|", "| a\\|b | 1.23 |", "|  |  |"]
+
+
+def _outputs(base: Path) -> dict:
+    out = {"readme": base / "README.md"}
+    for t in ("claim_audit", "timing"):
+        out[f"{t}_csv"] = base / "tables" / f"{t}.csv"
+        out[f"{t}_md"] = base / "tables" / f"{t}.md"
+    for p in report.PLOT_FILES:
+        out[p] = base / "plots" / f"{p}.png"
+    return {k: str(v) for k, v in out.items()}
+
+
+def assert_png(path):
+    from matplotlib.image import imread
+
+    data = Path(path).read_bytes()
+    assert len(data) > 1000 and data[:8] == PNG_SIGNATURE, path
+    img = imread(path)
+    assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, (path, img.shape)
+
+
+@pytest.mark.parametrize("scaled", [False, True])
+def test_build_report_writes_every_output(tmp_path, scaled):
+    kw = {"budget_scale": 0.1} if scaled else {}
+    ms = [fake_metrics("thomas", s, a, **kw) for s, a in enumerate(THOMAS[:3])]
+    ms += [fake_metrics("softmax_regression", s, 0.92 + s / 1000, **kw) for s in range(3)]
+    mpaths, hpaths = write_runs(tmp_path, ms)
+    base = tmp_path / "results" / "report"
+    base.mkdir(parents=True)
+    report.write_csv(base / "runs.csv", report.aggregate_runs(mpaths, FAKE_PARAMS))
+    params = FAKE_PARAMS.assign(model=FAKE_PARAMS["architecture"], layers="x", baseline="no",
+                                layers_with_weights=2)
+    params.to_csv(base / "parameters.csv", index=False)
+    (base / "layers.md").write_text("| layer |\n")
+    outputs = _outputs(base)
+    result = report.build_report({"runs": base / "runs.csv", "parameters": base / "parameters.csv",
+                                  "layers_md": base / "layers.md", "histories": hpaths, "manifest": None},
+                                 outputs)
+    for key, path in outputs.items():
+        assert Path(path).stat().st_size > 0, key
+        if path.endswith(".png"):
+            assert_png(path)
+    assert not list(base.rglob(".*.part"))  # atomic writes leave no temporary files
+    text = Path(outputs["readme"]).read_text()
+    assert (report.SCALED_BANNER in text) is scaled
+    assert "Verdict rule" in text and "| thomas |" in text and "plots/learning_curves_wall.png" in text
+    verdicts = dict(zip(result["audit"]["model"], result["audit"]["verdict"]))
+    if scaled:
+        assert set(verdicts.values()) == {"inconclusive (scaled budget)"}
+    else:
+        assert verdicts["thomas"] == "reproduced"
+    audit_md = Path(outputs["claim_audit_md"]).read_text()
+    assert "Student-t interval" in audit_md and "Verdict rule" in audit_md
+
+
+def test_log_report_is_one_child_run_per_sweep(tmp_path):
+    """Logged twice (a rerun): one active report run under the sweep's parent, with the artifacts."""
+    from mlflow import MlflowClient
+
+    from mnist_audit import tracking
+
+    ms = [fake_metrics("thomas", s, a) for s, a in enumerate(THOMAS[:2])]
+    mpaths, _ = write_runs(tmp_path, ms)
+    runs_csv = tmp_path / "runs.csv"
+    runs = report.aggregate_runs(mpaths, FAKE_PARAMS)
+    report.write_csv(runs_csv, runs)
+    audit_csv = tmp_path / "claim_audit.csv"
+    report.write_csv(audit_csv, report.claim_audit(runs))
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    sweep = tracking.init_tracking(uri, "report-test", (tmp_path / "artifacts").as_uri(), {"id": "s1"}, {})
+    artifacts = {"": [runs_csv], "tables": [audit_csv]}
+    first = report.log_report(sweep, artifacts, audit_csv, runs_csv)
+    second = report.log_report(sweep, artifacts, audit_csv, runs_csv)
+    client = MlflowClient(tracking_uri=uri)
+    found = client.search_runs([sweep["experiment_id"]], filter_string="tags.`mnist_audit.kind` = 'report'")
+    assert [r.info.run_id for r in found] == [second["run_id"]] != [first["run_id"]]
+    run = found[0]
+    assert run.data.tags["mlflow.parentRunId"] == sweep["parent_run_id"]
+    assert run.info.run_name == "report s1" and run.info.status == "FINISHED"
+    assert run.data.metrics["mean_test_accuracy.thomas"] == pytest.approx(np.mean(THOMAS[:2]))
+    assert run.data.tags["verdict.thomas"] == "reproduced"
+    paths = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"runs.csv", "tables", "training_runs.json"} <= paths
+
+
+# ---------------------------------------------------------------------------
+# The tiny end-to-end run (shared fixture: the whole workflow once per session)
+# ---------------------------------------------------------------------------
+
+
+def _tiny_metrics(work):
+    return [json.loads(p.read_text()) for p in sorted((work / "results" / "runs").glob("*/*/seed*/metrics.json"))]
+
+
+def test_tiny_runs_csv_has_one_row_per_run(tiny_run):
+    work, _ = tiny_run
+    runs = pd.read_csv(work / "results" / "report" / "runs.csv")
+    assert len(runs) == 4
+    assert sorted(zip(runs["architecture"], runs["seed"])) == sorted(
+        (a, s) for a in ("thomas", "softmax_regression") for s in (0, 1))
+    assert set(runs["recipe_kind"]) == {"scaled"} and set(runs["budget_scale"]) == {0.02}
+    assert set(runs["train_subset"]) == {500} and set(runs["eval_subset"]) == {500}
+    by = runs.set_index(["architecture", "seed"])
+    for m in _tiny_metrics(work):
+        r = by.loc[(m["arch"], m["seed"])]
+        assert r["test_accuracy"] == pytest.approx(m["test_accuracy"])
+        assert r["val_accuracy"] == pytest.approx(m["val_accuracy"])
+        assert r["total_train_seconds"] == pytest.approx(m["timing"]["total_train_seconds"])
+    assert by.loc[("thomas", 0), "params"] == 3199106 and by.loc[("softmax_regression", 0), "params"] == 7850
+
+
+def test_tiny_audit_equals_direct_computation(tiny_run):
+    work, _ = tiny_run
+    audit = pd.read_csv(work / "results" / "report" / "tables" / "claim_audit.csv").set_index("model")
+    accs: dict[str, list[float]] = {}
+    for m in _tiny_metrics(work):
+        accs.setdefault(m["arch"], []).append(100 * m["test_accuracy"])
+    assert sorted(audit.index) == sorted(accs)
+    for arch, values in accs.items():
+        x = np.array(values)
+        half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
+        row = audit.loc[arch]
+        assert row["n_seeds"] == 2
+        assert row["mean_pct"] == pytest.approx(x.mean())
+        assert row["sd_pct"] == pytest.approx(x.std(ddof=1))
+        assert row["ci_low_pct"] == pytest.approx(x.mean() - half)
+        assert row["ci_high_pct"] == pytest.approx(x.mean() + half)
+        assert row["verdict"] == "inconclusive (scaled budget)"  # tiny runs are scaled: never reproduced
+
+
+def test_tiny_report_files(tiny_run):
+    work, _ = tiny_run
+    base = work / "results" / "report"
+    plots = sorted((base / "plots").glob("*.png"))
+    assert {p.stem for p in plots} == set(report.PLOT_FILES)
+    for p in plots:
+        assert_png(p)
+    for t in TABLES:
+        assert (base / "tables" / f"{t}.csv").stat().st_size > 0
+        assert (base / "tables" / f"{t}.md").read_text().startswith("| ")
+    text = (base / "README.md").read_text()
+    assert report.SCALED_BANNER in text
+    assert "Verdict rule" in text and "Fidelity notes" in text and "Provenance" in text
+    assert "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2" in text  # data checksum
+    for p in plots:
+        assert f"plots/{p.name}" in text
+
+
+def test_tiny_html_report(tiny_run):
+    work, _ = tiny_run
+    html = work / "results" / "report.html"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "--report", str(html)),
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = html.read_text(errors="replace")
+    assert html.stat().st_size > 10000 and "accuracy_per_seed.png" in text and "claim_audit" in text
+
+
+def test_tiny_mlflow_aggregate_run(tiny_run):
+    from mlflow import MlflowClient
+
+    work, _ = tiny_run
+    sweep = json.loads((work / "results" / "mlflow" / "sweep.json").read_text())
+    marker = json.loads((work / "results" / "report" / "mlflow_run.json").read_text())
+    client = MlflowClient(tracking_uri=sweep["tracking_uri"])
+    found = client.search_runs([sweep["experiment_id"]], filter_string="tags.`mnist_audit.kind` = 'report'")
+    assert [r.info.run_id for r in found] == [marker["run_id"]]
+    run = found[0]
+    assert run.info.status == "FINISHED" and run.info.run_name == f"report {sweep['sweep_id']}"
+    assert run.data.tags["mlflow.parentRunId"] == sweep["parent_run_id"]
+    assert run.data.tags["scaled"] == "true"
+    runs = pd.read_csv(work / "results" / "report" / "runs.csv")
+    for arch, g in runs.groupby("architecture"):
+        assert run.data.metrics[f"mean_test_accuracy.{arch}"] == pytest.approx(g["test_accuracy"].mean())
+    top = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"README.md", "runs.csv", "tables", "plots", "training_runs.json"} <= top
+    plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {f"{p}.png" for p in report.PLOT_FILES}
+    tables = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "tables")}
+    assert tables == {f"{t}.{ext}" for t in TABLES for ext in ("csv", "md")}

@@ -1,0 +1,17 @@
+"""Snakemake: log the report as one MLflow run under the sweep's parent run (logic: mnist_audit.report)."""
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
+from mnist_audit import report
+from mnist_audit.cli import logged_errors, setup_logging
+
+setup_logging(snakemake.log[0])
+with logged_errors():
+    report.write_log_report(
+        snakemake.input.sweep,
+        {"": [snakemake.input.readme, snakemake.input.runs],
+         "tables": list(snakemake.input.tables), "plots": list(snakemake.input.plots)},
+        snakemake.input.audit, snakemake.input.runs, list(snakemake.input.markers), snakemake.output.marker,
+        attempts=snakemake.params.retries,
+    )
