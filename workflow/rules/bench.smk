@@ -12,7 +12,7 @@ rule bench:
     params:
         archs=config["architectures"],
         repeats=5,
-    threads: workflow.cores
+    threads: os.cpu_count()  # the whole machine; capped by --cores locally
     conda:
         ENV
     log:
