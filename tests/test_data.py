@@ -5,13 +5,13 @@ import functools
 import gzip
 import http.server
 import json
-import socket
 import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import LOCAL_MIRROR, idx_bytes, needs_mnist, write_gz
+from engines import free_port
 
 from mnist_audit import data
 
@@ -109,14 +109,6 @@ def http_mirror():
         srv.server_close()
 
 
-def _closed_port() -> int:
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 def test_fallback_down_corrupt_good(tmp_path, synthetic_mnist, http_mirror, caplog):
     folder, sums, _ = synthetic_mnist
     name = "train-labels-idx1-ubyte.gz"
@@ -126,7 +118,7 @@ def test_fallback_down_corrupt_good(tmp_path, synthetic_mnist, http_mirror, capl
     payload[-1] ^= 0xFF  # one flipped byte
     write_gz(corrupt / name, bytes(payload))
     mirrors = [
-        f"http://127.0.0.1:{_closed_port()}/",  # down
+        f"http://127.0.0.1:{free_port()}/",  # down
         {"url": http_mirror(corrupt), "canonical": False},  # serves a corrupted file
         {"url": http_mirror(folder), "canonical": False},  # good
     ]
@@ -146,7 +138,7 @@ def test_all_mirrors_bad_gives_clear_error(tmp_path, synthetic_mnist, http_mirro
     empty.mkdir()
     dest = tmp_path / "out" / name
     with pytest.raises(data.DownloadError) as e:
-        data.download_file(name, dest, [http_mirror(empty), f"http://127.0.0.1:{_closed_port()}/"],
+        data.download_file(name, dest, [http_mirror(empty), f"http://127.0.0.1:{free_port()}/"],
                            timeout=5, retries=0, spec=_spec(folder, sums, name))
     msg = str(e.value)
     assert "no mirror served a good copy" in msg and "404" in msg and "file://" in msg

@@ -2,14 +2,13 @@
 
 import json
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
+from engines import free_port
 
 TINY_RUNS = [(a, s) for a in ("thomas", "softmax_regression") for s in (0, 1)]
 RUN_FILES = ("metrics.json", "history.csv", "model.keras", "confusion.csv", "mlflow_run.json")
@@ -72,14 +71,6 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         assert {"metrics.json", "history.csv", "confusion.csv", "model.keras"} <= artifacts
 
 
-def _closed_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
 @needs_mnist
 @pytest.mark.slow
 def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
@@ -88,9 +79,8 @@ def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     one = ["architectures=[softmax_regression]", "seeds=[0]", f"mirrors=[{str(LOCAL_MIRROR)!r}]"]
     dead = subprocess.run(
-        snakemake_cmd(tmp_path, "--config", *one, f"mlflow={{'tracking_uri': 'http://127.0.0.1:{_closed_port()}', 'retries': 1}}"),
+        snakemake_cmd(tmp_path, "--config", *one, f"mlflow={{'tracking_uri': 'http://127.0.0.1:{free_port()}', 'retries': 1}}"),
         capture_output=True, text=True, env=env, timeout=600)
-    out = dead.stdout + dead.stderr
     assert dead.returncode != 0
     run_dir = tmp_path / "results" / "runs" / "softmax_regression" / "default" / "seed0"
     assert (run_dir / "metrics.json").exists() and (run_dir / "model.keras").exists()

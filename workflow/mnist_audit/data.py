@@ -211,6 +211,11 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def atomic_write_csv(path: Path, df) -> None:
+    """A pandas DataFrame as CSV (no index), through a temporary name and a rename."""
+    atomic_write_bytes(path, df.to_csv(index=False).encode())
+
+
 def download_file(
     name: str,
     dest: Path,

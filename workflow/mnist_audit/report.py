@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from . import registry
-from .data import MNIST_FILES, atomic_write_bytes, atomic_write_json
+from .data import MNIST_FILES, atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 log = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode())
 
 
-def write_csv(path: str | Path, df: pd.DataFrame) -> None:
-    write_text(path, df.to_csv(index=False))
+write_csv = atomic_write_csv  # one atomic CSV writer for the whole package
 
 
 def _fmt(v, spec: str | None) -> str:

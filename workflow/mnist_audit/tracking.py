@@ -183,7 +183,8 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
         )
         rid = run.info.run_id
         params = [Param(k, str(v)) for k, v in payload["params"].items()]
-        ms = [Metric(k, v, t0_ms + int(1000 * wall_at(history, step)), step) for k, v, step in payload["series"]]
+        wall_at = {int(r["epoch"]): float(r["wall_seconds"]) for r in history}
+        ms = [Metric(k, v, t0_ms + int(1000 * wall_at[step]), step) for k, v, step in payload["series"]]
         final_step = int(history[-1]["epoch"])
         ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
                if v is not None and math.isfinite(float(v))]
@@ -200,10 +201,3 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
 
     result = with_retries(go, f"log_run {job}", uri, attempts)
     return {**result, "job": job, "experiment_id": sweep["experiment_id"], "tracking_uri": uri}
-
-
-def wall_at(history: list[Mapping], epoch: int) -> float:
-    for r in history:
-        if int(r["epoch"]) == epoch:
-            return float(r["wall_seconds"])
-    return 0.0

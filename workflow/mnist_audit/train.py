@@ -95,10 +95,6 @@ def plan(recipe: registry.Recipe, n_train: int, budget_scale: float) -> dict:
     }
 
 
-def _atomic_json(path: Path, obj) -> None:
-    mdata.atomic_write_json(path, obj)
-
-
 def _save_keras(model, path: Path) -> None:
     """model.save through a temporary name (Keras needs the .keras suffix) and a rename."""
     tmp = path.with_name(f".{path.stem}.part.keras")
@@ -162,7 +158,7 @@ class Checkpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"model-{chunk}.keras"
         _save_keras(model, self.dir / name)
-        _atomic_json(self.dir / "state.json",
+        mdata.atomic_write_json(self.dir / "state.json",
                      {**state, "signature": self.signature, "model": name, "rng": rng_state(model)})
         for old in self.dir.glob("model-*.keras"):
             if old.name != name:
@@ -343,9 +339,9 @@ def train_run(
         "result_id": uuid.uuid4().hex,  # lets the logger tell these results from older ones
     }
     pd_history = _history_table(history)
-    _write_csv(out_dir / "history.csv", pd_history)
-    _write_csv(out_dir / "confusion.csv", _confusion_table(cm))
-    _atomic_json(out_dir / "metrics.json", metrics)
+    mdata.atomic_write_csv(out_dir / "history.csv", pd_history)
+    mdata.atomic_write_csv(out_dir / "confusion.csv", _confusion_table(cm))
+    mdata.atomic_write_json(out_dir / "metrics.json", metrics)
     ckpt.clear()
     return metrics
 
@@ -405,14 +401,3 @@ def _confusion_table(cm):
 
     df = pd.DataFrame(cm, index=pd.Index(range(10), name="true"), columns=[f"pred_{i}" for i in range(10)])
     return df.reset_index()
-
-
-def _write_csv(path: Path, df) -> None:
-    fd, tmp = mdata.temp_beside(path)
-    os.close(fd)
-    try:
-        df.to_csv(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
