@@ -125,6 +125,35 @@ def scheduler_assigned_gpus() -> bool:
     return bool(os.environ.get("SLURM_JOB_ID")) and "CUDA_VISIBLE_DEVICES" in os.environ
 
 
+# Packages Keras (or TensorFlow) imports at start-up only for features a training job
+# never uses: scikit-learn for Keras's sklearn wrappers, matplotlib for its plotting
+# utilities, and JAX for TensorFlow Lite's JAX interop (when the backend is not JAX).
+# Each import is optional there (guarded by ``except ImportError``), and together
+# they are 2-3 s of the job's start on a small CPU: see results/bench/bench.md.
+UNUSED_IN_TRAINING = ("sklearn", "matplotlib", "jax")
+
+
+def lean_imports(backend: str | None = None) -> list[str]:
+    """Make the packages in ``UNUSED_IN_TRAINING`` unimportable in this process.
+
+    For the entry point of a training process only, before Keras is imported: a
+    ``None`` in ``sys.modules`` makes ``import`` raise ImportError (the documented
+    way to block a module), so Keras and TensorFlow skip those optional features.
+    A package already imported is left alone. Returns the names blocked.
+    """
+    import sys
+
+    backend = backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+    blocked = []
+    for name in UNUSED_IN_TRAINING:
+        if name == "jax" and backend == "jax":
+            continue
+        if name not in sys.modules:
+            sys.modules[name] = None  # type: ignore[assignment]
+            blocked.append(name)
+    return blocked
+
+
 def configure_backend(threads: int | None, memory_growth: bool = True) -> dict:
     """Set threads, GPU memory behaviour and determinism; import Keras. Call once, early.
 

@@ -16,10 +16,12 @@ Two rules matter here:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -201,3 +203,49 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
 
     result = with_retries(go, f"log_run {job}", uri, attempts)
     return {**result, "job": job, "experiment_id": sweep["experiment_id"], "tracking_uri": uri}
+
+
+@contextlib.contextmanager
+def _thread_log(path: str | Path):
+    """Copy this thread's ``mnist_audit`` log records (and any error) to ``path``.
+
+    ``log_run_job`` runs in a thread of the Snakemake process beside other jobs, so
+    the handler keeps only the records of the thread that opened it.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="w")
+    me = threading.get_ident()
+    handler.addFilter(lambda record: record.thread == me)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger("mnist_audit")
+    root.addHandler(handler)
+    if root.level == logging.NOTSET or root.level > logging.INFO:
+        root.setLevel(logging.INFO)
+    try:
+        yield
+    except Exception as e:
+        log.error("%s", e, exc_info=True)
+        raise
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def log_run_job(sweep_path: str | Path, run_dir: str | Path, manifest_path: str | Path | None,
+                marker_path: str | Path, log_path: str | Path, attempts: int = 3) -> dict:
+    """The ``log_run`` rule: log one job, then write its marker (temp, then rename).
+
+    It runs inside the Snakemake process (a ``run:`` rule with ``force-use-threads``
+    in the profiles), so MLflow is imported once per workflow instead of once per
+    job: logging a run then costs only its API calls.
+    """
+    from .data import atomic_write_json
+
+    with _thread_log(log_path):
+        t = time.perf_counter()
+        sweep = json.loads(Path(sweep_path).read_text())
+        result = log_run(sweep, Path(run_dir), manifest_path, attempts=attempts)
+        result["log_seconds"] = time.perf_counter() - t
+        log.info("logged %s as run %s in %.2f s", result["job"], result["run_id"], result["log_seconds"])
+        atomic_write_json(marker_path, result)
+    return result

@@ -8,6 +8,7 @@ from snakemake.utils import validate
 sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 
 from mnist_audit import config as audit_config
+from mnist_audit import tracking
 from mnist_audit.data import MNIST_FILES
 from mnist_audit.registry import list_models
 

@@ -42,6 +42,9 @@ rule train_model:
         "../scripts/train_model.py"
 
 
+# Runs inside the Snakemake process (force-use-threads in the profiles): MLflow is
+# imported once per workflow, not once per job. Without that flag Snakemake spawns
+# a process per run: job, which is slower but logs the same.
 rule log_run:
     input:
         sweep=rules.init_tracking.output.sweep,
@@ -54,9 +57,15 @@ rule log_run:
         marker=f"{RUN_DIR}/mlflow_run.json",
     params:
         retries=config["mlflow"]["retries"],
-    conda:
-        ENV
     log:
         "results/logs/log_run/{arch}/{variant}/seed{seed}.log",
-    script:
-        "../scripts/log_run.py"
+    localrule: True
+    run:
+        tracking.log_run_job(
+            input.sweep,
+            Path(input.metrics).parent,
+            input.manifest,
+            output.marker,
+            log[0],
+            attempts=params.retries,
+        )
