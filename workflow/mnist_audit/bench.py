@@ -28,7 +28,7 @@ from . import registry
 
 log = logging.getLogger(__name__)
 
-TARGET_MACS = 4e10  # forward MACs per timed call: a couple of seconds on two cores
+TARGET_MACS = 2e10  # forward MACs per timed call: about a second on two cores
 
 
 def matmul_peak_macs(n: int = 2048, repeats: int = 5) -> float:
@@ -68,81 +68,182 @@ def _time(fn) -> float:
     return time.perf_counter() - t
 
 
-def throughput(arch: str, split: dict, repeats: int = 3) -> dict:
-    """Pipeline path vs plain loop for one architecture at its published batch size."""
-    from .train import DataOrder, fit_chunk
+PIPELINE, REFERENCE = "pipeline", "reference"
+REFERENCE_AA = "reference, second copy (A/A: the noise floor)"
+NUMPY_COPIES = "pipeline, resident data off (NumPy copies per epoch)"
+ONE_STEP = "pipeline, 1 step per call (steps_per_execution off)"
+
+
+def compare(arch: str, split: dict, repeats: int = 7, device_kind: str = "cpu") -> tuple[dict, list[dict]]:
+    """The pipeline's training path against the plain loop, and each lever off, side by side.
+
+    Five configurations train fresh copies of the model at the recipe's batch size:
+    the pipeline exactly as ``train_run`` runs it (resident data, ``auto`` steps per
+    call), the plain reference (``model.compile`` + ``model.fit`` on NumPy arrays,
+    default settings), a second copy of the reference (an A/A pair: how far two
+    identical loops differ here), and the pipeline with each lever turned off. Each
+    repetition times every configuration once, alternating the order (A B C ... then
+    ... C B A), so drift in machine load hits all alike. A ratio is the median over
+    repetitions of the ratio *within* one repetition.
+    """
+    from .train import DataOrder, Feeder, resolve_steps_per_execution
 
     recipe = registry.resolve_recipe(arch)
     b = recipe.batch_size
     x, y = mdata.as_float(split["x_train"]), split["y_train"].astype(np.int32)
     n = _images_for(arch, b, len(x))
+    steps = n // b
     order = DataOrder(len(x), b, recipe.shuffle, recipe.drop_last, seed=0)
-    pipe, ref = _fresh(arch, recipe), _fresh(arch, recipe)
+    spe = resolve_steps_per_execution("auto", arch, "default", b, device_kind)
+    resident, copies = Feeder(x, y, resident=True), Feeder(x, y, resident=False)
     xs, ys = x[:n], y[:n]
-    steps = n // b
-    # warm-up: tracing and compilation, not timed
-    fit_chunk(pipe, x, y, order.batch_indices(0, steps), b)
-    ref.fit(xs, ys, batch_size=b, epochs=1, verbose=0)
-    t_pipe, t_ref = [], []
-    for rep in range(repeats):
-        first = (rep + 1) * steps
-        runs = [("pipe", lambda: fit_chunk(pipe, x, y, order.batch_indices(first, steps), b)),
-                ("ref", lambda: ref.fit(xs, ys, batch_size=b, epochs=1, verbose=0))]
-        for name, fn in runs if rep % 2 == 0 else runs[::-1]:
-            (t_pipe if name == "pipe" else t_ref).append(_time(fn))
-    pipe_ips = n / statistics.median(t_pipe)
-    ref_ips = n / statistics.median(t_ref)
-    return {"arch": arch, "batch_size": b, "images_per_call": n, "repeats": repeats,
-            "pipeline_images_per_s": pipe_ips, "reference_images_per_s": ref_ips,
-            "ratio": pipe_ips / ref_ips, "pipeline_seconds": t_pipe, "reference_seconds": t_ref}
 
+    def stream(rep):
+        return order.batch_indices(rep * steps, steps)
 
-def levers(arch: str, split: dict, repeats: int = 3, eval_images: int = 10000) -> list[dict]:
-    """Each CPU lever on and off, side by side: steps_per_execution, XLA, evaluation batch."""
-    from .train import DataOrder, fit_chunk
+    def reference(m):
+        return lambda rep: m.fit(xs, ys, batch_size=b, epochs=1, verbose=0)
 
-    recipe = registry.resolve_recipe(arch)
-    b = recipe.batch_size
-    x, y = mdata.as_float(split["x_train"]), split["y_train"].astype(np.int32)
-    n = _images_for(arch, b, len(x))
-    steps = n // b
-    order = DataOrder(len(x), b, recipe.shuffle, recipe.drop_last, seed=0)
-    configs = {
-        "baseline (XLA off, 1 step/execution)": {"jit_compile": False},
-        "XLA (jit_compile=True)": {"jit_compile": True},
-        "steps_per_execution=8": {"jit_compile": False, "steps_per_execution": 8},
+    def pipeline(m, feeder):
+        return lambda rep: feeder.fit(m, stream(rep), b)
+
+    runs = {
+        PIPELINE: pipeline(_fresh(arch, recipe, steps_per_execution=spe), resident),
+        REFERENCE: reference(_fresh(arch, recipe)),
+        REFERENCE_AA: reference(_fresh(arch, recipe)),
+        NUMPY_COPIES: pipeline(_fresh(arch, recipe, steps_per_execution=spe), copies),
+        ONE_STEP: pipeline(_fresh(arch, recipe, steps_per_execution=1), resident),
     }
-    models_ = {name: _fresh(arch, recipe, **kw) for name, kw in configs.items()}
-    for m in models_.values():
-        fit_chunk(m, x, y, order.batch_indices(0, steps), b)
-    times: dict[str, list[float]] = {name: [] for name in configs}
+    for fn in runs.values():  # tracing and compilation: not timed
+        fn(0)
+    times: dict[str, list[float]] = {name: [] for name in runs}
     for rep in range(repeats):
-        names = list(configs) if rep % 2 == 0 else list(configs)[::-1]
+        names = list(runs) if rep % 2 == 0 else list(runs)[::-1]
         for name in names:
-            times[name].append(_time(lambda: fit_chunk(models_[name], x, y, order.batch_indices((rep + 1) * steps, steps), b)))
-    base = n / statistics.median(times["baseline (XLA off, 1 step/execution)"])
-    # Keras turns XLA off on TensorFlow while op determinism is on: say what really ran.
-    used = {name: bool(getattr(m, "jit_compile", False)) for name, m in models_.items()}
-    rows = [{"arch": arch, "lever": name, "what": "training images/s", "value": n / statistics.median(t),
-             "relative_to_off": n / statistics.median(t) / base, "xla_used": used[name]}
-            for name, t in times.items()]
+            times[name].append(_time(lambda: runs[name](rep + 1)))
+
+    def speedup(fast: str, slow: str) -> float:
+        return statistics.median(ts / tf for ts, tf in zip(times[slow], times[fast]))
+
+    ips = {name: n / statistics.median(t) for name, t in times.items()}
+    row = {"arch": arch, "batch_size": b, "steps_per_execution": spe, "images_per_call": n, "repeats": repeats,
+           "pipeline_images_per_s": ips[PIPELINE], "reference_images_per_s": ips[REFERENCE],
+           "ratio": speedup(PIPELINE, REFERENCE),
+           "ratio_min": min(r / p for r, p in zip(times[REFERENCE], times[PIPELINE])),
+           "ratio_max": max(r / p for r, p in zip(times[REFERENCE], times[PIPELINE])),
+           "aa_ratio": speedup(REFERENCE_AA, REFERENCE),
+           "seconds": {k: v for k, v in times.items()}}
+    levers = [
+        {"arch": arch, "lever": "resident data (tf.data gather from a tensor held once per job)",
+         "what": "training images/s", "on": ips[PIPELINE], "off": ips[NUMPY_COPIES],
+         "on_over_off": speedup(PIPELINE, NUMPY_COPIES), "setting": str(resident.resident)},
+        {"arch": arch, "lever": f"steps_per_execution auto (= {spe})", "what": "training images/s",
+         "on": ips[PIPELINE], "off": ips[ONE_STEP], "on_over_off": speedup(PIPELINE, ONE_STEP),
+         "setting": str(spe)},
+    ]
+    return row, levers
+
+
+def eval_batch_lever(arch: str, split: dict, repeats: int = 3, eval_images: int = 10000) -> dict:
+    """Evaluation images/s at the pipeline's batch of 1000 against Keras's default of 32."""
+    recipe = registry.resolve_recipe(arch)
+    m = _fresh(arch, recipe)
     xe = mdata.as_float(split["x_test"][:eval_images])
     ye = split["y_test"][:eval_images].astype(np.int32)
-    m = models_["baseline (XLA off, 1 step/execution)"]
-    ev = {}
     for bs in (32, 1000):
         m.evaluate(xe, ye, batch_size=bs, verbose=0)
-        ev[bs] = len(xe) / statistics.median(_time(lambda: m.evaluate(xe, ye, batch_size=bs, verbose=0)) for _ in range(repeats))
-    rows += [{"arch": arch, "lever": f"eval batch {bs}", "what": "evaluation images/s", "value": v,
-              "relative_to_off": v / ev[32]} for bs, v in ev.items()]
-    return rows
+    t: dict[int, list[float]] = {32: [], 1000: []}
+    for rep in range(repeats):
+        for bs in ((32, 1000) if rep % 2 == 0 else (1000, 32)):
+            t[bs].append(_time(lambda: m.evaluate(xe, ye, batch_size=bs, verbose=0)))
+    return {"arch": arch, "lever": "evaluation batch 1000 (off: Keras's default 32)", "what": "evaluation images/s",
+            "on": len(xe) / statistics.median(t[1000]), "off": len(xe) / statistics.median(t[32]),
+            "on_over_off": statistics.median(a / b for a, b in zip(t[32], t[1000])), "setting": "1000"}
+
+
+def _thread_worker(arch: str, data_path: str, threads: int) -> None:
+    """A process training ``arch`` through the pipeline's path with ``threads`` threads.
+
+    Reads ``k`` on stdin, trains the k-th chunk of the stream, writes the seconds it
+    took; so the parent can interleave processes whose thread pools differ (they are
+    set once per process).
+    """
+    import sys as _sys
+
+    from . import devices
+
+    devices.configure_backend(threads)
+    from .train import DataOrder, Feeder, resolve_steps_per_execution
+
+    split = mdata.load_split(Path(data_path))
+    recipe = registry.resolve_recipe(arch)
+    b = recipe.batch_size
+    x, y = mdata.as_float(split["x_train"]), split["y_train"].astype(np.int32)
+    steps = _images_for(arch, b, len(x)) // b
+    order = DataOrder(len(x), b, recipe.shuffle, recipe.drop_last, seed=0)
+    model = _fresh(arch, recipe, steps_per_execution=resolve_steps_per_execution("auto", arch, "default", b))
+    feeder = Feeder(x, y, resident=True)
+    for line in _sys.stdin:
+        k = int(line)
+        t = _time(lambda: feeder.fit(model, order.batch_indices(k * steps, steps), b))
+        print(t if k else steps * b, flush=True)  # after the warm-up: images per call
+
+
+def thread_lever(arch: str, data_path: Path, threads: int, repeats: int = 5) -> dict | None:
+    """The pipeline's path with all ``threads`` against one thread, interleaved."""
+    if threads < 2:
+        return None
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    procs = {t: subprocess.Popen([sys.executable, "-m", "mnist_audit.bench", "worker", arch, str(data_path), str(t)],
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                 text=True, env=env) for t in (threads, 1)}
+    try:
+        def call(t, k):
+            procs[t].stdin.write(f"{k}\n")
+            procs[t].stdin.flush()
+            line = procs[t].stdout.readline()
+            if not line:
+                raise RuntimeError(f"thread-lever worker ({arch}, {t} threads) ended early")
+            return line.strip()
+
+        n = [int(call(t, 0)) for t in procs][0]  # warm-up: tracing and compilation, not timed
+        times: dict[int, list[float]] = {t: [] for t in procs}
+        for rep in range(repeats):
+            for t in (list(procs) if rep % 2 == 0 else list(procs)[::-1]):
+                times[t].append(float(call(t, rep + 1)))
+    finally:
+        for p in procs.values():
+            p.stdin.close()
+            p.wait(timeout=60)
+    return {"arch": arch, "lever": f"{threads} threads per job (off: 1 thread)", "what": "training images/s",
+            "on": n / statistics.median(times[threads]), "off": n / statistics.median(times[1]),
+            "on_over_off": statistics.median(a / b for a, b in zip(times[1], times[threads])),
+            "setting": str(threads)}
+
+
+def import_lever(repeats: int = 3) -> dict:
+    """Start-up of a training process: Python + ``import keras``, lean against plain."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    lean = "from mnist_audit.devices import lean_imports; lean_imports(); import keras"
+    t: dict[str, list[float]] = {"lean": [], "plain": []}
+    for rep in range(repeats):
+        for name in (("lean", "plain") if rep % 2 == 0 else ("plain", "lean")):
+            code = lean if name == "lean" else "import keras"
+            t[name].append(_time(lambda: subprocess.run([sys.executable, "-c", code], check=True, env=env,
+                                                        capture_output=True)))
+    return {"arch": "(any)", "lever": "lean imports (no scikit-learn, matplotlib, JAX in a training process)",
+            "what": "process start + import keras, s", "on": statistics.median(t["lean"]),
+            "off": statistics.median(t["plain"]),
+            "on_over_off": statistics.median(p / q for p, q in zip(t["plain"], t["lean"])), "setting": "on"}
 
 
 def job_overhead(data_path: Path, threads: int, workdir: Path) -> dict:
     """Seconds one pipeline job spends apart from training and evaluation.
 
-    Runs a real one-step training job in a fresh process (start, imports, data load,
-    model build, save) and logs it to a fresh MLflow store (logging).
+    Runs a real one-step training job in a fresh process, as the ``train_model``
+    rule does (start, imports, data load, model build, save), then logs it to a
+    fresh MLflow store from this process, as the ``log_run`` rule does inside the
+    Snakemake process, where MLflow is imported once per workflow (timed apart).
     """
     from . import tracking
 
@@ -155,20 +256,22 @@ def job_overhead(data_path: Path, threads: int, workdir: Path) -> dict:
     wall = time.perf_counter() - t
     m = json.loads((out / "metrics.json").read_text())
     in_training = m["timing"]["total_train_seconds"] + m["timing"]["total_eval_seconds"]
-    uri = f"sqlite:///{Path(workdir) / 'overhead.db'}"
-    sweep = tracking.init_tracking(uri, "bench", (Path(workdir) / "art").as_uri(), {"id": "bench"}, {})
-    # The pipeline logs in a job of its own: time that whole process too.
-    code = ("import json, sys; from pathlib import Path; from mnist_audit import tracking; "
-            f"tracking.log_run(json.loads({json.dumps(json.dumps(sweep))}), Path({str(out)!r}), "
-            f"Path({str(Path(data_path).parent / 'manifest.json')!r}))")
     t = time.perf_counter()
-    subprocess.run([sys.executable, "-c", code], check=True, env=env, capture_output=True)
-    log_wall = time.perf_counter() - t
+    import mlflow  # noqa: F401  (once per workflow in the Snakemake process)
+
+    mlflow_import = time.perf_counter() - t
+    uri = f"sqlite:///{Path(workdir) / 'overhead.db'}"
+    sweep_path = Path(workdir) / "sweep.json"
+    sweep = tracking.init_tracking(uri, "bench", (Path(workdir) / "art").as_uri(), {"id": "bench"}, {})
+    mdata.atomic_write_json(sweep_path, sweep)
+    logged = tracking.log_run_job(sweep_path, out, Path(data_path).parent / "manifest.json",
+                                  Path(workdir) / "mlflow_run.json", Path(workdir) / "log_run.log")
     return {"train_job_wall_seconds": wall, "training_and_eval_seconds": in_training,
             "data_load_seconds": m["data_seconds"], "model_save_seconds": m["save_seconds"],
-            "process_start_and_imports_seconds": wall - m["job_seconds"],
-            "mlflow_logging_job_seconds": log_wall,
-            "fixed_overhead_seconds": wall - in_training + log_wall}
+            "process_start_imports_and_exit_seconds": wall - m["job_seconds"],
+            "mlflow_logging_seconds": logged["log_seconds"],
+            "fixed_overhead_seconds": wall - in_training + logged["log_seconds"],
+            "mlflow_import_once_per_workflow_seconds": mlflow_import}
 
 
 def machine() -> dict:
@@ -180,34 +283,36 @@ def machine() -> dict:
             "gpus": ",".join(devices.detect_gpus()) or "none", **provenance.package_versions()}
 
 
-def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads: int) -> dict:
+def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads: int,
+        device: dict | None = None) -> dict:
     import pandas as pd
 
     from . import models
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
+    kind = (device or {}).get("kind", "cpu")
     split = mdata.load_split(Path(data_path))
     peak = matmul_peak_macs()
-    rows = []
+    rows, lever_rows = [], [import_lever()]
     for arch in archs:
-        r = throughput(arch, split, repeats)
+        r, lv = compare(arch, split, repeats, kind)
         macs = models.macs_per_image(arch)
         r.update(macs_per_image=macs,
                  pipeline_fraction_of_peak=3 * macs * r["pipeline_images_per_s"] / peak,
                  reference_fraction_of_peak=3 * macs * r["reference_images_per_s"] / peak,
                  floor_images_per_s=peak / (3 * macs))
-        log.info("%s: pipeline %.0f img/s, reference %.0f img/s, ratio %.3f", arch,
-                 r["pipeline_images_per_s"], r["reference_images_per_s"], r["ratio"])
+        log.info("%s: pipeline %.0f img/s, reference %.0f img/s, ratio %.3f (A/A %.3f)", arch,
+                 r["pipeline_images_per_s"], r["reference_images_per_s"], r["ratio"], r["aa_ratio"])
         rows.append(r)
+        lever_rows += lv + [eval_batch_lever(arch, split, max(3, repeats // 2))]
+        lever_rows += [r for r in [thread_lever(arch, Path(data_path), threads, max(3, repeats // 2 + 1))] if r]
     tp = pd.DataFrame(rows)
-    lever_rows = []
-    for arch in archs:
-        lever_rows += levers(arch, split, repeats)
     lv = pd.DataFrame(lever_rows)
     with tempfile.TemporaryDirectory() as tmp:
         oh = job_overhead(Path(data_path), threads, Path(tmp))
-    info = {**machine(), "matmul_peak_gmacs": peak / 1e9, "threads": threads, "repeats": repeats}
+    info = {**machine(), "device": device or {}, "matmul_peak_gmacs": peak / 1e9, "threads": threads,
+            "repeats": repeats}
     _write(out_dir, tp, lv, oh, info)
     return {"throughput": tp, "levers": lv, "overhead": oh, "machine": info}
 
@@ -217,26 +322,40 @@ def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
 
     from .report import markdown_table, write_csv
 
-    write_csv(out_dir / "throughput.csv", tp.drop(columns=["pipeline_seconds", "reference_seconds"]))
+    tp = tp.drop(columns=["seconds"])
+    write_csv(out_dir / "throughput.csv", tp)
     write_csv(out_dir / "levers.csv", lv)
     write_csv(out_dir / "overhead.csv", pd.DataFrame([oh]))
     mdata.atomic_write_json(out_dir / "machine.json", info)
-    show = tp[["arch", "batch_size", "pipeline_images_per_s", "reference_images_per_s", "ratio",
-               "macs_per_image", "pipeline_fraction_of_peak", "floor_images_per_s"]]
-    fmt = {"pipeline_images_per_s": ".0f", "reference_images_per_s": ".0f", "ratio": ".3f",
-           "pipeline_fraction_of_peak": ".3f", "floor_images_per_s": ".0f"}
+    show = tp[["arch", "batch_size", "steps_per_execution", "pipeline_images_per_s", "reference_images_per_s",
+               "ratio", "ratio_min", "ratio_max", "aa_ratio", "macs_per_image", "pipeline_fraction_of_peak",
+               "reference_fraction_of_peak", "floor_images_per_s"]]
+    fmt = {"pipeline_images_per_s": ".0f", "reference_images_per_s": ".0f", "ratio": ".3f", "ratio_min": ".2f",
+           "ratio_max": ".2f", "aa_ratio": ".3f", "pipeline_fraction_of_peak": ".3f",
+           "reference_fraction_of_peak": ".3f", "floor_images_per_s": ".0f"}
     lines = [
         "# Training-path benchmark", "",
         f"Machine: {info['cpu_model']}, {info['logical_cpus']} logical CPUs, GPUs: {info['gpus']}; "
         f"Keras {info.get('keras')} on {info['backend']}; {info['threads']} threads; "
-        f"large-matmul peak {info['matmul_peak_gmacs']:.1f} GMAC/s; median of {info['repeats']} interleaved repetitions.",
+        f"large-matmul peak {info['matmul_peak_gmacs']:.1f} GMAC/s; {info['repeats']} interleaved repetitions.",
         "", "## Steady-state training throughput (images/s) at each recipe's batch size", "",
         markdown_table(show, fmt), "",
-        "ratio = pipeline / plain `model.fit` on NumPy arrays (default settings). fraction of peak = "
+        "ratio = pipeline / plain `model.fit` on NumPy arrays (default settings): the median over repetitions "
+        "of the ratio within one repetition (min and max beside it). aa_ratio = the same for two identical "
+        "copies of the plain loop: how far apart two equal loops measure on this machine. fraction of peak = "
         "3 x MACs/image x images/s / large-matmul MAC/s; floor = the images/s at that peak.",
         "", "## Levers (each on and off, side by side)", "",
-        markdown_table(lv, {"value": ".1f", "relative_to_off": ".3f"}), "",
-        "## Fixed overhead of one pipeline job (seconds)", "",
+        markdown_table(lv, {"on": ".2f", "off": ".2f", "on_over_off": ".3f"}), "",
+        "XLA (`jit_compile`) is not a lever on TensorFlow here: Keras turns it off while op determinism "
+        "is on (tests/test_bench.py), and determinism is kept. On JAX every step is XLA-compiled.",
+        "", "## Fixed overhead of one pipeline job (seconds)", "",
         markdown_table(pd.DataFrame({"part": list(oh), "seconds": list(oh.values())}), {"seconds": ".2f"}), "",
+        "fixed_overhead = the training job's wall time minus its training and evaluation, plus logging the "
+        "run (inside the Snakemake process, where MLflow is imported once per workflow: timed apart).", "",
     ]
     mdata.atomic_write_bytes(out_dir / "bench.md", "\n".join(lines).encode())
+
+
+if __name__ == "__main__":  # the thread lever's worker processes
+    if len(sys.argv) == 5 and sys.argv[1] == "worker":
+        _thread_worker(sys.argv[2], sys.argv[3], int(sys.argv[4]))

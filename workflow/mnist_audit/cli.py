@@ -37,6 +37,19 @@ def logged_errors():
         raise
 
 
+def exit_now(code: int = 0) -> None:
+    """End a training process without the interpreter's teardown.
+
+    Tearing down TensorFlow (thread pools, graphs, the arrays) takes 0.6-0.8 s on a
+    small CPU and does nothing for us: every output is already written, closed and
+    renamed into place. Logs and standard streams are flushed first.
+    """
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dict, threads: int | None,
                  jobs_per_gpu: int = 1, memory_growth: bool = True, config: dict | None = None,
                  stop_after_chunks: int | None = None) -> dict:
@@ -74,15 +87,19 @@ def _cmd_download(a) -> int:
 
 
 def _cmd_train(a) -> int:
+    from .devices import lean_imports
+
+    lean_imports()  # this process only trains: skip Keras's unused optional imports
     settings = {"arch": a.arch, "variant": a.variant, "overrides": json.loads(a.overrides or "{}"),
                 "budget_scale": a.budget_scale, "train_subset": a.train_subset,
                 "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size,
                 "jit_compile": {"auto": "auto", "on": True, "off": False}[a.jit_compile],
-                "steps_per_execution": a.steps_per_execution}
+                "steps_per_execution": a.steps_per_execution, "resident_data": not a.no_resident_data}
     m = training_job(a.data, a.out, a.seed, settings, a.threads, a.jobs_per_gpu, not a.no_memory_growth,
                      stop_after_chunks=a.stop_after_epochs)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "test_accuracy", "val_accuracy",
                                               "stopped_after_chunk")}))
+    exit_now(0)  # a training process ends here (see exit_now)
     return 0
 
 
@@ -101,6 +118,14 @@ def _cmd_models(a) -> int:
         rows.append(row)
     print(json.dumps(rows, indent=1))
     return 0
+
+
+def _spe(value: str) -> int | str:
+    if value == "auto":
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f'expected "auto" or a whole number of at least 1, got {value!r}')
+    return int(value)
 
 
 def main(argv=None) -> int:
@@ -126,7 +151,10 @@ def main(argv=None) -> int:
     t.add_argument("--eval-batch-size", type=int, default=1000)
     t.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
                    help="XLA: auto = Keras's choice (off on a TensorFlow CPU, on for GPUs and JAX)")
-    t.add_argument("--steps-per-execution", type=int, default=1)
+    t.add_argument("--steps-per-execution", type=_spe, default="auto",
+                   help='optimizer steps per compiled call: a number, or "auto" (by the work in a step)')
+    t.add_argument("--no-resident-data", action="store_true",
+                   help="copy each epoch's batches from NumPy instead of gathering them from a resident tensor")
     t.add_argument("--threads", type=int, default=os.cpu_count())
     t.add_argument("--jobs-per-gpu", type=int, default=1)
     t.add_argument("--no-memory-growth", action="store_true")

@@ -68,8 +68,10 @@ def coerce_cli_strings(value, schema: Mapping):
                 for k, v in value.items()}
     if isinstance(value, list):
         return [coerce_cli_strings(v, schema.get("items", {})) for v in value]
-    types = schema.get("type", [])
-    types = [types] if isinstance(types, str) else list(types)
+    types: list = []
+    for sub in [schema, *schema.get("anyOf", [])]:  # an anyOf admits each member's types
+        t = sub.get("type", [])
+        types += [t] if isinstance(t, str) else list(t)
     if isinstance(value, str) and "string" not in types and any(t in _SCALARS for t in types):
         try:
             parsed = yaml.safe_load(value)
@@ -125,7 +127,8 @@ def train_settings(config: Mapping, arch: str, variant: str) -> dict:
         "eval_subset": config.get("eval_subset"),
         "eval_batch_size": int(config.get("eval_batch_size", 1000)),
         "jit_compile": (config.get("speed") or {}).get("jit_compile", "auto"),
-        "steps_per_execution": int((config.get("speed") or {}).get("steps_per_execution", 1)),
+        "steps_per_execution": (config.get("speed") or {}).get("steps_per_execution", "auto"),
+        "resident_data": bool((config.get("speed") or {}).get("resident_data", True)),
     }
 
 

@@ -169,8 +169,68 @@ class Checkpoint:
 
 
 def fit_chunk(model, x, y, idx, batch_size):
-    """The pipeline's training step: the chunk's examples, in stream order, one pass."""
+    """One pass over the chunk's examples in stream order, from NumPy arrays."""
     return model.fit(x[idx], y[idx], batch_size=batch_size, epochs=1, shuffle=False, verbose=0)
+
+
+# Forward multiply-accumulates one call into the compiled training function should
+# hold, so that the fixed cost of a call (Python, dispatch: about a millisecond)
+# is a few percent of it. A GPU does ~100x the arithmetic of a small CPU per second.
+MACS_PER_EXECUTION = {"cpu": 5e8, "gpu": 5e10}
+MAX_STEPS_PER_EXECUTION = 64
+
+
+def auto_steps_per_execution(arch: str, variant: str, batch_size: int, device_kind: str = "cpu") -> int:
+    """Optimizer steps per call: enough that a call holds ``MACS_PER_EXECUTION`` work.
+
+    On this project's CPU that is 64 for softmax regression, 20 for the MLP, 7 for
+    singhal, and 1 for the other CNNs, whose steps are already long
+    (results/bench/ measures each choice against 1). The steps and their order
+    are the same for any value, and so are the numbers (tests/test_bench.py).
+    """
+    from . import models
+
+    work = models.macs_per_image(arch, variant) * batch_size
+    target = MACS_PER_EXECUTION.get(device_kind, MACS_PER_EXECUTION["cpu"])
+    return int(max(1, min(MAX_STEPS_PER_EXECUTION, target // work)))
+
+
+def resolve_steps_per_execution(value: int | str, arch: str, variant: str, batch_size: int,
+                                device_kind: str = "cpu") -> int:
+    if value == "auto":
+        return auto_steps_per_execution(arch, variant, batch_size, device_kind)
+    return int(value)
+
+
+class Feeder:
+    """Feeds one chunk of the training stream (indices, in order) to ``model.fit``.
+
+    ``resident=True`` on TensorFlow: the training set becomes a tensor once per job
+    and each batch is gathered from it by index in a ``tf.data`` pipeline, which
+    also prepares the next batch while the current one trains. Otherwise (or on
+    another backend) the chunk is copied out of the NumPy arrays, as ``fit_chunk``
+    does. The batches, and so the numbers, are the same either way.
+    """
+
+    def __init__(self, x, y, resident: bool = True):
+        import keras
+
+        self.x, self.y = x, y
+        self.resident = bool(resident) and keras.backend.backend() == "tensorflow"
+        if self.resident:
+            import tensorflow as tf
+
+            self._tf = tf
+            self._x, self._y = tf.constant(x), tf.constant(y)
+
+    def fit(self, model, idx, batch_size):
+        if not self.resident:
+            return fit_chunk(model, self.x, self.y, idx, batch_size)
+        tf = self._tf
+        ds = (tf.data.Dataset.from_tensor_slices(idx).batch(batch_size)
+              .map(lambda i: (tf.gather(self._x, i), tf.gather(self._y, i)))
+              .prefetch(tf.data.AUTOTUNE))
+        return model.fit(ds, epochs=1, shuffle=False, verbose=0)
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
@@ -189,7 +249,8 @@ def train_run(
     eval_subset: int | None = None,
     eval_batch_size: int = 1000,
     jit_compile: bool | str = "auto",
-    steps_per_execution: int = 1,
+    steps_per_execution: int | str = "auto",
+    resident_data: bool = True,
     device: dict | None = None,
     config: dict | None = None,
     stop_after_chunks: int | None = None,
@@ -232,6 +293,9 @@ def train_run(
         "backend": backend, "plan": p, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution,
     }
     ckpt = Checkpoint(out_dir, _signature(settings))
+    # Resolved before the seed is set: it builds a throw-away model to count MACs.
+    spe = resolve_steps_per_execution(steps_per_execution, arch, variant, recipe.batch_size,
+                                      (device or {}).get("kind", "cpu"))
 
     keras.utils.set_random_seed(seed)
     restored = ckpt.load(models.CUSTOM_OBJECTS)
@@ -242,20 +306,21 @@ def train_run(
         log.info("resuming %s/%s seed %d after chunk %d of %d", arch, variant, seed, start_chunk, p["n_chunks"])
     else:
         model = models.compile_model(models.build_model(arch, variant), recipe, jit_compile=jit_compile,
-                                     steps_per_execution=steps_per_execution)
+                                     steps_per_execution=spe)
         history, start_chunk, wall_offset, resumed_from = [], 0, 0.0, None
 
     def evaluate(x, y):
         r = model.evaluate(x, y, batch_size=eval_batch_size, verbose=0, return_dict=True)
         return float(r["loss"]), float(r["accuracy"])
 
+    feeder = Feeder(x_train, y_train, resident_data)
     target = arch_info.claim.value
     t_train_start = time.perf_counter() - wall_offset
     for chunk in range(start_chunk, p["n_chunks"]):
         first = chunk * p["steps_per_epoch"]
         n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
         t = time.perf_counter()
-        fit = fit_chunk(model, x_train, y_train, order.batch_indices(first, n_steps), recipe.batch_size)
+        fit = feeder.fit(model, order.batch_indices(first, n_steps), recipe.batch_size)
         train_seconds = time.perf_counter() - t
         t = time.perf_counter()
         val_loss, val_acc = evaluate(x_val, y_val)
@@ -311,8 +376,10 @@ def train_run(
         "budget_scale": budget_scale,
         "train_subset": train_subset,
         "eval_subset": eval_subset,
-        "speed": {"jit_compile": jit_compile, "steps_per_execution": steps_per_execution,
-                  "jit_compile_used": bool(getattr(model, "jit_compile", False)), "eval_batch_size": eval_batch_size},
+        "speed": {"jit_compile": jit_compile, "jit_compile_used": bool(getattr(model, "jit_compile", False)),
+                  "steps_per_execution": steps_per_execution, "steps_per_execution_used": spe,
+                  "resident_data": resident_data, "resident_data_used": feeder.resident,
+                  "eval_batch_size": eval_batch_size},
         "n_train": n_train,
         "n_val": int(len(y_val)),
         "n_test": int(len(y_test)),

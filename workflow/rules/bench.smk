@@ -11,7 +11,7 @@ rule bench:
         table="results/bench/bench.md",
     params:
         archs=config["architectures"],
-        repeats=5,
+        repeats=7,
     threads: os.cpu_count()  # the whole machine; capped by --cores locally
     conda:
         ENV

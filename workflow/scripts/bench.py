@@ -9,8 +9,8 @@ setup_logging(snakemake.log[0])
 with logged_errors():
     from mnist_audit import devices
 
-    devices.configure_backend(snakemake.threads)
+    device = devices.configure_backend(snakemake.threads)
     from mnist_audit import bench
 
     bench.run(snakemake.input.data, Path(snakemake.output.table).parent, list(snakemake.params.archs),
-              snakemake.params.repeats, snakemake.threads)
+              snakemake.params.repeats, snakemake.threads, device)
