@@ -8,10 +8,11 @@ rule bench:
         levers="results/bench/levers.csv",
         overhead="results/bench/overhead.csv",
         machine="results/bench/machine.json",
+        timings="results/bench/timings.csv",
         table="results/bench/bench.md",
     params:
         archs=config["architectures"],
-        repeats=7,
+        repeats=15,
     threads: os.cpu_count()  # the whole machine; capped by --cores locally
     conda:
         ENV
