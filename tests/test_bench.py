@@ -13,15 +13,22 @@ PLAIN = ["--jit-compile", "off", "--steps-per-execution", "1", "--no-resident-da
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("arch, scale, fast, spe_used", [
-    # dropout; 4 steps per epoch in calls of 3 steps: full and partial calls
-    ("jerkic", SCALE, ["--steps-per-execution", "3"], 3),
-    # the defaults: "auto" picks 20 steps per call for the MLP on a CPU; resident data
-    ("mlp", 0.3, [], 20),
+@pytest.mark.parametrize("arch, scale, fast, spe_used, loop", [
+    # model.fit path: 4 steps per epoch in calls of 3 steps (full and partial calls), with dropout
+    ("jerkic", SCALE, ["--steps-per-execution", "3", "--no-resident-data"], 3, "model.fit"),
+    # the defaults on TensorFlow: resident data, each epoch one compiled loop; dropout
+    ("jerkic", SCALE, [], 1, "compiled loop over resident data"),
+    # the defaults for the MLP: "auto" picks 20 steps per call on a CPU (the model.fit path, evaluation)
+    ("mlp", 0.3, [], 20, "compiled loop over resident data"),
 ])
-def test_speed_levers_change_nothing(split_path, tmp_path, arch, scale, fast, spe_used):
-    """The fast path (resident data, several steps per call) trains bit for bit the
-    same model as one step per call from NumPy copies: same batches, same order."""
+def test_speed_levers_change_nothing(split_path, tmp_path, arch, scale, fast, spe_used, loop):
+    """The fast paths (resident data in a compiled loop, resident evaluation sets, several
+    steps per call) train bit for bit the same model as one step per call from NumPy
+    copies: same batches, same order, same numbers."""
+    import keras
+
+    if keras.backend.backend() != "tensorflow" and "--no-resident-data" not in fast:
+        loop = "model.fit"  # resident data is TensorFlow's lever
     procs = [_train(split_path, tmp_path / "plain", arch, 0, scale, PLAIN),
              _train(split_path, tmp_path / "fast", arch, 0, scale, ["--jit-compile", "off", *fast])]
     for proc in procs:
@@ -29,13 +36,33 @@ def test_speed_levers_change_nothing(split_path, tmp_path, arch, scale, fast, sp
     a = json.loads((tmp_path / "plain" / "metrics.json").read_text())
     b = json.loads((tmp_path / "fast" / "metrics.json").read_text())
     assert a["speed"]["steps_per_execution_used"] == 1 and a["speed"]["resident_data_used"] is False
+    assert a["speed"]["training_loop"] == "model.fit"
     assert b["speed"]["steps_per_execution_used"] == spe_used
-    assert b["speed"]["resident_data_used"] is (__import__("keras").backend.backend() == "tensorflow")
-    assert a["total_steps"] == b["total_steps"] > a["steps_per_epoch"], "several epochs, so several fit calls"
-    for k in ("test_accuracy", "test_loss", "train_loss", "val_loss"):
+    assert b["speed"]["training_loop"] == loop
+    assert b["speed"]["resident_data_used"] is (loop != "model.fit")
+    assert a["total_steps"] == b["total_steps"] > a["steps_per_epoch"], "several epochs, so several calls"
+    for k in ("test_accuracy", "test_loss", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+              "test_accuracy_predict"):
         assert a[k] == b[k], k
+    ha = (tmp_path / "plain" / "history.csv").read_text().splitlines()
+    hb = (tmp_path / "fast" / "history.csv").read_text().splitlines()
+    assert [r.split(",")[6:] for r in ha] == [r.split(",")[6:] for r in hb]  # every epoch's losses and accuracies
+    assert (tmp_path / "plain" / "confusion.csv").read_text() == (tmp_path / "fast" / "confusion.csv").read_text()
     for wa, wb in zip(_weights(tmp_path / "plain" / "model.keras"), _weights(tmp_path / "fast" / "model.keras")):
         np.testing.assert_array_equal(wa, wb)
+
+
+def test_compiled_loop_takes_whole_batches_only():
+    import keras
+
+    from mnist_audit.train import Feeder
+
+    x, y = np.zeros((10, 28, 28), np.float32), np.zeros(10, np.int32)
+    f = Feeder(x, y, resident=True)
+    if not f.resident:
+        pytest.skip("resident data is TensorFlow's lever")
+    with pytest.raises(ValueError, match="not whole batches of 4"):
+        f.fit(keras.Sequential([keras.layers.Flatten(), keras.layers.Dense(10)]), np.arange(6), 4)
 
 
 @pytest.mark.slow
@@ -82,7 +109,9 @@ bench.run({str(split_path)!r}, {str(tmp_path / 'bench')!r}, ['softmax_regression
     assert tp["pipeline_fraction_of_peak"] == pytest.approx(
         3 * tp["macs_per_image"] * tp["pipeline_images_per_s"] / 1e10)
     lv = pd.read_csv(tmp_path / "bench" / "levers.csv")
-    assert any(lv["lever"].str.startswith("resident data")) and any(lv["lever"].str.startswith("lean imports"))
+    for lever in ("resident data", "lean imports", "steps_per_execution", "evaluation batch",
+                  "resident evaluation", "2 threads per job", "2 jobs of 1 thread at once"):
+        assert lv["lever"].str.startswith(lever).any(), lever
     assert (lv["on"] > 0).all() and (lv["off"] > 0).all()
     o = pd.read_csv(tmp_path / "bench" / "overhead.csv").iloc[0]
     assert 0 < o["mlflow_logging_seconds"] < o["fixed_overhead_seconds"] < o["train_job_wall_seconds"] + 60

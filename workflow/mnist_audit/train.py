@@ -183,8 +183,10 @@ MAX_STEPS_PER_EXECUTION = 64
 def auto_steps_per_execution(arch: str, variant: str, batch_size: int, device_kind: str = "cpu") -> int:
     """Optimizer steps per call: enough that a call holds ``MACS_PER_EXECUTION`` work.
 
-    On this project's CPU that is 64 for softmax regression, 20 for the MLP, 7 for
-    singhal, and 1 for the other CNNs, whose steps are already long
+    It applies where training goes through ``model.fit`` (the JAX backend, or
+    ``resident_data`` off; a resident TensorFlow job runs each chunk as one call)
+    and to evaluation. On this project's CPU that is 64 for softmax regression, 20
+    for the MLP, 7 for singhal, and 1 for the other CNNs, whose steps are already long
     (results/bench/ measures each choice against 1). The steps and their order
     are the same for any value, and so are the numbers (tests/test_bench.py).
     """
@@ -202,14 +204,37 @@ def resolve_steps_per_execution(value: int | str, arch: str, variant: str, batch
     return int(value)
 
 
+def static_pipeline_options():
+    """tf.data options for a pipeline over tensors already in memory: autotuning off.
+
+    With autotuning on, every iterator starts a background tuning thread that its
+    destruction waits for: about 0.15 s per ``fit``, ``evaluate`` or ``predict`` call
+    on a small CPU (results/bench/ shows it as a second mode in the call times).
+    Nothing here needs tuning: the data are resident and the pipelines are one op deep.
+    """
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return options
+
+
 class Feeder:
-    """Feeds one chunk of the training stream (indices, in order) to ``model.fit``.
+    """Trains the model on one chunk of the training stream (indices, in stream order).
 
     ``resident=True`` on TensorFlow: the training set becomes a tensor once per job
-    and each batch is gathered from it by index in a ``tf.data`` pipeline, which
-    also prepares the next batch while the current one trains. Otherwise (or on
-    another backend) the chunk is copied out of the NumPy arrays, as ``fit_chunk``
-    does. The batches, and so the numbers, are the same either way.
+    (on the GPU when there is one), and each chunk is *one* call into a compiled loop
+    (a ``tf.while_loop`` over the chunk's steps, each gathering its batch by index
+    inside the graph and running Keras's own ``train_step``). No Python runs per
+    step and no ``tf.data`` threads compete with the step's threads.
+
+    Otherwise (``resident=False``, or another backend) the chunk is copied out of the
+    NumPy arrays and fed to ``model.fit`` (``fit_chunk``), with the model's
+    ``steps_per_execution``.
+
+    The batches, their order and the step function are the same either way, and so
+    are the numbers, bit for bit (tests/test_bench.py). ``fit`` returns the chunk's
+    mean training loss and accuracy, as ``model.fit``'s history has them.
     """
 
     def __init__(self, x, y, resident: bool = True):
@@ -217,20 +242,91 @@ class Feeder:
 
         self.x, self.y = x, y
         self.resident = bool(resident) and keras.backend.backend() == "tensorflow"
+        self._loop, self._loop_model = None, None
+        if self.resident:
+            self._x, self._y = _to_device(x), _to_device(y)
+
+    def fit(self, model, idx, batch_size) -> dict:
+        if not self.resident:
+            h = fit_chunk(model, self.x, self.y, idx, batch_size).history
+            return {"loss": float(h["loss"][-1]), "accuracy": float(h["accuracy"][-1])}
+        import tensorflow as tf
+
+        idx = np.asarray(idx, dtype=np.int32)
+        if len(idx) % batch_size:
+            raise ValueError(f"a chunk of {len(idx)} examples is not whole batches of {batch_size}")
+        model.reset_metrics()  # as fit does at each epoch: the chunk's means
+        self._compiled_loop(model, batch_size)(tf.constant(idx.reshape(-1, batch_size)))
+        return {k: float(v) for k, v in model.get_metrics_result().items() if k in ("loss", "accuracy")}
+
+    def _compiled_loop(self, model, batch_size):
+        if self._loop_model is model:
+            return self._loop
+        import tensorflow as tf
+
+        x, y = self._x, self._y
+        # What model.fit does before its first step: build the optimizer's and the
+        # metrics' variables (they cannot be created inside the loop). A private Keras
+        # method (pinned Keras; tests/test_bench.py checks the result against model.fit).
+        model._symbolic_build(data_batch=(x[:batch_size], y[:batch_size]))
+        step = tf.autograph.experimental.do_not_convert(model.train_step)
+
+        # One trace for every chunk length; XLA only where Keras kept it on for the model.
+        @tf.function(input_signature=[tf.TensorSpec([None, batch_size], tf.int32)],
+                     jit_compile=bool(getattr(model, "jit_compile", False)))
+        def run_steps(batches):  # [steps, batch_size] indices
+            def body(i):
+                step((tf.gather(x, batches[i]), tf.gather(y, batches[i])))
+                return (i + 1,)
+
+            tf.while_loop(lambda i: i < tf.shape(batches)[0], body, (tf.constant(0),))
+
+        self._loop, self._loop_model = run_steps, model
+        return run_steps
+
+
+def _to_device(a):
+    """A NumPy array as a TensorFlow tensor, on the first GPU when TensorFlow sees one."""
+    import tensorflow as tf
+
+    gpus = tf.config.list_logical_devices("GPU")
+    if not gpus:
+        return tf.constant(a)
+    with tf.device(gpus[0].name):
+        return tf.identity(tf.constant(a))  # copied to the GPU once
+
+
+class EvalSet:
+    """One evaluation set (validation or test), held once per job.
+
+    On TensorFlow with ``resident``: a ``tf.data`` pipeline over resident tensors in
+    batches of ``batch_size``, autotuning off (``static_pipeline_options``), built once
+    and evaluated after every chunk. Otherwise Keras's NumPy path. Same batches,
+    same numbers.
+    """
+
+    def __init__(self, x, y, batch_size: int, resident: bool = True):
+        import keras
+
+        self.x, self.y, self.batch_size = x, y, batch_size
+        self.resident = bool(resident) and keras.backend.backend() == "tensorflow"
         if self.resident:
             import tensorflow as tf
 
-            self._tf = tf
-            self._x, self._y = tf.constant(x), tf.constant(y)
+            self.ds = (tf.data.Dataset.from_tensor_slices((_to_device(x), _to_device(y)))
+                       .batch(batch_size).with_options(static_pipeline_options()))
 
-    def fit(self, model, idx, batch_size):
-        if not self.resident:
-            return fit_chunk(model, self.x, self.y, idx, batch_size)
-        tf = self._tf
-        ds = (tf.data.Dataset.from_tensor_slices(idx).batch(batch_size)
-              .map(lambda i: (tf.gather(self._x, i), tf.gather(self._y, i)))
-              .prefetch(tf.data.AUTOTUNE))
-        return model.fit(ds, epochs=1, shuffle=False, verbose=0)
+    def evaluate(self, model) -> tuple[float, float]:
+        if self.resident:
+            r = model.evaluate(self.ds, verbose=0, return_dict=True)
+        else:
+            r = model.evaluate(self.x, self.y, batch_size=self.batch_size, verbose=0, return_dict=True)
+        return float(r["loss"]), float(r["accuracy"])
+
+    def predict(self, model) -> np.ndarray:
+        if self.resident:
+            return np.asarray(model.predict(self.ds, verbose=0))
+        return np.asarray(model.predict(self.x, batch_size=self.batch_size, verbose=0))
 
 
 def confusion_matrix(y_true: np.ndarray, y_pred: np.ndarray, n: int = 10) -> np.ndarray:
@@ -309,11 +405,9 @@ def train_run(
                                      steps_per_execution=spe)
         history, start_chunk, wall_offset, resumed_from = [], 0, 0.0, None
 
-    def evaluate(x, y):
-        r = model.evaluate(x, y, batch_size=eval_batch_size, verbose=0, return_dict=True)
-        return float(r["loss"]), float(r["accuracy"])
-
     feeder = Feeder(x_train, y_train, resident_data)
+    val_set = EvalSet(x_val, y_val, eval_batch_size, resident_data)
+    test_set = EvalSet(x_test, y_test, eval_batch_size, resident_data)
     target = arch_info.claim.value
     t_train_start = time.perf_counter() - wall_offset
     for chunk in range(start_chunk, p["n_chunks"]):
@@ -323,8 +417,8 @@ def train_run(
         fit = feeder.fit(model, order.batch_indices(first, n_steps), recipe.batch_size)
         train_seconds = time.perf_counter() - t
         t = time.perf_counter()
-        val_loss, val_acc = evaluate(x_val, y_val)
-        test_loss, test_acc = evaluate(x_test, y_test)
+        val_loss, val_acc = val_set.evaluate(model)
+        test_loss, test_acc = test_set.evaluate(model)
         eval_seconds = time.perf_counter() - t
         row = {
             "epoch": chunk + 1,
@@ -333,8 +427,8 @@ def train_run(
             "train_seconds": train_seconds,
             "eval_seconds": eval_seconds,
             "wall_seconds": time.perf_counter() - t_train_start,
-            "train_loss": float(fit.history["loss"][-1]),
-            "train_accuracy": float(fit.history["accuracy"][-1]),
+            "train_loss": fit["loss"],
+            "train_accuracy": fit["accuracy"],
             "val_loss": val_loss,
             "val_accuracy": val_acc,
             "test_loss": test_loss,
@@ -354,9 +448,9 @@ def train_run(
 
     # Final evaluation: the full test set after the whole budget (the last row's numbers).
     t = time.perf_counter()
-    logits = model.predict(x_test, batch_size=eval_batch_size, verbose=0)
+    logits = test_set.predict(model)
     predict_seconds = time.perf_counter() - t
-    y_pred = np.asarray(logits).argmax(axis=1)
+    y_pred = logits.argmax(axis=1)
     cm = confusion_matrix(y_test, y_pred)
     last = history[-1]
     predicted_accuracy = float((y_pred == y_test).mean())
@@ -379,6 +473,8 @@ def train_run(
         "speed": {"jit_compile": jit_compile, "jit_compile_used": bool(getattr(model, "jit_compile", False)),
                   "steps_per_execution": steps_per_execution, "steps_per_execution_used": spe,
                   "resident_data": resident_data, "resident_data_used": feeder.resident,
+                  # resident: each chunk is one compiled call; else model.fit, spe steps a call
+                  "training_loop": "compiled loop over resident data" if feeder.resident else "model.fit",
                   "eval_batch_size": eval_batch_size},
         "n_train": n_train,
         "n_val": int(len(y_val)),
