@@ -63,6 +63,9 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         assert run.data.tags["git_commit"] and run.data.tags["versions.keras"]
         assert run.data.tags["data.payload_sha256.t10k-labels-idx1-ubyte.gz"].startswith("ff7bcfd4")
         assert run.data.params["recipe.batch_size"] == str(metrics["recipe"]["batch_size"])
+        # how it was trained: the default profile's 1 thread per job, the resident compiled loop
+        assert run.data.params["threads"] == "1" == str(metrics["device"]["threads"])
+        assert run.data.params["speed.training_loop"] == metrics["speed"]["training_loop"]
         assert run.data.metrics["test_accuracy"] == pytest.approx(metrics["test_accuracy"])
         series = client.get_metric_history(run.info.run_id, "epoch.test_accuracy")
         assert [m.step for m in series] == list(history["epoch"])

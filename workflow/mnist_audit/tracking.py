@@ -118,6 +118,9 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         "published_steps": metrics["published_steps"], "steps_per_epoch": metrics["steps_per_epoch"],
         **{f"recipe.{k}": v for k, v in _flatten(metrics["recipe"]).items()},
         **{f"override.{k}": v for k, v in _flatten(metrics["overrides"]).items()},
+        # how it was trained (none changes the numbers; they explain the timings)
+        **{f"speed.{k}": v for k, v in _flatten(metrics.get("speed") or {}).items()},
+        "threads": (metrics.get("device") or {}).get("threads"),
     }
     device = metrics.get("device") or {}
     prov = metrics.get("provenance") or {}

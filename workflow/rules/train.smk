@@ -35,7 +35,7 @@ rule train_model:
         "results/logs/train_model/{arch}/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train_model/{arch}/{variant}/seed{seed}.tsv"
-    threads: 2
+    threads: 1  # per job on the CPU; see the default profile
     resources:
         gpu=1,
     script:
