@@ -180,9 +180,9 @@ def eval_levers(arch: str, split: dict, repeats: int = 3, eval_images: int = 100
 def _thread_worker(arch: str, data_path: str, threads: int) -> None:
     """A process training ``arch`` through the pipeline's path with ``threads`` threads.
 
-    Reads ``k`` on stdin, trains the k-th chunk of the stream, writes the seconds it
-    took; so the parent can interleave processes whose thread pools differ (they are
-    set once per process).
+    Reads ``k`` on stdin, trains the k-th chunk of the stream, writes the images it
+    trained on; the parent times the calls, so it can interleave processes whose
+    thread pools differ (they are set once per process) and run several at once.
     """
     import sys as _sys
 
@@ -200,9 +200,8 @@ def _thread_worker(arch: str, data_path: str, threads: int) -> None:
     model = _fresh(arch, recipe, steps_per_execution=resolve_steps_per_execution("auto", arch, "default", b))
     feeder = Feeder(x, y, resident=True)
     for line in _sys.stdin:
-        k = int(line)
-        t = _time(lambda: feeder.fit(model, order.batch_indices(k * steps, steps), b))
-        print(t if k else steps * b, flush=True)  # after the warm-up: images per call
+        feeder.fit(model, order.batch_indices(int(line) * steps, steps), b)
+        print(steps * b, flush=True)
 
 
 def thread_levers(arch: str, data_path: Path, threads: int, repeats: int = 5) -> list[dict]:
@@ -234,7 +233,7 @@ def thread_levers(arch: str, data_path: Path, threads: int, repeats: int = 5) ->
             lines = [p.stdout.readline() for p in setups[name]]
             if not all(lines):
                 raise RuntimeError(f"thread-lever worker ({arch}, {name}) ended early")
-            return time.perf_counter() - t, int(lines[0]) if k == 0 else None
+            return time.perf_counter() - t, int(lines[0])
 
         n = [call(name, 0)[1] for name in setups][0]  # warm-up: tracing and compilation, not timed
         times: dict[str, list[float]] = {name: [] for name in setups}

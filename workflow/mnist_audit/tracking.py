@@ -111,6 +111,7 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         recipe_kind = "overridden"
     else:
         recipe_kind = f"scaled x{metrics['budget_scale']:g}"
+    device = metrics.get("device") or {}
     params = {
         "arch": arch, "variant": variant, "seed": seed,
         "budget_scale": metrics["budget_scale"], "train_subset": metrics["train_subset"],
@@ -120,9 +121,8 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         **{f"override.{k}": v for k, v in _flatten(metrics["overrides"]).items()},
         # how it was trained (none changes the numbers; they explain the timings)
         **{f"speed.{k}": v for k, v in _flatten(metrics.get("speed") or {}).items()},
-        "threads": (metrics.get("device") or {}).get("threads"),
+        "threads": device.get("threads"),
     }
-    device = metrics.get("device") or {}
     prov = metrics.get("provenance") or {}
     tags = {
         "architecture": arch, "variant": variant, "seed": str(seed), "recipe": recipe_kind,

@@ -238,10 +238,8 @@ class Feeder:
     """
 
     def __init__(self, x, y, resident: bool = True):
-        import keras
-
         self.x, self.y = x, y
-        self.resident = bool(resident) and keras.backend.backend() == "tensorflow"
+        self.resident = _resident_here(resident)
         self._loop, self._loop_model = None, None
         if self.resident:
             self._x, self._y = _to_device(x), _to_device(y)
@@ -285,6 +283,13 @@ class Feeder:
         return run_steps
 
 
+def _resident_here(resident: bool) -> bool:
+    """Resident data is TensorFlow's lever: on another backend the NumPy path is used."""
+    import keras
+
+    return bool(resident) and keras.backend.backend() == "tensorflow"
+
+
 def _to_device(a):
     """A NumPy array as a TensorFlow tensor, on the first GPU when TensorFlow sees one."""
     import tensorflow as tf
@@ -306,10 +311,8 @@ class EvalSet:
     """
 
     def __init__(self, x, y, batch_size: int, resident: bool = True):
-        import keras
-
         self.x, self.y, self.batch_size = x, y, batch_size
-        self.resident = bool(resident) and keras.backend.backend() == "tensorflow"
+        self.resident = _resident_here(resident)
         if self.resident:
             import tensorflow as tf
 
