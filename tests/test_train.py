@@ -174,3 +174,31 @@ def test_outputs_and_timing_fields(reference_run):
     assert (h["wall_seconds"].diff().dropna() > 0).all()
     cm = pd.read_csv(reference_run / "confusion.csv")
     assert cm.drop(columns="true").to_numpy().sum() == 500
+
+
+@pytest.mark.slow
+def test_predictions_match_the_reported_accuracy(reference_run):
+    """predictions.npz holds every evaluation image's class; its correctness sums to
+    the reported accuracy (the audit's per-image statistics rest on it)."""
+    from mnist_audit.train import read_predictions
+
+    m = json.loads((reference_run / "metrics.json").read_text())
+    p = read_predictions(reference_run / "predictions.npz")
+    assert p["test_pred"].dtype == np.uint8 and len(p["test_pred"]) == m["n_test"]
+    assert len(p["val_pred"]) == m["n_val"] and p["val_pred"].max() <= 9
+    assert p["test_correct"].sum() / m["n_test"] == pytest.approx(m["test_accuracy"], abs=0.5 / m["n_test"])
+    assert p["val_correct"].sum() / m["n_val"] == pytest.approx(m["val_accuracy"], abs=0.5 / m["n_val"])
+    cm = __import__("pandas").read_csv(reference_run / "confusion.csv").drop(columns="true").to_numpy()
+    assert np.trace(cm) == p["test_correct"].sum()  # rows true, columns predicted
+    assert np.bincount(p["test_pred"], minlength=10).tolist() == cm.sum(axis=0).tolist()
+
+
+def test_cpu_kind_from_cpuinfo():
+    from mnist_audit.devices import cpu_info
+
+    amd = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 fma avx512f avx512_bf16 avx512_vnni\n\nvendor_id : other\n"
+    intel = "vendor_id : GenuineIntel\ncpu family : 6\nmodel : 143\nmodel name : Intel Xeon\nflags : avx2 avx512f amx_tile amx_bf16\n"
+    a, i = cpu_info(amd), cpu_info(intel)
+    assert a["kind"] == "AuthenticAMD 25/17 avx512+bf16" and a["model_name"] == "AMD EPYC"
+    assert i["kind"] == "GenuineIntel 6/143 avx512+amx" and "amx_tile" in i["isa"]
+    assert a["kind"] != i["kind"]

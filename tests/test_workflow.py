@@ -11,7 +11,7 @@ from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
 from engines import free_port
 
 TINY_RUNS = [(a, s) for a in ("thomas", "softmax_regression") for s in (0, 1)]
-RUN_FILES = ("metrics.json", "history.csv", "model.keras", "confusion.csv", "mlflow_run.json")
+RUN_FILES = ("metrics.json", "history.csv", "model.keras", "confusion.csv", "predictions.npz", "mlflow_run.json")
 
 
 def test_lint_is_clean():

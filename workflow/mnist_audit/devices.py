@@ -55,6 +55,53 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+# Instruction-set extensions that decide which oneDNN/Eigen kernels run, hence the
+# low bits of a result: the same seed gives the same numbers only on the same kind.
+ISA_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16",
+             "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_info(cpuinfo: str | None = None) -> dict:
+    """The CPU kind: vendor, family/model/stepping, model name and the ISA extensions.
+
+    ``kind`` ("AuthenticAMD 25/17 avx512+bf16", "GenuineIntel 6/143 avx512+amx") is
+    the key runs are compared exactly by: the model name alone can be generic ("AMD
+    EPYC"). Reads /proc/cpuinfo (or the text given); unknown fields are "unknown".
+    """
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            cpuinfo = ""
+    fields: dict[str, str] = {}
+    for line in cpuinfo.splitlines():
+        if not line.strip():
+            if fields:
+                break  # the first processor is enough
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip().lower(), value.strip())
+    flags = set(fields.get("flags", "").split())
+    isa = [f for f in ISA_FLAGS if f in flags]
+    vendor = fields.get("vendor_id", platform.machine() or "unknown")
+    family, model = fields.get("cpu family", "unknown"), fields.get("model", "unknown")
+    if "avx512f" in flags:
+        level = "avx512" + ("+amx" if "amx_tile" in flags else "") + ("+bf16" if "avx512_bf16" in flags else "")
+    elif "avx2" in flags:
+        level = "avx2"
+    else:
+        level = "baseline"
+    return {
+        "vendor": vendor,
+        "family": family,
+        "model": model,
+        "stepping": fields.get("stepping", "unknown"),
+        "model_name": fields.get("model name", platform.processor() or platform.machine()),
+        "isa": isa,
+        "kind": f"{vendor} {family}/{model} {level}",
+    }
+
+
 @dataclasses.dataclass
 class Lease:
     gpu: str
@@ -189,12 +236,14 @@ def configure_backend(threads: int | None, memory_growth: bool = True) -> dict:
         import jax
 
         visible = [d.device_kind for d in jax.devices() if d.platform == "gpu"]
-    device = {"backend": backend, "threads": threads, "cpu_model": cpu_model(), "logical_cpus": os.cpu_count(),
-              "assigned_gpus": ",".join(gpus)}
+    cpu = cpu_info()
+    device = {"backend": backend, "threads": threads, "cpu_model": cpu_model(), "cpu_kind": cpu["kind"],
+              "logical_cpus": os.cpu_count(), "assigned_gpus": ",".join(gpus)}
     if visible:
         device.update(kind="gpu", name=visible[0], gpu_count=len(visible))
     else:
         # A GPU id may be assigned (by a lease or a scheduler) that the backend cannot
         # use, e.g. a CPU-only TensorFlow build: the job then really runs on the CPU.
-        device.update(kind="cpu", name=f"{device['cpu_model']} ({threads or os.cpu_count()} threads)")
+        n = threads or os.cpu_count()
+        device.update(kind="cpu", name=f"{device['cpu_model']} ({n} thread{'s' if n != 1 else ''})")
     return device

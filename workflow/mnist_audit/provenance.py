@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 import subprocess
-import sys
 from pathlib import Path
 
 PACKAGES = ("mnist-audit", "keras", "tensorflow", "tensorflow-cpu", "jax", "jaxlib", "numpy",
@@ -39,5 +38,9 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
-def platform_info() -> dict[str, str]:
-    return {"platform": platform.platform(), "python_executable": sys.executable}
+def platform_info() -> dict:
+    """Platform, interpreter and the CPU kind (vendor, family/model, ISA): bit-identity
+    of a result holds per CPU kind, so every run records it."""
+    from .devices import cpu_info
+
+    return {"platform": platform.platform(), "python": platform.python_implementation(), "cpu": cpu_info()}

@@ -354,7 +354,7 @@ def train_run(
     config: dict | None = None,
     stop_after_chunks: int | None = None,
 ) -> dict:
-    """Train one job and write metrics.json, history.csv, model.keras and confusion.csv.
+    """Train one job: write metrics.json, history.csv, model.keras, confusion.csv, predictions.npz.
 
     ``stop_after_chunks`` ends the process's work early (as a kill would), leaving the
     checkpoint for a resume; tests use it. Returns the metrics dict.
@@ -413,6 +413,7 @@ def train_run(
     test_set = EvalSet(x_test, y_test, eval_batch_size, resident_data)
     target = arch_info.claim.value
     t_train_start = time.perf_counter() - wall_offset
+    load: list[float] = []  # 1-minute load average after each chunk: how busy the machine was
     for chunk in range(start_chunk, p["n_chunks"]):
         first = chunk * p["steps_per_epoch"]
         n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
@@ -438,6 +439,7 @@ def train_run(
             "test_accuracy": test_acc,
         }
         history.append(row)
+        load.append(os.getloadavg()[0])
         log.info(
             "%s/%s seed %d: epoch %d/%d steps %d train %.2fs loss %.4f val %.4f test %.4f",
             arch, variant, seed, row["epoch"], p["n_chunks"], row["steps"], train_seconds,
@@ -449,11 +451,12 @@ def train_run(
                 log.warning("stopping early after chunk %d as asked (checkpoint kept)", chunk + 1)
                 return {"stopped_after_chunk": chunk + 1}
 
-    # Final evaluation: the full test set after the whole budget (the last row's numbers).
+    # Final evaluation: the full test set after the whole budget (the last row's numbers),
+    # and every validation and test image's predicted class (predictions.npz).
     t = time.perf_counter()
-    logits = test_set.predict(model)
+    y_pred = test_set.predict(model).argmax(axis=1)
+    val_pred = val_set.predict(model).argmax(axis=1)
     predict_seconds = time.perf_counter() - t
-    y_pred = logits.argmax(axis=1)
     cm = confusion_matrix(y_test, y_pred)
     last = history[-1]
     predicted_accuracy = float((y_pred == y_test).mean())
@@ -496,6 +499,10 @@ def train_run(
         "best_epoch_test_accuracy_optimistic": max(r["test_accuracy"] for r in history),
         "resumed_from_epoch": resumed_from,
         "timing": timing_summary(history, recipe.batch_size, p["steps_per_epoch"], len(y_val) + len(y_test), target),
+        # Other work on the machine while this job trained (jobs at once, anything else):
+        # the median 1-minute load average over the chunks, against the logical CPUs.
+        "load_average": {"median": statistics.median(load) if load else None, "max": max(load, default=None),
+                         "logical_cpus": os.cpu_count()},
         "data_seconds": data_seconds,
         "predict_seconds": predict_seconds,
         "save_seconds": save_seconds,
@@ -507,9 +514,40 @@ def train_run(
     pd_history = _history_table(history)
     mdata.atomic_write_csv(out_dir / "history.csv", pd_history)
     mdata.atomic_write_csv(out_dir / "confusion.csv", _confusion_table(cm))
+    write_predictions(out_dir / "predictions.npz", val_pred, y_val, y_pred, y_test)
     mdata.atomic_write_json(out_dir / "metrics.json", metrics)
     ckpt.clear()
     return metrics
+
+
+def write_predictions(path: Path, val_pred, y_val, test_pred, y_test) -> None:
+    """Every evaluation image's predicted class after the whole budget, and whether it is right.
+
+    ``{val,test}_pred``: uint8 classes in the split's order; ``{val,test}_correct``: the
+    same images' correctness as packed bits (``np.unpackbits(..., count=n)``), so the
+    audit's per-image statistics (bootstrap over test images, McNemar) need no labels.
+    About 15 KB per run.
+    """
+    import io
+
+    arrays = {}
+    for split, pred, true in (("val", val_pred, y_val), ("test", test_pred, y_test)):
+        pred = np.asarray(pred, dtype=np.uint8)
+        arrays[f"{split}_pred"] = pred
+        arrays[f"{split}_correct"] = np.packbits(pred == np.asarray(true))
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    mdata.atomic_write_bytes(path, buf.getvalue())
+
+
+def read_predictions(path: Path) -> dict[str, np.ndarray]:
+    """``write_predictions``'s arrays, with ``*_correct`` unpacked to booleans."""
+    with np.load(path) as z:
+        out = {k: z[k] for k in z.files}
+    for split in ("val", "test"):
+        n = len(out[f"{split}_pred"])
+        out[f"{split}_correct"] = np.unpackbits(out[f"{split}_correct"], count=n).astype(bool)
+    return out
 
 
 def _provenance(data_path: Path) -> dict:

@@ -25,6 +25,7 @@ rule train_model:
         history=f"{RUN_DIR}/history.csv",
         model=f"{RUN_DIR}/model.keras",
         confusion=f"{RUN_DIR}/confusion.csv",
+        predictions=f"{RUN_DIR}/predictions.npz",
     params:
         settings=train_params,
         jobs_per_gpu=config["gpu"]["jobs_per_gpu"],
