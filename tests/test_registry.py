@@ -490,10 +490,11 @@ def test_make_optimizer():
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.0 and not sgd.nesterov
     assert float(ops.convert_to_numpy(sgd.learning_rate)) == pytest.approx(0.01)
     adam = models.make_optimizer(registry.resolve_recipe("thomas"))
-    assert isinstance(adam, keras.optimizers.Adam)
+    on_tf = keras.backend.backend() == "tensorflow"
+    assert isinstance(adam, models.TF1Adam if on_tf else keras.optimizers.Adam)  # TF1's kernel on TF
     assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.9, 0.999, 1e-8)
     rms = models.make_optimizer(registry.resolve_recipe("zaccone"))
-    assert isinstance(rms, models.TF1RMSprop)
+    assert isinstance(rms, models.TF1RMSprop) and rms.fused == on_tf
     assert (rms.rho, rms.momentum, rms.epsilon, rms.initial_accumulator) == (0.9, 0.0, 1e-10, 1.0)
     assert float(ops.convert_to_numpy(rms.learning_rate)) == pytest.approx(1e-3)
     cfg = rms.get_config()
@@ -615,3 +616,19 @@ def test_save_load_roundtrip(tmp_path, name, variant):
     if name == "zaccone":
         assert isinstance(loaded.optimizer, models.TF1RMSprop)
         assert loaded.optimizer.initial_accumulator == 1.0 and loaded.optimizer.epsilon == 1e-10
+
+
+def test_registry_macs_table_matches_the_models():
+    for name in registry.list_models():
+        for variant in registry.list_variants(name):
+            assert registry.MACS_PER_IMAGE[name] == models.macs_per_image(name, variant), (name, variant)
+
+
+def test_longest_job_gets_the_highest_priority():
+    from mnist_audit import config as audit_config
+
+    cfg = {"budget_scale": 1.0}
+    prio = {a: audit_config.train_priority(cfg, a, "default") for a in registry.list_models()}
+    assert max(prio, key=prio.get) == "zaccone" and prio["zaccone"] == 48
+    assert prio["cnn_tutorial"] > prio["thomas"] > prio["singhal"] > prio["jerkic"] >= prio["mlp"]
+    assert audit_config.train_priority({"budget_scale": 0.1}, "zaccone", "default") == 5

@@ -132,6 +132,16 @@ def train_settings(config: Mapping, arch: str, variant: str) -> dict:
     }
 
 
+def train_priority(config: Mapping, arch: str, variant: str) -> int:
+    """Snakemake priority of a training job: its work in units of 10^12 MACs (0-48 for
+    the published recipes, zaccone highest), so the longest jobs start first and the
+    cores do not wait on one long job at the end of a run."""
+    s = train_settings(config, arch, variant)
+    n_train = min(s["train_subset"] or 55_000, 55_000)
+    work = registry.training_work(arch, variant, s["overrides"], n_train, s["budget_scale"])
+    return int(round(work / 1e12))
+
+
 def tracking_uri(config: Mapping, workdir: str | Path = ".") -> str:
     """Config value, else $MLFLOW_TRACKING_URI, else the project's local sqlite store."""
     uri = (config.get("mlflow") or {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")

@@ -204,8 +204,11 @@ _NEXT_BATCH = (
     "training images every epoch (shuffle=True)."
 )
 _ADAM_EPS = (
-    "Adam epsilon 1e-8 = TF1 AdamOptimizer's default (Keras's default is 1e-7); Keras and "
-    "TF1 Adam both use the bias-corrected 'epsilon hat' update, so the update is the same."
+    "Adam is TF1's AdamOptimizer: on TensorFlow the update is its own fused kernel "
+    "(ResourceApplyAdam, beta powers kept as variables and multiplied each step, epsilon "
+    "1e-8 'epsilon hat'); tests/test_optimizers.py checks it against "
+    "tf.compat.v1.train.AdamOptimizer. On JAX, Keras's Adam with epsilon 1e-8 runs the "
+    "same update in other passes (equal to 1e-5 after 100 steps)."
 )
 
 
@@ -462,10 +465,12 @@ _register(
         ),
         variants={"default": "as in the author's code"},
         fidelity=(
-            "Optimizer 'rmsprop_tf1' emulates TF1 RMSPropOptimizer(0.001, decay=0.9): ms "
-            "starts at 1.0, ms = rho*ms + (1-rho)*g^2, mom = momentum*mom + lr*g/sqrt(ms + "
-            "eps), var -= mom, eps 1e-10 inside the sqrt. Keras RMSprop starts ms at 0 and "
-            "uses eps 1e-7, which changes the first steps (a much larger first update).",
+            "Optimizer 'rmsprop_tf1' is TF1 RMSPropOptimizer(0.001, decay=0.9): ms starts at "
+            "1.0, ms += (g^2 - ms)*(1-rho), mom = momentum*mom + lr*g/sqrt(ms + eps), var -= "
+            "mom, eps 1e-10 inside the sqrt; on TensorFlow through TF1's own kernel "
+            "(ResourceApplyRMSProp, checked against tf.compat.v1.train.RMSPropOptimizer), "
+            "elsewhere in keras.ops. Keras RMSprop starts ms at 0 and uses eps 1e-7, which "
+            "changes the first steps (a much larger first update).",
             "Data order: fixed (no shuffling), batches zip(range(0, 55000, 128), "
             "range(128, 55001, 128)): 429 steps per epoch, the last 88 images never seen "
             "(shuffle=False, drop_last=True).",
@@ -570,6 +575,28 @@ _register(
         ),
     )
 )
+
+# Forward multiply-accumulates per image of each architecture (every variant has the
+# same layers' shapes). Kept here so the Snakefile can size jobs without importing
+# Keras; tests/test_registry.py checks each against models.macs_per_image.
+MACS_PER_IMAGE: Mapping[str, int] = MappingProxyType({
+    "jerkic": 2_381_056,
+    "cnn_tutorial": 13_883_904,
+    "singhal": 689_632,
+    "thomas": 13_808_400,
+    "zaccone": 8_737_386,
+    "softmax_regression": 7_840,
+    "mlp": 238_200,
+})
+
+
+def training_work(name: str, variant: str = "default", overrides: Mapping | None = None,
+                  n_train: int = 55_000, budget_scale: float = 1.0) -> float:
+    """Forward multiply-accumulates of a whole training run: a measure of its length."""
+    recipe = resolve_recipe(name, variant, overrides)
+    steps = max(1, round(recipe.total_steps(n_train) * budget_scale))
+    return float(steps * recipe.batch_size * MACS_PER_IMAGE[name])
+
 
 BASELINES = tuple(name for name, a in ARCHITECTURES.items() if a.baseline)
 assert BASELINES == ("softmax_regression", "mlp")

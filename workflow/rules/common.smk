@@ -43,6 +43,10 @@ def train_params(wildcards):
     return audit_config.train_settings(config, wildcards.arch, wildcards.variant)
 
 
+def train_priority(wildcards):
+    return audit_config.train_priority(config, wildcards.arch, wildcards.variant)
+
+
 def all_targets():
     return (
         [f"{DATA_DIR}/manifest.json"]

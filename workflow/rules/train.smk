@@ -36,6 +36,7 @@ rule train_model:
         "results/logs/train_model/{arch}/{variant}/seed{seed}.log",
     benchmark:
         "results/benchmarks/train_model/{arch}/{variant}/seed{seed}.tsv"
+    priority: train_priority  # longest job first (its MACs); see mnist_audit.config
     threads: 1  # per job on the CPU; see the default profile
     resources:
         gpu=1,
