@@ -28,7 +28,7 @@ TABLES = ("claim_audit", "timing", "parameters", "layers")
 
 
 def fake_metrics(arch, seed, acc, variant="default", budget_scale=1.0, train_subset=None, eval_subset=None,
-                 overrides=None, reached_at=None, device="cpu"):
+                 overrides=None, reached_at=None, device="cpu", val=None, val_peak=0.0):
     """A metrics.json shaped like train.py's, with only the fields the report reads."""
     claim = registry.get_architecture(arch).claim
     full = budget_scale == 1.0 and not train_subset and not eval_subset
@@ -39,7 +39,8 @@ def fake_metrics(arch, seed, acc, variant="default", budget_scale=1.0, train_sub
         "eval_subset": eval_subset, "n_train": train_subset or 55000, "n_val": eval_subset or 5000,
         "n_test": eval_subset or 10000, "total_steps": int(1000 * budget_scale), "published_steps": 1000,
         "steps_per_epoch": 550, "full_budget": full, "published_recipe": full and not overrides,
-        "claim": claim.as_dict(), "test_accuracy": acc, "val_accuracy": acc + 0.001, "test_loss": 0.1,
+        "claim": claim.as_dict(), "test_accuracy": acc,
+        "val_accuracy": acc + 0.001 if val is None else val, "_val_peak": val_peak, "test_loss": 0.1,
         "val_loss": 0.1, "best_epoch_test_accuracy_optimistic": acc + 0.002,
         "timing": {
             "total_train_seconds": 10.0 + seed, "total_eval_seconds": 1.0, "wall_seconds": 12.0 + seed,
@@ -67,7 +68,9 @@ def write_runs(tmp_path, metrics_list):
             "train_seconds": [3.0, 2.0, 2.0], "eval_seconds": [0.5] * 3,
             "wall_seconds": [3.5 + m["seed"], 6.0 + m["seed"], 8.5 + m["seed"]],
             "train_loss": [0.5, 0.3, 0.2], "train_accuracy": [0.9, 0.95, 0.97],
-            "val_loss": [0.4, 0.3, 0.2], "val_accuracy": [acc - 0.02, acc - 0.01, acc + 0.001],
+            "val_loss": [0.4, 0.3, 0.2],
+            "val_accuracy": [m["val_accuracy"] - 0.02, m["val_accuracy"] + m.get("_val_peak", 0.0),
+                             m["val_accuracy"]],
             "test_loss": [0.4, 0.3, 0.2], "test_accuracy": [acc - 0.02, acc - 0.01, acc],
         }).to_csv(d / "history.csv", index=False)
         mpaths.append(d / "metrics.json")
@@ -76,8 +79,9 @@ def write_runs(tmp_path, metrics_list):
 
 
 FAKE_PARAMS = pd.DataFrame({
-    "architecture": ["thomas", "singhal", "jerkic", "softmax_regression"],
-    "variant": ["default"] * 4, "params": [3199106, 105506, 817354, 7850], "macs_per_image": [1, 2, 3, 4],
+    "architecture": ["thomas", "singhal", "jerkic", "softmax_regression", "cnn_tutorial", "softmax_regression"],
+    "variant": ["default"] * 5 + ["book"], "params": [3199106, 105506, 817354, 7850, 3274634, 7850],
+    "macs_per_image": [1, 2, 3, 4, 5, 4],
 })
 
 THOMAS = [0.9912, 0.9905, 0.9921, 0.9899, 0.9917]
@@ -120,17 +124,78 @@ def test_audit_numbers_equal_direct_computation(tmp_path):
         row = audit.loc[name]
         lo, hi = stats.t.interval(0.95, len(x) - 1, loc=x.mean(), scale=x.std(ddof=1) / math.sqrt(len(x)))
         assert row["n_seeds"] == len(x)
-        assert row["mean_pct"] == pytest.approx(x.mean())
-        assert row["sd_pct"] == pytest.approx(x.std(ddof=1))
-        assert row["min_pct"] == pytest.approx(x.min()) and row["max_pct"] == pytest.approx(x.max())
-        assert row["ci_low_pct"] == pytest.approx(lo) and row["ci_high_pct"] == pytest.approx(hi)
+        assert row["test_mean_pct"] == pytest.approx(x.mean())
+        assert row["test_sd_pct"] == pytest.approx(x.std(ddof=1))
+        assert row["test_min_pct"] == pytest.approx(x.min()) and row["test_max_pct"] == pytest.approx(x.max())
+        assert row["test_t_low_pct"] == pytest.approx(lo) and row["test_t_high_pct"] == pytest.approx(hi)
+        # seeds and images: wider than the seed-only interval, within [0, 100]
+        assert row["test_ci_low_pct"] < lo and row["test_ci_high_pct"] > hi and row["test_ci_high_pct"] <= 100
         claim = registry.get_architecture(name).claim
         assert row["claim_lower_pct"] == pytest.approx(100 * claim.lower)
         assert row["claim_where"] == claim.where
         assert row["binomial_se_pct"] == pytest.approx(100 * math.sqrt(x.mean() / 100 * (1 - x.mean() / 100) / 1e4))
-    # thomas: CI well above 98.5 -> reproduced; singhal: mean 98.64, n=3, CI straddles 98.5
-    assert audit.loc["thomas", "verdict"] == "reproduced"
-    assert audit.loc["singhal", "verdict"] == "inconclusive"
+    # thomas: the author's measure is the final test accuracy
+    t = audit.loc["thomas"]
+    assert (t["measure"], t["reading"]) == ("test", "final") and t["mean_pct"] == pytest.approx(t["test_mean_pct"])
+    assert t["verdict"] == "reproduced" and t["runs_reaching"] == 5
+    x = 100 * np.array(THOMAS)
+    half = stats.t.ppf(0.975, 4) * x.std(ddof=1) * math.sqrt(1 + 1 / 5)
+    assert t["pi_low_pct"] == pytest.approx(x.mean() - half) and t["pi_high_pct"] == pytest.approx(x.mean() + half)
+    # singhal: validation, best epoch (here the last epoch, acc + 0.1 pt); the interval straddles 98.5
+    g = audit.loc["singhal"]
+    assert (g["measure"], g["reading"]) == ("val", "best epoch")
+    assert g["mean_pct"] == pytest.approx(100 * np.mean(SINGHAL) + 0.1)
+    assert g["verdict"] == "inconclusive"
+
+
+def test_verdict_on_the_authors_split_can_differ_from_the_test_set(tmp_path):
+    """singhal: validation peak well above the bound, final test accuracy well below it."""
+    ms = [fake_metrics("singhal", s, 0.975 + s * 1e-4, val=0.990, val_peak=0.004 + s * 1e-4) for s in range(5)]
+    row = report.claim_audit(runs_frame(tmp_path, ms)).iloc[0]
+    assert row["mean_pct"] == pytest.approx(99.4 + 0.02, abs=1e-6)  # best epoch, not the last
+    assert row["verdict"] == "reproduced" and row["test_verdict"] == "not reproduced"
+    assert row["runs_reaching"] == 5 and row["test_runs_reaching"] == 0
+    assert "validation, best epoch" in row["note"] and "not reproduced" in row["note"]
+
+
+def test_interval_uses_the_per_image_predictions(tmp_path):
+    """With predictions.npz the interval is the paired bootstrap over seeds and images,
+    and it is bounded: runs at 100% give [100, 100], never more."""
+    from mnist_audit.train import write_predictions
+
+    ms = [fake_metrics("softmax_regression", s, 1.0, variant="book") for s in range(3)]
+    mpaths, _ = write_runs(tmp_path, ms)
+    y = np.arange(10000) % 10
+    for p in mpaths:
+        write_predictions(p.parent / "predictions.npz", y[:5000], y[:5000], y, y)
+    row = report.claim_audit(report.aggregate_runs(mpaths)).iloc[0]
+    assert row["interval_method"] == "paired bootstrap (seeds x images)"
+    assert row["ci_low_pct"] == 100 and row["ci_high_pct"] == 100 and row["verdict"] == "reproduced"
+
+
+def test_one_threshold_for_verdict_and_time_to_bound(tmp_path):
+    """The claim's lower bound decides the verdict, k/n and the time to the bound alike:
+    a run whose last epoch sits between the bound (98.5) and the claim (99) reaches it."""
+    ms = [fake_metrics("thomas", s, 0.9870 + s * 1e-4) for s in range(5)]
+    runs = runs_frame(tmp_path, ms)
+    row = report.claim_audit(runs).iloc[0]
+    assert row["runs_reaching"] == 5
+    timing = report.timing_table(runs).iloc[0]
+    assert timing["runs_reached_bound"] == 5 and timing["bound_pct"] == pytest.approx(98.5)
+
+
+def test_rows_without_an_authors_figure_get_no_claim(tmp_path):
+    ms = [fake_metrics("cnn_tutorial", s, 0.995) for s in range(3)] + [
+        fake_metrics("softmax_regression", s, 0.93) for s in range(3)]
+    audit = report.claim_audit(runs_frame(tmp_path, ms)).set_index("model")
+    assert audit.loc["cnn_tutorial", "verdict"] == "no claim"
+    assert "99.2%" in audit.loc["cnn_tutorial", "reference"] and "keep 0.5" in audit.loc["cnn_tutorial", "reference"]
+    # softmax_regression's claim sentence is the book's: its default (TF beginners) row is a reference
+    assert audit.loc["softmax_regression", "verdict"] == "no claim"
+    assert audit.loc["softmax_regression", "claim_recipe"] == "book"
+    compact = report.compact_verdicts(report.claim_audit(runs_frame(tmp_path / "b", ms)))
+    assert len(compact.columns) <= 8 and list(compact["verdict"]) == ["no claim", "no claim"]
+    assert report.verdict_summary(audit.reset_index()) == "2 no claim"
 
 
 @pytest.mark.parametrize(
@@ -190,18 +255,19 @@ def test_timing_table_time_to_target(tmp_path):
     ms = [fake_metrics("thomas", 0, 0.991, reached_at=30.0), fake_metrics("thomas", 1, 0.991, reached_at=50.0),
           fake_metrics("thomas", 2, 0.98), fake_metrics("singhal", 0, 0.97), fake_metrics("jerkic", 0, 0.97)]
     timing = report.timing_table(runs_frame(tmp_path, ms)).set_index("model")
-    assert timing.loc["thomas", "time_to_target"] == "40.0 s (2/3 seeds)"
-    assert timing.loc["thomas", "time_to_target_seconds_median"] == 40.0
+    # the history reaches the bound (98.5%) at its last epoch: 8.5 s + seed
+    assert timing.loc["thomas", "time_to_bound"] == "9.0 s (2/3 runs)"
+    assert timing.loc["thomas", "time_to_bound_seconds_median"] == 9.0
     assert timing.loc["thomas", "train_seconds_mean"] == pytest.approx(11.0)
     assert timing.loc["thomas", "train_seconds_sd"] == pytest.approx(1.0)
-    assert timing.loc["singhal", "time_to_target"] == "not reached (0/1 seeds)"
-    assert timing.loc["jerkic", "time_to_target"] == "no claim"
+    assert timing.loc["singhal", "time_to_bound"] == "not reached (0/1 runs)"
+    assert timing.loc["jerkic", "time_to_bound"] == "no claim"
 
 
 def test_markdown_table_escapes_and_aligns():
     df = pd.DataFrame({"name": ["a|b", None], "value": [1.23456, math.nan]})
     md = report.markdown_table(df, formats={"value": ".2f"}, headers={"value": "value %"})
-    assert md.splitlines() == ["| name | value % |", "|---|---:|", "| a\\|b | 1.23 |", "|  |  |"]
+    assert md.splitlines() == ["| name | value % |", "|---|---:|", "| a\\|b | 1.23 |", "| n/a | n/a |"]
 
 
 def _outputs(base: Path) -> dict:
@@ -227,12 +293,14 @@ def assert_png(path):
 def test_build_report_writes_every_output(tmp_path, scaled):
     kw = {"budget_scale": 0.1} if scaled else {}
     ms = [fake_metrics("thomas", s, a, **kw) for s, a in enumerate(THOMAS[:3])]
-    ms += [fake_metrics("softmax_regression", s, 0.92 + s / 1000, **kw) for s in range(3)]
+    ms += [fake_metrics("softmax_regression", s, 0.92 + s / 1000, variant="book", **kw) for s in range(3)]
     mpaths, hpaths = write_runs(tmp_path, ms)
     base = tmp_path / "results" / "report"
     base.mkdir(parents=True)
     report.write_csv(base / "runs.csv", report.aggregate_runs(mpaths, FAKE_PARAMS))
-    params = FAKE_PARAMS.assign(model=FAKE_PARAMS["architecture"], layers="x", baseline="no",
+    params = FAKE_PARAMS.assign(model=FAKE_PARAMS["architecture"] + np.where(FAKE_PARAMS["variant"] == "book",
+                                                                               ":book", ""),
+                                layers="x", baseline="no",
                                 layers_with_weights=2)
     params.to_csv(base / "parameters.csv", index=False)
     (base / "layers.md").write_text("| layer |\n")
@@ -254,7 +322,10 @@ def test_build_report_writes_every_output(tmp_path, scaled):
     else:
         assert verdicts["thomas"] == "reproduced"
     audit_md = Path(outputs["claim_audit_md"]).read_text()
-    assert "Student-t interval" in audit_md and "Verdict rule" in audit_md
+    assert "paired bootstrap" in audit_md and "Verdict rule" in audit_md
+    assert audit_md.startswith("**") and "| our figure, 95% interval |" in audit_md  # compact table first
+    assert text.index("## Verdicts") < text.index("## Claim audit in full")
+    assert "## Where the runs came from" in text
 
 
 def test_log_report_is_one_child_run_per_sweep(tmp_path):
@@ -325,11 +396,14 @@ def test_tiny_audit_equals_direct_computation(tiny_run):
         half = stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x))
         row = audit.loc[arch]
         assert row["n_seeds"] == 2
-        assert row["mean_pct"] == pytest.approx(x.mean())
-        assert row["sd_pct"] == pytest.approx(x.std(ddof=1))
-        assert row["ci_low_pct"] == pytest.approx(x.mean() - half)
-        assert row["ci_high_pct"] == pytest.approx(x.mean() + half)
-        assert row["verdict"] == "inconclusive (scaled budget)"  # tiny runs are scaled: never reproduced
+        assert row["test_mean_pct"] == pytest.approx(x.mean())
+        assert row["test_sd_pct"] == pytest.approx(x.std(ddof=1))
+        assert row["test_t_low_pct"] == pytest.approx(x.mean() - half)
+        assert row["test_t_high_pct"] == pytest.approx(x.mean() + half)
+        assert 0 <= row["test_ci_low_pct"] <= row["test_mean_pct"] <= row["test_ci_high_pct"] <= 100
+        assert row["interval_method"] == "paired bootstrap (seeds x images)"  # from predictions.npz
+        # tiny runs are scaled: never reproduced (softmax_regression's default recipe is not the claim's)
+        assert row["verdict"] == ("no claim" if arch == "softmax_regression" else "inconclusive (scaled budget)")
 
 
 def test_tiny_report_files(tiny_run):
@@ -341,7 +415,8 @@ def test_tiny_report_files(tiny_run):
         assert_png(p)
     for t in TABLES:
         assert (base / "tables" / f"{t}.csv").stat().st_size > 0
-        assert (base / "tables" / f"{t}.md").read_text().startswith("| ")
+        # every table opens with its table; the claim audit with its one-line summary first
+        assert (base / "tables" / f"{t}.md").read_text().startswith("**" if t == "claim_audit" else "| ")
     text = (base / "README.md").read_text()
     assert report.SCALED_BANNER in text
     assert "Verdict rule" in text and "Fidelity notes" in text and "Provenance" in text

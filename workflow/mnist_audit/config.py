@@ -33,6 +33,11 @@ def resolved_schema(schema_path: str | Path) -> dict:
     schema["properties"]["architectures"]["items"]["enum"] = names
     schema["properties"]["variants"]["propertyNames"] = {"enum": names}
     schema["properties"]["recipe_overrides"]["propertyNames"] = {"enum": names}
+    # The registry's enums flow into the schema: one list of each.
+    override = schema["properties"]["recipe_overrides"]["additionalProperties"]["properties"]
+    override["optimizer"]["enum"] = list(registry.OPTIMIZERS)
+    override["budget_unit"]["enum"] = list(registry.BUDGET_UNITS)
+    override["loss"]["enum"] = list(registry.LOSSES)
     return schema
 
 

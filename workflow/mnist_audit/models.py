@@ -416,11 +416,45 @@ def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
     return TF1RMSprop(learning_rate=lr, fused=on_tf, **args)
 
 
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ClippedBinaryCrossentropy(keras.losses.Loss):
+    """The mlp author's loss, on logits and integer labels::
+
+        p = clip(softmax(logits), 1e-10, 0.9999999)
+        loss = -mean_over_batch(sum_over_classes(y * log(p) + (1 - y) * log(1 - p)))
+
+    a per-class binary cross-entropy of the softmax outputs (y one-hot).
+    """
+
+    def __init__(self, low=1e-10, high=0.9999999, name="clipped_binary_xent", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.low, self.high = float(low), float(high)
+
+    def call(self, y_true, y_pred):
+        p = ops.clip(ops.softmax(y_pred, axis=-1), self.low, self.high)
+        y = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), ops.shape(y_pred)[-1], dtype=p.dtype)
+        return -ops.sum(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
+
+    def get_config(self):
+        return {**super().get_config(), "low": self.low, "high": self.high}
+
+
+CUSTOM_OBJECTS.update({"ClippedBinaryCrossentropy": ClippedBinaryCrossentropy,
+                       f"{_PACKAGE}>ClippedBinaryCrossentropy": ClippedBinaryCrossentropy})
+
+
+def make_loss(recipe: Recipe) -> keras.losses.Loss:
+    """The recipe's training loss on the model's logits."""
+    if recipe.loss == "clipped_binary_xent":
+        return ClippedBinaryCrossentropy()
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
 def compile_model(model: keras.Model, recipe: Recipe, **compile_kwargs) -> keras.Model:
-    """Compile with the recipe's optimizer and cross-entropy on logits; returns the model."""
+    """Compile with the recipe's optimizer and loss on logits; returns the model."""
     kwargs = {
         "optimizer": make_optimizer(recipe),
-        "loss": keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        "loss": make_loss(recipe),
         "metrics": ["accuracy"],
     }
     kwargs.update(compile_kwargs)

@@ -47,6 +47,7 @@ rule report_tables_plots:
         claim_audit_csv=report(f"{REPORT_DIR}/tables/claim_audit.csv", caption="../report/claim_audit.rst", category="1. Claim audit"),
         claim_audit_md=report(f"{REPORT_DIR}/tables/claim_audit.md", caption="../report/claim_audit.rst", category="1. Claim audit"),
         accuracy_per_seed=report(f"{REPORT_DIR}/plots/accuracy_per_seed.png", caption="../report/accuracy_per_seed.rst", category="1. Claim audit"),
+        forest=report(f"{REPORT_DIR}/plots/forest.png", caption="../report/forest.rst", category="1. Claim audit"),
         learning_curves_epoch=report(f"{REPORT_DIR}/plots/learning_curves_epoch.png", caption="../report/learning_curves_epoch.rst", category="2. Learning curves"),
         learning_curves_wall=report(f"{REPORT_DIR}/plots/learning_curves_wall.png", caption="../report/learning_curves_wall.rst", category="2. Learning curves"),
         accuracy_vs_params=report(f"{REPORT_DIR}/plots/accuracy_vs_params.png", caption="../report/accuracy_vs_params.rst", category="3. Cost", subcategory="Parameters"),
@@ -80,6 +81,7 @@ rule log_report:
         ],
         plots=[
             rules.report_tables_plots.output.accuracy_per_seed,
+            rules.report_tables_plots.output.forest,
             rules.report_tables_plots.output.learning_curves_epoch,
             rules.report_tables_plots.output.learning_curves_wall,
             rules.report_tables_plots.output.accuracy_vs_params,

@@ -1,0 +1,176 @@
+"""The published audit: finished runs copied into the repository, and the report built
+from those records alone.
+
+``audit/runs/{arch}/{variant}/seed{seed}/`` holds, per run, what the report needs and
+nothing heavier: ``metrics.json`` (numbers, timing, device, provenance, the resolved
+config with local paths removed), ``history.csv``, ``confusion.csv``,
+``predictions.npz`` and ``publication.json`` (the model's SHA-256, when it was trained
+and published, every record file's SHA-256). No weights.
+
+Only published-recipe runs can be published: the full budget (``budget_scale`` 1), the
+full training, validation and test sets, no recipe overrides, committed code (no
+``-dirty`` commit), and per-image predictions. Publishing a run whose folder already
+holds the same numbers changes nothing; different numbers for the same architecture,
+variant and seed are an error that names the run and both figures, never an overwrite.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .data import atomic_write_json, sha256_file
+
+log = logging.getLogger(__name__)
+
+RECORD_FILES = ("metrics.json", "history.csv", "confusion.csv", "predictions.npz")
+FULL_SPLIT = {"n_train": 55_000, "n_val": 5_000, "n_test": 10_000}
+# history.csv columns that are results (the others are timings, which differ run to run)
+RESULT_COLUMNS = ("epoch", "steps", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
+                  "test_loss", "test_accuracy")
+LOCAL = "<local mirror>"
+
+
+class PublishError(ValueError):
+    """A run that cannot be published, or that contradicts a published one."""
+
+
+def run_label(m: dict) -> str:
+    return f"{m['arch']}:{m['variant']} seed {m['seed']}"
+
+
+def why_not_publishable(m: dict, run_dir: Path) -> list[str]:
+    """Every reason this run is not a published-recipe run on the full data ([] if none)."""
+    reasons = []
+    if float(m.get("budget_scale", 0)) != 1.0:
+        reasons.append(f"budget_scale is {m.get('budget_scale')} (publish needs 1.0)")
+    for key in ("train_subset", "eval_subset"):
+        if m.get(key):
+            reasons.append(f"{key} is {m[key]} (publish needs the full sets)")
+    if m.get("overrides"):
+        reasons.append(f"recipe overrides {json.dumps(m['overrides'], sort_keys=True)}")
+    for key, n in FULL_SPLIT.items():
+        if m.get(key) != n:
+            reasons.append(f"{key} is {m.get(key)}, not {n}")
+    commit = str((m.get("provenance") or {}).get("git_commit", "unknown"))
+    if commit == "unknown" or commit.endswith("-dirty"):
+        reasons.append(f"trained from code that is not a commit ({commit}); train from a clean checkout")
+    if not (run_dir / "predictions.npz").exists():
+        reasons.append("no predictions.npz (trained by an older version); train it again")
+    for name in ("history.csv", "confusion.csv"):
+        if not (run_dir / name).exists():
+            reasons.append(f"no {name}")
+    return reasons
+
+
+def _is_local(value) -> bool:
+    text = str(value.get("url", "") if isinstance(value, dict) else value)
+    return not text.startswith(("http://", "https://"))
+
+
+def sanitise(m: dict) -> dict:
+    """The metrics with this machine's paths removed (local mirrors become a placeholder)."""
+    out = json.loads(json.dumps(m))
+    cfg = out.get("config") or {}
+    if "mirrors" in cfg:
+        cfg["mirrors"] = [LOCAL if _is_local(v) else v for v in cfg["mirrors"]]
+    return out
+
+
+def _same_results(a_dir: Path, b_dir: Path) -> tuple[bool, str]:
+    """Whether two run folders hold the same results (numbers, not timings)."""
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (a_dir, b_dir))
+    for key in ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_loss"):
+        if a.get(key) != b.get(key):
+            return False, f"{key} {b.get(key)!r} published, {a.get(key)!r} now"
+    ha, hb = (pd.read_csv(d / "history.csv")[list(RESULT_COLUMNS)] for d in (a_dir, b_dir))
+    if not ha.equals(hb):
+        return False, "the per-epoch history differs"
+    with np.load(a_dir / "predictions.npz") as pa, np.load(b_dir / "predictions.npz") as pb:
+        if any(not np.array_equal(pa[k], pb[k]) for k in pa.files):
+            return False, "the per-image predictions differ"
+    return True, ""
+
+
+def _utc(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def publish_run(run_dir: str | Path, audit_runs: str | Path) -> str:
+    """Copy one finished run into ``audit_runs``; returns "published" or "unchanged"."""
+    run_dir, audit_runs = Path(run_dir), Path(audit_runs)
+    metrics_path = run_dir / "metrics.json"
+    if not metrics_path.exists():
+        raise PublishError(f"{run_dir}: no metrics.json (the run has not finished)")
+    m = json.loads(metrics_path.read_text())
+    reasons = why_not_publishable(m, run_dir)
+    if reasons:
+        raise PublishError(f"{run_label(m)} ({run_dir}) is not a published-recipe run: " + "; ".join(reasons))
+    dest = audit_runs / m["arch"] / m["variant"] / f"seed{m['seed']}"
+    if (dest / "metrics.json").exists():
+        same, diff = _same_results(run_dir, dest)
+        if same:
+            return "unchanged"
+        raise PublishError(
+            f"{run_label(m)} is already published in {dest} with other results: {diff}. "
+            "Published runs are never overwritten: if the training numerics changed on purpose, "
+            f"delete {dest} in the same commit that explains why, then publish again.")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", dir=dest.parent))
+    try:
+        atomic_write_json(tmp / "metrics.json", sanitise(m))
+        for name in RECORD_FILES[1:]:
+            shutil.copyfile(run_dir / name, tmp / name)
+        model = run_dir / "model.keras"
+        atomic_write_json(tmp / "publication.json", {
+            "run": run_label(m),
+            "result_id": m.get("result_id"),
+            "model_sha256": sha256_file(model) if model.exists() else None,
+            "trained_at": _utc(metrics_path.stat().st_mtime),
+            "published_at": _utc(dt.datetime.now(dt.timezone.utc).timestamp()),
+            "files_sha256": {name: sha256_file(tmp / name) for name in RECORD_FILES},
+        })
+        os.chmod(tmp, 0o755)
+        os.replace(tmp, dest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return "published"
+
+
+def publish_runs(run_dirs: Iterable[str | Path], audit_runs: str | Path) -> dict[str, list[str]]:
+    """Publish every run; checks them all first, so one bad run publishes nothing."""
+    run_dirs = [Path(d) for d in run_dirs]
+    problems = []
+    for d in run_dirs:
+        try:
+            m = json.loads((d / "metrics.json").read_text())
+        except FileNotFoundError:
+            problems.append(f"{d}: no metrics.json (the run has not finished)")
+            continue
+        reasons = why_not_publishable(m, d)
+        if reasons:
+            problems.append(f"{run_label(m)} ({d}): " + "; ".join(reasons))
+    if problems:
+        raise PublishError("refusing to publish; only published-recipe runs on the full data can be "
+                           "published:\n  " + "\n  ".join(problems))
+    done: dict[str, list[str]] = {"published": [], "unchanged": []}
+    for d in run_dirs:
+        done[publish_run(d, audit_runs)].append(str(d))
+    log.info("published %d runs, %d unchanged, into %s", len(done["published"]), len(done["unchanged"]),
+             audit_runs)
+    return done
+
+
+def published_metrics(audit_runs: str | Path) -> list[Path]:
+    """Every published run's metrics.json, in a stable order."""
+    return sorted(Path(audit_runs).glob("*/*/seed*/metrics.json"))
