@@ -128,8 +128,13 @@ def test_audit_numbers_equal_direct_computation(tmp_path):
         assert row["test_sd_pct"] == pytest.approx(x.std(ddof=1))
         assert row["test_min_pct"] == pytest.approx(x.min()) and row["test_max_pct"] == pytest.approx(x.max())
         assert row["test_t_low_pct"] == pytest.approx(lo) and row["test_t_high_pct"] == pytest.approx(hi)
-        # seeds and images: wider than the seed-only interval, within [0, 100]
-        assert row["test_ci_low_pct"] < lo and row["test_ci_high_pct"] > hi and row["test_ci_high_pct"] <= 100
+        # seeds and images (no predictions here: the binomial image term), Welch-Satterthwaite df
+        p, v_seed = x.mean() / 100, (x / 100).var(ddof=1) / len(x)
+        v_img = p * (1 - p) / 1e4
+        df = (v_seed + v_img) ** 2 / (v_seed**2 / (len(x) - 1) + v_img**2 / 1e6)
+        half = 100 * stats.t.ppf(0.975, df) * math.sqrt(v_seed + v_img)
+        assert row["test_ci_low_pct"] == pytest.approx(x.mean() - half)
+        assert row["test_ci_high_pct"] == pytest.approx(x.mean() + half)
         claim = registry.get_architecture(name).claim
         assert row["claim_lower_pct"] == pytest.approx(100 * claim.lower)
         assert row["claim_where"] == claim.where
@@ -159,7 +164,7 @@ def test_verdict_on_the_authors_split_can_differ_from_the_test_set(tmp_path):
 
 
 def test_interval_uses_the_per_image_predictions(tmp_path):
-    """With predictions.npz the interval is the paired bootstrap over seeds and images,
+    """With predictions.npz the interval has both variance components (seeds and paired images),
     and it is bounded: runs at 100% give [100, 100], never more."""
     from mnist_audit.train import write_predictions
 
@@ -169,7 +174,7 @@ def test_interval_uses_the_per_image_predictions(tmp_path):
     for p in mpaths:
         write_predictions(p.parent / "predictions.npz", y[:5000], y[:5000], y, y)
     row = report.claim_audit(report.aggregate_runs(mpaths)).iloc[0]
-    assert row["interval_method"] == "paired bootstrap (seeds x images)"
+    assert row["interval_method"] == "seeds + paired images (per-image predictions)"
     assert row["ci_low_pct"] == 100 and row["ci_high_pct"] == 100 and row["verdict"] == "reproduced"
 
 
@@ -322,7 +327,7 @@ def test_build_report_writes_every_output(tmp_path, scaled):
     else:
         assert verdicts["thomas"] == "reproduced"
     audit_md = Path(outputs["claim_audit_md"]).read_text()
-    assert "paired bootstrap" in audit_md and "Verdict rule" in audit_md
+    assert "Welch-Satterthwaite" in audit_md and "Verdict rule" in audit_md
     assert audit_md.startswith("**") and "| our figure, 95% interval |" in audit_md  # compact table first
     assert text.index("## Verdicts") < text.index("## Claim audit in full")
     assert "## Where the runs came from" in text
@@ -401,7 +406,7 @@ def test_tiny_audit_equals_direct_computation(tiny_run):
         assert row["test_t_low_pct"] == pytest.approx(x.mean() - half)
         assert row["test_t_high_pct"] == pytest.approx(x.mean() + half)
         assert 0 <= row["test_ci_low_pct"] <= row["test_mean_pct"] <= row["test_ci_high_pct"] <= 100
-        assert row["interval_method"] == "paired bootstrap (seeds x images)"  # from predictions.npz
+        assert row["interval_method"] == "seeds + paired images (per-image predictions)"  # from predictions.npz
         # tiny runs are scaled: never reproduced (softmax_regression's default recipe is not the claim's)
         assert row["verdict"] == ("no claim" if arch == "softmax_regression" else "inconclusive (scaled budget)")
 

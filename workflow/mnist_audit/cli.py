@@ -3,6 +3,8 @@
     mnist-audit download --mirror URL_OR_DIR [--mirror ...] --out results/data/mnist
     mnist-audit train --arch thomas --seed 0 --data results/data/mnist/mnist.npz --out DIR
     mnist-audit models                      # the registry: names, parameters, MACs, claims
+    mnist-audit publish results/runs/*/*/seed*   # into audit/runs (published recipes only)
+    mnist-audit report --audit audit        # audit/report/ from the committed records alone
 """
 
 from __future__ import annotations
@@ -120,6 +122,32 @@ def _cmd_models(a) -> int:
     return 0
 
 
+def _cmd_publish(a) -> int:
+    from . import publish
+
+    try:
+        done = publish.publish_runs(a.runs, a.to)
+    except publish.PublishError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: len(v) for k, v in done.items()}))
+    return 0
+
+
+def _cmd_report(a) -> int:
+    from . import publish
+
+    try:
+        result = publish.build_audit_report(a.audit)
+        if a.update_readme:
+            publish.update_readme(a.update_readme, result["status"])
+    except publish.PublishError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(result["status"])
+    return 0
+
+
 def _spe(value: str) -> int | str:
     if value == "auto":
         return value
@@ -163,6 +191,14 @@ def main(argv=None) -> int:
     m = sub.add_parser("models", help="list the registry")
     m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
     m.set_defaults(fn=_cmd_models)
+    p = sub.add_parser("publish", help="copy finished published-recipe runs into the published audit")
+    p.add_argument("runs", nargs="+", help="run folders (results/runs/ARCH/VARIANT/seedN)")
+    p.add_argument("--to", default="audit/runs")
+    p.set_defaults(fn=_cmd_publish)
+    r = sub.add_parser("report", help="rebuild the published report from the committed records alone")
+    r.add_argument("--audit", default="audit", help="the audit folder (runs/ in it, report/ written)")
+    r.add_argument("--update-readme", metavar="README", help="also refresh that README's audit status")
+    r.set_defaults(fn=_cmd_report)
     a = ap.parse_args(argv)
     setup_logging()
     return a.fn(a)

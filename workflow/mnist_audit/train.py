@@ -525,7 +525,7 @@ def write_predictions(path: Path, val_pred, y_val, test_pred, y_test) -> None:
 
     ``{val,test}_pred``: uint8 classes in the split's order; ``{val,test}_correct``: the
     same images' correctness as packed bits (``np.unpackbits(..., count=n)``), so the
-    audit's per-image statistics (bootstrap over test images, McNemar) need no labels.
+    audit's per-image statistics (intervals paired over test images, McNemar) need no labels.
     About 15 KB per run.
     """
     import io

@@ -1,3 +1,5 @@
+import glob
+import json
 import os
 import sys
 from pathlib import Path

@@ -1,0 +1,220 @@
+"""The published audit: its statistics, publishing, the report rebuilt from the committed
+records alone, and the reproducibility of what is published."""
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT, needs_mnist
+from scipy import stats
+
+from mnist_audit import audit, publish
+from mnist_audit.devices import cpu_info
+from mnist_audit.train import read_predictions
+
+AUDIT = ROOT / "audit"
+PUBLISHED = publish.published_metrics(AUDIT / "runs")
+needs_audit = pytest.mark.skipif(not PUBLISHED, reason="no published runs in audit/runs")
+
+
+# ---------------------------------------------------------------------------
+# Statistics
+# ---------------------------------------------------------------------------
+
+
+def test_interval_covers_the_truth_on_simulated_audits():
+    """1,000 simulated 5-seed audits with a known true accuracy: the 95% interval
+    (seeds + paired images) covers it 93-97% of the time."""
+    coverage = audit.simulate_coverage(simulations=1000, n_images=1000)
+    print(f"coverage over 1000 simulated audits: {coverage:.3f}")
+    assert 0.93 <= coverage <= 0.97
+
+
+def test_seed_only_interval_undercovers_on_the_same_simulations():
+    """The check can fail: Student's t over seeds alone misses the test set's own error."""
+    truth = audit.true_accuracy(0.99, 1.0, 0.3)
+    rng = np.random.default_rng(5)
+    hits = sum(
+        (lambda lo_hi: lo_hi[0] <= truth <= lo_hi[1])(audit.t_interval(c.mean(axis=1)))
+        for c in (audit.simulate_audit(rng, 5, 1000, 0.99, 1.0, 0.3) for _ in range(300)))
+    assert hits / 300 < 0.9
+
+
+def test_two_way_interval_equals_its_formula_and_is_bounded():
+    rng = np.random.default_rng(0)
+    c = rng.random((4, 500)) < 0.9
+    acc = c.mean(axis=1)
+    v_seed, v_img = acc.var(ddof=1) / 4, c.mean(axis=0).var(ddof=1) / 500
+    df = (v_seed + v_img) ** 2 / (v_seed**2 / 3 + v_img**2 / 499)
+    half = stats.t.ppf(0.975, df) * math.sqrt(v_seed + v_img)
+    assert audit.two_way_interval(c) == pytest.approx((acc.mean() - half, acc.mean() + half))
+    ones = np.ones((3, 100), bool)
+    ones[0, 0] = False  # one mistake in 300: the raw interval would pass 100%
+    lo, hi = audit.two_way_interval(ones)
+    assert hi == 1.0 and 0.98 < lo < 1.0
+    assert math.isnan(audit.two_way_interval(ones[:1])[0])  # one run: no interval
+
+
+def test_prediction_interval_and_k_of_n():
+    x = [0.985, 0.990, 0.987, 0.992, 0.984]
+    lo, hi = audit.prediction_interval(x)
+    half = stats.t.ppf(0.975, 4) * np.std(x, ddof=1) * math.sqrt(1.2)
+    assert (lo, hi) == pytest.approx((np.mean(x) - half, np.mean(x) + half))
+    assert audit.runs_reaching(x, 0.985) == 4  # 0.984 misses, 0.985 is at the bound
+    assert audit.runs_reaching(x, None) is None
+    assert audit.prediction_interval([0.999, 1.0, 1.0])[1] == 1.0  # bounded
+
+
+@pytest.mark.parametrize(
+    ("n", "lo", "hi", "bound", "status", "expected"),
+    [
+        (5, 0.985, 0.990, 0.985, "published", "reproduced"),
+        (5, 0.9849, 0.990, 0.985, "published", "inconclusive"),
+        (5, 0.980, 0.9849, 0.985, "published", "not reproduced"),
+        (5, 0.999, 1.0, None, "published", "no claim"),
+        (1, math.nan, math.nan, 0.985, "published", "inconclusive (n<2)"),
+        (5, 0.999, 1.0, 0.985, "scaled budget", "inconclusive (scaled budget)"),
+    ],
+)
+def test_verdict_rule_edges(n, lo, hi, bound, status, expected):
+    assert audit.verdict(n, lo, hi, bound, status) == expected
+
+
+# ---------------------------------------------------------------------------
+# Publishing
+# ---------------------------------------------------------------------------
+
+
+def _fake_run(tmp_path, src: Path, **changes) -> Path:
+    """A results/ run folder made from a published record (plus a stand-in model file)."""
+    d = tmp_path / "results" / "runs" / src.parts[-3] / src.parts[-2] / src.name
+    d.mkdir(parents=True)
+    for name in publish.RECORD_FILES:
+        shutil.copyfile(src / name, d / name)
+    m = json.loads((src / "metrics.json").read_text())
+    m.update(changes)
+    (d / "metrics.json").write_text(json.dumps(m))
+    (d / "model.keras").write_bytes(b"not really a model")
+    return d
+
+
+@needs_audit
+def test_publish_accepts_published_recipes_once_and_never_overwrites(tmp_path):
+    src = PUBLISHED[0].parent
+    run = _fake_run(tmp_path, src)
+    dest = tmp_path / "audit" / "runs"
+    assert publish.publish_runs([run], dest) == {"published": [str(run)], "unchanged": []}
+    out = dest / src.parts[-3] / src.parts[-2] / src.name
+    pub = json.loads((out / "publication.json").read_text())
+    assert sorted(p.name for p in out.iterdir()) == sorted([*publish.RECORD_FILES, "publication.json"])
+    assert pub["model_sha256"] and set(pub["files_sha256"]) == set(publish.RECORD_FILES)
+    assert publish.publish_runs([run], dest)["unchanged"] == [str(run)]  # same numbers: nothing changes
+    changed = _fake_run(tmp_path / "b", src, test_accuracy=0.5)
+    with pytest.raises(publish.PublishError, match=r"already published .* test_accuracy .* 0\.5 now"):
+        publish.publish_run(changed, dest)
+    assert json.loads((out / "metrics.json").read_text())["test_accuracy"] != 0.5  # not overwritten
+
+
+@needs_audit
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"budget_scale": 0.5}, "budget_scale is 0.5"),
+    ({"train_subset": 500}, "train_subset is 500"),
+    ({"eval_subset": 500, "n_test": 500}, "eval_subset is 500"),
+    ({"overrides": {"learning_rate": 0.1}}, "recipe overrides"),
+    ({"provenance": {"git_commit": "abc-dirty"}}, "not a commit"),
+])
+def test_publish_refuses_anything_but_a_published_recipe(tmp_path, changes, reason):
+    run = _fake_run(tmp_path, PUBLISHED[0].parent, **changes)
+    with pytest.raises(publish.PublishError, match=reason):
+        publish.publish_runs([run], tmp_path / "audit" / "runs")
+    assert not (tmp_path / "audit").exists()  # nothing half-published
+
+
+def test_publish_sanitises_local_paths():
+    m = {"config": {"mirrors": ["/home/me/mnist", "file:///x/", {"url": "/y", "canonical": False},
+                                "https://example.org/mnist/"]}}
+    assert publish.sanitise(m)["config"]["mirrors"] == [publish.LOCAL] * 3 + ["https://example.org/mnist/"]
+
+
+# ---------------------------------------------------------------------------
+# The published records and their report
+# ---------------------------------------------------------------------------
+
+
+@needs_audit
+def test_published_records_are_complete_and_consistent():
+    """Every published run: its files, no weights, no local path, and per-image
+    predictions whose correctness sums to its reported accuracies."""
+    for path in PUBLISHED:
+        d = path.parent
+        assert sorted(p.name for p in d.iterdir()) == sorted([*publish.RECORD_FILES, "publication.json"]), d
+        m = json.loads(path.read_text())
+        assert not publish.why_not_publishable(m, d), d
+        text = path.read_text()
+        assert "/work/" not in text and "/home/" not in text and "/root/" not in text, d
+        p = read_predictions(d / "predictions.npz")
+        assert p["test_correct"].sum() == round(m["test_accuracy"] * m["n_test"]), d
+        assert p["val_correct"].sum() == round(m["val_accuracy"] * m["n_val"]), d
+
+
+@needs_audit
+def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
+    work = tmp_path / "audit"
+    shutil.copytree(AUDIT / "runs", work / "runs")
+    publish.build_audit_report(work)
+    first = {p.relative_to(work): p.read_bytes() for p in (work / "report").rglob("*") if p.is_file()}
+    publish.build_audit_report(work)
+    second = {p.relative_to(work): p.read_bytes() for p in (work / "report").rglob("*") if p.is_file()}
+    assert first.keys() == second.keys()
+    for name in first:
+        if name.suffix in (".csv", ".md"):
+            assert first[name] == second[name], name
+    # the committed report is the one these records give, and so is the README's table
+    committed = AUDIT / "report"
+    for name in ("tables/claim_audit.csv", "tables/timing.csv", "runs.csv", "status.md"):
+        generated = (work / "report" / name).read_text().replace(str(work), "audit")
+        assert generated == (committed / name).read_text(), f"audit/report/{name} is stale: run audit_report"
+    status = (committed / "status.md").read_text()
+    assert publish.readme_status(ROOT / "README.md") == status, \
+        "README's 'Status of the audit' differs from audit/report/status.md: run snakemake --cores 1 audit_report"
+
+
+# ---------------------------------------------------------------------------
+# Reproducibility: re-run cheap published runs at full budget
+# ---------------------------------------------------------------------------
+
+RERUNS = [("jerkic", "default", 1), ("softmax_regression", "book", 3), ("mlp", "default", 2)]
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize(("arch", "variant", "seed"), RERUNS)
+def test_published_run_reproduces_exactly_on_its_cpu_kind(arch, variant, seed, split_path, tmp_path):
+    record = AUDIT / "runs" / arch / variant / f"seed{seed}" / "metrics.json"
+    if not record.exists():
+        pytest.skip(f"{arch}:{variant} seed {seed} is not published yet")
+    published = json.loads(record.read_text())
+    kind = published["provenance"]["cpu"]["kind"]
+    here = cpu_info()["kind"]
+    if kind != here:
+        pytest.skip(f"published on {kind}, this machine is {here}: exact equality holds per CPU kind only")
+    if published["n_train"] != 55_000:
+        pytest.skip("no real MNIST split here")
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "mnist_audit.cli", "train", "--arch", arch, "--variant", variant,
+                           "--seed", str(seed), "--data", str(split_path), "--out", str(out),
+                           "--threads", str(published["device"]["threads"])],
+                          capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((out / "metrics.json").read_text())
+    for key in ("test_accuracy", "test_loss", "val_accuracy", "train_loss"):
+        assert again[key] == published[key], (
+            f"{arch}:{variant} seed {seed}: {key} {again[key]!r} here, {published[key]!r} published")
+    a, b = read_predictions(out / "predictions.npz"), read_predictions(record.parent / "predictions.npz")
+    assert np.array_equal(a["test_pred"], b["test_pred"]), f"{arch}:{variant} seed {seed}: predictions differ"

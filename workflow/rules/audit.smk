@@ -1,0 +1,44 @@
+# The published audit (logic: workflow/mnist_audit/publish.py).
+#   snakemake --cores 2 publish --config 'seeds=[1]'   train (if needed) and publish those runs
+#   snakemake --cores 1 audit_report                   rebuild audit/report/ from audit/runs/ alone
+AUDIT_DIR = "audit"
+AUDIT_METRICS = sorted(glob.glob(f"{AUDIT_DIR}/runs/*/*/seed*/metrics.json"))
+
+
+# Copies finished published-recipe runs into audit/runs/ and refuses anything else (a
+# scaled, subset or overridden run; a dirty checkout; a run already published with other
+# numbers). No output: it runs whenever it is asked for.
+rule publish:
+    input:
+        metrics=run_paths(f"{RUN_DIR}/metrics.json"),
+        predictions=run_paths(f"{RUN_DIR}/predictions.npz"),
+    log:
+        "results/logs/publish.log",
+    localrule: True
+    run:
+        from mnist_audit import publish
+
+        done = publish.publish_runs([Path(p).parent for p in input.metrics], f"{AUDIT_DIR}/runs")
+        Path(log[0]).write_text(json.dumps(done, indent=1) + "\n")
+
+
+# No training, no download: the committed records only. Also refreshes the README's
+# "Status of the audit" (between its audit-status markers).
+rule audit_report:
+    input:
+        metrics=AUDIT_METRICS,
+        histories=[p.replace("metrics.json", "history.csv") for p in AUDIT_METRICS],
+        predictions=[p.replace("metrics.json", "predictions.npz") for p in AUDIT_METRICS],
+    output:
+        readme=f"{AUDIT_DIR}/report/README.md",
+        status=f"{AUDIT_DIR}/report/status.md",
+        claim_audit=f"{AUDIT_DIR}/report/tables/claim_audit.csv",
+    log:
+        "results/logs/audit_report.log",
+    localrule: True
+    run:
+        from mnist_audit import publish
+
+        result = publish.build_audit_report(AUDIT_DIR)
+        publish.update_readme("README.md", result["status"])
+        Path(log[0]).write_text(f"{result['runs']} runs\n")
