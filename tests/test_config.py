@@ -46,7 +46,8 @@ def test_bad_config_stops_the_run_naming_the_key(tmp_path, setting, expected):
 def test_default_config_dry_run_succeeds(tmp_path):
     proc = dry_run(tmp_path, "budget_scale=1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    n = len(registry.list_models()) * 5
+    # every architecture and every registry variant (config.yaml lists them all), 5 seeds each
+    n = sum(len(registry.list_variants(a)) for a in registry.list_models()) * 5
     assert re.search(rf"^train_model\s+{n}$", proc.stdout, re.M), proc.stdout[-2000:]
 
 
@@ -97,3 +98,9 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
     assert audit_config.tracking_uri({}, tmp_path) == "http://127.0.0.1:5000"
     assert audit_config.tracking_uri({"mlflow": {"tracking_uri": "sqlite:///x.db"}}) == "sqlite:///x.db"
+
+
+def test_default_variants_are_every_registry_variant():
+    config = yaml.safe_load((ROOT / "config.yaml").read_text())
+    listed = {a: config["variants"].get(a, ["default"]) for a in registry.list_models()}
+    assert listed == {a: registry.list_variants(a) for a in registry.list_models()}
