@@ -575,6 +575,7 @@ def load_histories(runs: pd.DataFrame, history_paths: Sequence[str | Path]) -> p
         if path is None:
             raise ValueError(f"no history.csv for run {r.run_dir}")
         h = pd.read_csv(path)
+        h.insert(0, "n_train", r.n_train)
         h.insert(0, "seed", r.seed)
         h.insert(0, "model", r.model)
         h.insert(0, "variant", r.variant)
@@ -658,6 +659,13 @@ def plot_accuracy_per_seed(runs: pd.DataFrame, audit: pd.DataFrame, path: str | 
         ax.set_ylabel("final test accuracy (%)")
     for ax in list(axes.flat)[len(audit):]:
         ax.set_visible(False)
+    # one y-axis for the tutorials, compared side by side (the baselines sit far lower)
+    tutorial_axes = [ax for ax, a in zip(axes.flat, audit.itertuples(index=False)) if not a.baseline]
+    if tutorial_axes:
+        lo = min(ax.get_ylim()[0] for ax in tutorial_axes)
+        hi = max(ax.get_ylim()[1] for ax in tutorial_axes)
+        for ax in tutorial_axes:
+            ax.set_ylim(lo, hi)
     handles = [
         Line2D([], [], marker="o", color="#2c7fb8", linestyle="", label="one run (seed)"),
         Line2D([], [], color="black", label="mean over seeds"),
@@ -671,8 +679,16 @@ def plot_accuracy_per_seed(runs: pd.DataFrame, audit: pd.DataFrame, path: str | 
 
 
 def plot_learning_curves(hist: pd.DataFrame, path: str | Path, x: str, scaled: bool) -> None:
-    """Held-out accuracy vs ``x`` ("epochs_seen" or "wall_seconds_mean"), one facet per model."""
+    """Held-out accuracy vs ``x`` ("epochs_seen" or "wall_seconds_mean"), one facet per model.
+
+    When every run is shorter than one epoch (tiny runs), epochs become training images
+    seen, so the curve is not a lone dot at a fraction of an epoch.
+    """
     plt, sns = _pyplot()
+    images_axis = x == "epochs_seen" and float(hist["epochs_seen"].max()) < 1
+    if images_axis:
+        hist = hist.assign(images_seen=hist["epochs_seen"] * hist["n_train"])
+        x = "images_seen"
     long = hist.melt(id_vars=["architecture", "model", "seed", "epoch", x],
                      value_vars=["test_accuracy", "val_accuracy"], var_name="split", value_name="accuracy")
     long["split"] = long["split"].map({"test_accuracy": "test", "val_accuracy": "validation"})
@@ -688,7 +704,10 @@ def plot_learning_curves(hist: pd.DataFrame, path: str | Path, x: str, scaled: b
     var_of = dict(zip(hist["model"], hist["variant"]))
     for name, ax in g.axes_dict.items():
         _claim_lines(ax, arch_of[name], side="left", variant=var_of[name])  # curves rise to the right
-    if x == "epochs_seen":
+    if x == "images_seen":
+        short, long_label, what = "images seen", "training images seen (every run is shorter than an epoch)", \
+            "images seen"
+    elif x == "epochs_seen":
         short, long_label, what = "epochs", "epochs = passes over the training images", "epochs"
     else:
         short, long_label, what = ("wall-clock s", "wall-clock seconds since training start (training + per-epoch "
@@ -706,10 +725,11 @@ def plot_accuracy_vs(runs: pd.DataFrame, path: str | Path, x: str, xlabel: str, 
     plt, sns = _pyplot()
     d = runs.assign(acc=100 * runs["test_accuracy"])
     fig, ax = plt.subplots(figsize=(8, 5))
-    sns.scatterplot(data=d, x=x, y="acc", hue="model", style="device_kind", s=70, ax=ax)
-    means = d.groupby("model", sort=False)[[x, "acc"]].mean()
-    for name, r in means.iterrows():
-        ax.annotate(name, (r[x], r["acc"]), textcoords="offset points", xytext=(6, 4), fontsize=8)
+    # one marker per architecture (baselines hollow), named in the legend, not on the points
+    d = d.assign(kind=np.where(d["baseline"].astype(bool), "baseline", "tutorial"))
+    style = {"device_kind": None} if d["device_kind"].nunique() < 2 else {"size": "device_kind"}
+    sns.scatterplot(data=d, x=x, y="acc", hue="model", style="kind", markers={"tutorial": "o", "baseline": "X"},
+                    s=70, ax=ax, **{k: v for k, v in style.items() if v})
     ax.set_xscale("log")
     lo, hi = float(d[x].min()), float(d[x].max())
     if lo > 0 and hi / lo < 30:  # less than ~1.5 decades: label the ticks plainly (1.2, not 1.2x10^0)
