@@ -196,11 +196,13 @@ def test_rows_without_an_authors_figure_get_no_claim(tmp_path):
     assert audit.loc["cnn_tutorial", "verdict"] == "no claim"
     assert "99.2%" in audit.loc["cnn_tutorial", "reference"] and "keep 0.5" in audit.loc["cnn_tutorial", "reference"]
     # softmax_regression's claim sentence is the book's: its default (TF beginners) row is a reference
-    assert audit.loc["softmax_regression", "verdict"] == "no claim"
+    assert audit.loc["softmax_regression", "verdict"] == "no claim (not the claim's recipe)"
     assert audit.loc["softmax_regression", "claim_recipe"] == "book"
     compact = report.compact_verdicts(report.claim_audit(runs_frame(tmp_path / "b", ms)))
-    assert len(compact.columns) <= 8 and list(compact["verdict"]) == ["no claim", "no claim"]
-    assert report.verdict_summary(audit.reset_index()) == "2 no claim"
+    assert len(compact.columns) <= 8 and list(compact["verdict"]) == [
+        "no claim", "no claim (not the claim's recipe)"]
+    assert compact.loc[1, "claim"] == "92% is softmax_regression:book's"
+    assert report.verdict_summary(audit.reset_index()) == "1 no claim, 1 no claim (not the claim's recipe)"
 
 
 @pytest.mark.parametrize(
@@ -408,7 +410,8 @@ def test_tiny_audit_equals_direct_computation(tiny_run):
         assert 0 <= row["test_ci_low_pct"] <= row["test_mean_pct"] <= row["test_ci_high_pct"] <= 100
         assert row["interval_method"] == "seeds + paired images (per-image predictions)"  # from predictions.npz
         # tiny runs are scaled: never reproduced (softmax_regression's default recipe is not the claim's)
-        assert row["verdict"] == ("no claim" if arch == "softmax_regression" else "inconclusive (scaled budget)")
+        assert row["verdict"] == ("no claim (not the claim's recipe)" if arch == "softmax_regression"
+                                  else "inconclusive (scaled budget)")
 
 
 def test_tiny_report_files(tiny_run):

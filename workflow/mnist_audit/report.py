@@ -438,6 +438,8 @@ def claim_audit(runs: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFr
         st_lo, st_hi = t_interval(test, confidence)
         row_verdict = verdict(n, lo, hi, bound, status)
         test_verdict = verdict(n, t_lo, t_hi, bound, status)
+        if claim.lower is not None and not judged:  # a claim exists, but for another recipe
+            row_verdict = test_verdict = f"{stats.NO_CLAIM} (not the claim's recipe)"
         note = ""
         if judged and row_verdict != test_verdict:
             note = (f"On the author's measure ({claim.measure}) the claim is {row_verdict}; on the full "
@@ -499,6 +501,8 @@ def compact_verdicts(audit_table: pd.DataFrame) -> pd.DataFrame:
     for r in audit_table.itertuples(index=False):
         if r.claim_text == "(none stated)":
             claim = "none" + (f" (reference: {r.reference.split(':')[0]})" if r.reference else "")
+        elif r.verdict.startswith(stats.NO_CLAIM):
+            claim = f"{r.claim_pct:g}% is {model_label(r.architecture, r.claim_recipe)}'s"
         else:
             claim = f"{r.claim_pct:g}% (>= {r.claim_lower_pct:g}%)"
         k = "" if _isnan(r.runs_reaching) else f"{int(r.runs_reaching)}/{r.n_seeds}"
@@ -758,7 +762,7 @@ def plot_forest(audit_table: pd.DataFrame, path: str | Path, scaled: bool) -> No
         if not _isnan(r.ci_low_pct):
             ax.plot([r.ci_low_pct, r.ci_high_pct], [y, y], color=color, linewidth=2.2, solid_capstyle="butt")
         ax.plot([r.mean_pct], [y], "o", color=color, markersize=6)
-        if not _isnan(r.claim_lower_pct) and r.verdict != stats.NO_CLAIM:
+        if not _isnan(r.claim_lower_pct) and not r.verdict.startswith(stats.NO_CLAIM):
             ax.plot([r.claim_lower_pct] * 2, [y - 0.35, y + 0.35], color=LOWER_STYLE["color"], linewidth=1.6)
     labels = [f"{r.model} ({'val' if r.measure == 'val' else 'test'}, {r.reading}): {r.verdict}"
               for r in d.itertuples(index=False)]
@@ -769,7 +773,7 @@ def plot_forest(audit_table: pd.DataFrame, path: str | Path, scaled: bool) -> No
     ax.legend(handles=[Line2D([], [], color="#2c7fb8", marker="o", label="tutorial"),
                        Line2D([], [], color="#7f7f7f", marker="o", label="baseline"),
                        Line2D([], [], color=LOWER_STYLE["color"], label="claim's lower bound")],
-              loc="lower left", fontsize=8, frameon=False)
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
     ax.set_title(_title(scaled, "Each claim against its bound"))
     _save(fig, path)
 
