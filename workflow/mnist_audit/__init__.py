@@ -3,6 +3,7 @@
 Modules:
     registry  architectures, published recipes, claims and fidelity notes (pure data)
     models    Keras 3 builders for the registry, optimizers, parameter/MAC accounting
+    originals the authors' programs in TF1 graph mode: an independent check of the ports
     data      MNIST download from ordered mirrors, checksum verification, IDX parsing, split
     config    config helpers shared by the Snakefile and the CLI (schema, coercion, run keys)
     train     one training job: TF1-style data order, deterministic, timed, resumable
