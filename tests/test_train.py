@@ -146,17 +146,57 @@ def test_resume_after_kill_matches_uninterrupted(split_path, reference_run, tmp_
     proc.wait()
     assert not (out / "metrics.json").exists()
     done_before = json.loads(state.read_text())["chunk"] + 1
-    assert done_before < 4
+    assert 1 <= done_before <= 3  # killed mid-run: at least one chunk checkpointed, one still to go
     log = _finish(_train(split_path, out, ARCH, 0, SCALE))
     assert "resuming" in log
-    a = json.loads((reference_run / "metrics.json").read_text())
+    _assert_same_run(reference_run, out)
+    assert json.loads((out / "metrics.json").read_text())["resumed_from_epoch"] == done_before
+    assert not (out / "checkpoint").exists()
+
+
+RESULT_COLUMNS = ["epoch", "steps", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss",
+                  "test_accuracy"]
+
+
+def _assert_same_run(ref, out):
+    """Same numbers, every epoch's history row, weights and predictions as the reference."""
+    import pandas as pd
+
+    a = json.loads((ref / "metrics.json").read_text())
     b = json.loads((out / "metrics.json").read_text())
-    assert b["resumed_from_epoch"] == done_before
     for k in ("test_accuracy", "test_loss", "val_accuracy", "train_loss"):
         assert a[k] == b[k], k
-    for wa, wb in zip(_weights(reference_run / "model.keras"), _weights(out / "model.keras")):
+    ha, hb = (pd.read_csv(d / "history.csv")[RESULT_COLUMNS] for d in (ref, out))
+    pd.testing.assert_frame_equal(ha, hb, check_exact=True)
+    for wa, wb in zip(_weights(ref / "model.keras"), _weights(out / "model.keras")):
         np.testing.assert_array_equal(wa, wb)
-    assert not (out / "checkpoint").exists()
+    assert (ref / "predictions.npz").read_bytes() == (out / "predictions.npz").read_bytes()
+
+
+@pytest.mark.slow
+def test_stop_early_then_resume_matches_uninterrupted(split_path, reference_run, tmp_path):
+    """The early-stop branch (--stop-after-epochs 2): the process ends after two chunks
+    with the checkpoint kept; the rerun resumes from chunk 3 and ends identical."""
+    out = tmp_path / "stopped"
+    log = _finish(_train(split_path, out, ARCH, 0, SCALE, ["--stop-after-epochs", "2"]))
+    assert '"stopped_after_chunk": 2' in log and not (out / "metrics.json").exists()
+    assert json.loads((out / "checkpoint" / "state.json").read_text())["chunk"] == 1
+    _finish(_train(split_path, out, ARCH, 0, SCALE))
+    assert json.loads((out / "metrics.json").read_text())["resumed_from_epoch"] == 2
+    _assert_same_run(reference_run, out)
+
+
+@pytest.mark.slow
+def test_checkpoint_from_other_settings_is_not_resumed(split_path, reference_run, tmp_path):
+    """A checkpoint left by other settings (here another seed) is discarded, not resumed:
+    the run starts afresh and ends as an uninterrupted one with its own settings."""
+    out = tmp_path / "mismatch"
+    _finish(_train(split_path, out, ARCH, 1, SCALE, ["--stop-after-epochs", "2"]))
+    assert (out / "checkpoint" / "state.json").exists()
+    log = _finish(_train(split_path, out, ARCH, 0, SCALE))
+    assert "different settings; starting afresh" in log and "resuming" not in log
+    assert json.loads((out / "metrics.json").read_text())["resumed_from_epoch"] is None
+    _assert_same_run(reference_run, out)
 
 
 @pytest.mark.slow

@@ -99,3 +99,40 @@ def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
     marker = json.loads((run_dir / "mlflow_run.json").read_text())
     run = _client(tmp_path).get_run(marker["run_id"])
     assert run.data.metrics["test_accuracy"] == pytest.approx(json.loads((run_dir / "metrics.json").read_text())["test_accuracy"])
+
+
+@pytest.mark.slow
+def test_training_jobs_take_gpu_leases(tmp_path):
+    """Inside real training jobs: with two (placeholder) GPUs and gpu.jobs_per_gpu=1, four
+    jobs started at once each lease one GPU, set CUDA_VISIBLE_DEVICES to it, and never
+    share a GPU at the same time. (The CPU build of TensorFlow then trains on the CPU.)"""
+    from conftest import LOCAL_MIRROR, have_local_mirror
+
+    if not have_local_mirror():
+        pytest.skip(f"no local MNIST copy at {LOCAL_MIRROR}")
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env.update(CUDA_VISIBLE_DEVICES="0,1", TMPDIR=str(tmp_path / "tmp"))  # TMPDIR: the lease files
+    (tmp_path / "tmp").mkdir()
+    work = tmp_path / "work"
+    targets = [f"results/runs/{a}/default/seed{s}/metrics.json" for a in ("thomas", "softmax_regression")
+               for s in (0, 1)]
+    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]",
+                                        "gpu={jobs_per_gpu: 1, memory_growth: true}", "--", *targets, cores=4),
+                          capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    leases = []
+    for t in targets:
+        path = work / t
+        m = json.loads(path.read_text())
+        lease = m["device"]["gpu_lease"]
+        assert lease["of_gpus"] == "0,1" and lease["jobs_per_gpu"] == 1 and lease["slot"] == 0, t
+        assert m["device"]["assigned_gpus"] == lease["gpu"], t  # CUDA_VISIBLE_DEVICES set to the leased GPU
+        assert m["device"]["kind"] == "cpu", t
+        leases.append((lease["gpu"], lease["acquired_at"], path.stat().st_mtime))
+    assert {g for g, _, _ in leases} == {"0", "1"}  # spread over both GPUs
+    for i, (g1, s1, e1) in enumerate(leases):
+        for g2, s2, e2 in leases[i + 1:]:
+            if g1 == g2:
+                assert e1 <= s2 or e2 <= s1, "two jobs held the same GPU at once"
+    assert any(lease_waited for lease_waited in (
+        json.loads((work / t).read_text())["device"]["gpu_lease"]["waited_seconds"] > 0.2 for t in targets))

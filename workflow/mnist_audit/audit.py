@@ -173,3 +173,56 @@ def simulate_coverage(simulations: int = 1000, n_runs: int = 5, n_images: int = 
         lo, hi = two_way_interval(c)
         hits += lo <= truth <= hi
     return hits / simulations
+
+
+# ---------------------------------------------------------------------------
+# Port versus original (the author's program in TF1's API)
+# ---------------------------------------------------------------------------
+
+# Equivalence margin for a port against its original, in accuracy (0.2 points): about
+# twice the binomial standard error of one 10,000-image evaluation at 99% (0.1 point)
+# and above the seed-to-seed spread of these models (0.05-0.15 points), yet well inside
+# any claim's rounding (a "99%" claim's bound is 0.5 points below it).
+EQUIVALENCE_MARGIN = 0.002
+EQUIVALENT, DIFFERENT = "equivalent", "different"
+
+
+def compare_port_original(port: Sequence[float], original: Sequence[float], margin: float = EQUIVALENCE_MARGIN,
+                          alpha: float = 0.05) -> dict:
+    """Welch's t-test and TOST equivalence (two one-sided Welch tests at +-margin) of the
+    original's accuracies against the port's; verdict equivalent / different / inconclusive."""
+    from scipy import stats
+
+    a, b = np.asarray(original, float), np.asarray(port, float)
+    out = {"n_port": len(b), "n_original": len(a), "mean_port": float(b.mean()) if len(b) else math.nan,
+           "mean_original": float(a.mean()) if len(a) else math.nan}
+    out["difference"] = out["mean_original"] - out["mean_port"]
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        same = len(a) and len(b) and abs(out["difference"]) < margin and a.std() == 0 and b.std() == 0
+        return {**out, "diff_low": math.nan, "diff_high": math.nan, "welch_p": math.nan, "tost_p": math.nan,
+                "verdict": EQUIVALENT if same and len(a) >= 2 else f"{INCONCLUSIVE} (n<2)"
+                if min(len(a), len(b)) < 2 else INCONCLUSIVE}
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    ci = welch.confidence_interval(1 - alpha)
+    lower = stats.ttest_ind(a, b - margin, equal_var=False, alternative="greater").pvalue  # diff > -margin
+    upper = stats.ttest_ind(a, b + margin, equal_var=False, alternative="less").pvalue  # diff < +margin
+    tost = float(max(lower, upper))
+    if tost < alpha:
+        verdict = EQUIVALENT
+    elif welch.pvalue < alpha:
+        verdict = DIFFERENT
+    else:
+        verdict = INCONCLUSIVE
+    return {**out, "diff_low": float(ci.low), "diff_high": float(ci.high), "welch_p": float(welch.pvalue),
+            "tost_p": tost, "verdict": verdict}
+
+
+def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
+    """McNemar's exact test on matched seeds, the discordant images pooled over the
+    seeds: b = the original right where the port is wrong, c = the reverse."""
+    from scipy import stats
+
+    p, o = np.asarray(port_correct, bool), np.asarray(original_correct, bool)
+    b, c = int((o & ~p).sum()), int((p & ~o).sum())
+    pvalue = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+    return {"original_only": b, "port_only": c, "mcnemar_p": pvalue}

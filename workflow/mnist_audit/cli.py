@@ -62,11 +62,24 @@ def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dic
         gpus = devices.detect_gpus()
         lease = None
         if gpus and not devices.scheduler_assigned_gpus():
+            import time
+
+            t0 = time.time()
             lease = stack.enter_context(devices.gpu_lease(gpus, jobs_per_gpu))
-            logging.getLogger(__name__).info("GPU lease: GPU %s slot %d", lease.gpu, lease.slot)
+            waited = time.time() - t0
+            logging.getLogger(__name__).info("GPU lease: GPU %s slot %d (waited %.1f s)", lease.gpu, lease.slot, waited)
         device = devices.configure_backend(threads, memory_growth)
         if lease:
             device["gpu_slot"] = lease.slot
+            device["gpu_lease"] = {"gpu": lease.gpu, "slot": lease.slot, "of_gpus": ",".join(gpus),
+                                   "jobs_per_gpu": jobs_per_gpu, "acquired_at": t0 + waited,
+                                   "waited_seconds": waited}
+        if settings.get("original"):  # the author's program in TF1's graph API
+            from .originals import train_original
+
+            keep = ("arch", "variant", "budget_scale", "train_subset", "eval_subset", "eval_batch_size")
+            return train_original(data, out_dir, seed=seed, threads=threads or 1, device=device, config=config,
+                                  **{k: settings[k] for k in keep})
         from .train import train_run
 
         return train_run(data, out_dir, seed=seed, device=device, config=config,

@@ -33,6 +33,7 @@ def resolved_schema(schema_path: str | Path) -> dict:
     schema["properties"]["architectures"]["items"]["enum"] = names
     schema["properties"]["variants"]["propertyNames"] = {"enum": names}
     schema["properties"]["recipe_overrides"]["propertyNames"] = {"enum": names}
+    schema["properties"]["originals"]["propertyNames"] = {"enum": names}
     # The registry's enums flow into the schema: one list of each.
     override = schema["properties"]["recipe_overrides"]["additionalProperties"]["properties"]
     override["optimizer"]["enum"] = list(registry.OPTIMIZERS)
@@ -103,6 +104,11 @@ def check_config(config: Mapping) -> None:
                     f"config key variants.{arch}: unknown variant {v!r}; "
                     f"{arch} has: {', '.join(known)}"
                 )
+    for arch, variants in (config.get("originals") or {}).items():
+        known = registry.list_variants(arch)
+        for v in variants:
+            if v not in known:
+                raise ConfigError(f"config key originals.{arch}: unknown variant {v!r}; {arch} has: {', '.join(known)}")
     for arch, overrides in (config.get("recipe_overrides") or {}).items():
         try:
             registry.resolve_recipe(arch, "default", overrides)
@@ -110,22 +116,46 @@ def check_config(config: Mapping) -> None:
             raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
 
 
+ORIGINAL = "original"
+
+
+def original_variant(of: str) -> str:
+    """The run variant of the TF1 original of registry variant ``of``: "original" for the
+    default, "original_book" for softmax_regression's book recipe, ..."""
+    return ORIGINAL if of == "default" else f"{ORIGINAL}_{of}"
+
+
+def original_of(variant: str) -> str | None:
+    """The registry variant a run variant is the TF1 original of (None: a port run)."""
+    if variant == ORIGINAL:
+        return "default"
+    if variant.startswith(ORIGINAL + "_"):
+        return variant[len(ORIGINAL) + 1:]
+    return None
+
+
 def run_keys(config: Mapping) -> list[tuple[str, str, int]]:
-    """(architecture, variant, seed) for every training job, in config order."""
+    """(architecture, variant, seed) for every training job, in config order: the ports'
+    variants, then the TF1 originals asked for in ``originals``."""
     variants = config.get("variants") or {}
+    originals = config.get("originals") or {}
     return [
         (arch, variant, int(seed))
         for arch in config["architectures"]
-        for variant in variants.get(arch, ["default"])
+        for variant in [*variants.get(arch, ["default"]), *map(original_variant, originals.get(arch, []))]
         for seed in config["seeds"]
     ]
 
 
 def train_settings(config: Mapping, arch: str, variant: str) -> dict:
-    """Everything one training job needs from the config (JSON-serialisable)."""
+    """Everything one training job needs from the config (JSON-serialisable). For a TF1
+    original, ``variant`` is the registry variant it implements and ``original`` is set."""
+    of = original_of(variant)
+    extra = {"original": True} if of else {}
     return {
+        **extra,
         "arch": arch,
-        "variant": variant,
+        "variant": of or variant,
         "overrides": dict((config.get("recipe_overrides") or {}).get(arch, {})),
         "budget_scale": float(config.get("budget_scale", 1.0)),
         "train_subset": config.get("train_subset"),
@@ -143,7 +173,7 @@ def train_priority(config: Mapping, arch: str, variant: str) -> int:
     cores do not wait on one long job at the end of a run."""
     s = train_settings(config, arch, variant)
     n_train = min(s["train_subset"] or 55_000, 55_000)
-    work = registry.training_work(arch, variant, s["overrides"], n_train, s["budget_scale"])
+    work = registry.training_work(arch, s["variant"], s["overrides"], n_train, s["budget_scale"])
     return int(round(work / 1e12))
 
 

@@ -73,6 +73,7 @@ CI_NOTE = (
 )
 
 PLOT_FILES = {
+    "port_vs_original": "Port versus the author's program (TF1): test accuracy after each epoch",
     "forest": "Every claim's row: mean and 95% interval on the author's measure against the claim's bound",
     "accuracy_per_seed": "Final full-test-set accuracy of every seed, with the claim's lower bound",
     "learning_curves_epoch": "Held-out accuracy vs epochs (mean and sd band over seeds)",
@@ -85,6 +86,13 @@ PLOT_FILES = {
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
+
+
+def original_of(variant: str) -> str | None:
+    """The registry variant a run variant is the TF1 original of (None for a port)."""
+    from .config import original_of as of
+
+    return of(variant)
 
 
 def model_label(arch: str, variant: str) -> str:
@@ -384,8 +392,10 @@ def aggregate_runs(metrics_paths: Sequence[str | Path], parameters: pd.DataFrame
     if dup.any():
         raise ValueError(f"duplicate runs: {runs.loc[dup, ['architecture', 'variant', 'seed']].values.tolist()}")
     if parameters is not None:
-        runs = runs.merge(parameters[["architecture", "variant", "params", "macs_per_image"]],
-                          on=["architecture", "variant"], how="left", validate="many_to_one")
+        runs["_pv"] = [original_of(v) or v for v in runs["variant"]]  # an original counts as its port
+        runs = runs.merge(parameters[["architecture", "variant", "params", "macs_per_image"]]
+                          .rename(columns={"variant": "_pv"}),
+                          on=["architecture", "_pv"], how="left", validate="many_to_one").drop(columns="_pv")
         missing = runs["params"].isna()
         if missing.any():
             raise ValueError(f"no parameter count for {sorted(set(runs.loc[missing, 'model']))}")
@@ -417,6 +427,8 @@ def claim_audit(runs: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFr
     interval, k/n and prediction interval, and the full-test-set figures beside it (in %)."""
     rows = []
     for (arch, variant), g in _groups(runs):
+        if original_of(variant):
+            continue  # the TF1 originals check the ports: never part of a verdict
         a = registry.get_architecture(arch)
         claim = a.claim
         claim_recipe = claim.recipe_variant or "default"
@@ -477,6 +489,104 @@ def claim_audit(runs: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFr
             "interval_method": method,
         })
     return pd.DataFrame(rows)
+
+
+def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per TF1 original run in ``runs``, against its port at the same budget:
+    n per side, means, the difference with its 95% Welch interval, TOST at the stated
+    margin, McNemar on matched seeds, training images/s both ways, and a verdict."""
+    rows = []
+    for (arch, variant), g in _groups(runs):
+        of = original_of(variant)
+        if not of:
+            continue
+        port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
+        same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
+                           & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
+        r = stats.compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
+        matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
+        mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
+        if matched:
+            po = correctness(same_budget.set_index("seed").loc[matched].reset_index(), "test")
+            oo = correctness(g.set_index("seed").loc[matched].reset_index(), "test")
+            if po is not None and oo is not None and po.shape == oo.shape:
+                mc = stats.mcnemar(po, oo)
+        rows.append({
+            "architecture": arch, "variant": of, "model": model_label(arch, of),
+            "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
+            "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
+            "difference_pt": 100 * r["difference"], "diff_low_pt": _pct(r["diff_low"]),
+            "diff_high_pt": _pct(r["diff_high"]), "welch_p": r["welch_p"], "tost_p": r["tost_p"],
+            "matched_seeds": len(matched), "original_only_right": mc["original_only"],
+            "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
+            "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())
+            if len(same_budget) else math.nan,
+            "original_images_per_s": float(g["train_images_per_second"].astype(float).median()),
+            "verdict": r["verdict"],
+        })
+    cols = ["architecture", "variant", "model", "budget", "n_port", "n_original", "port_mean_pct",
+            "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "welch_p", "tost_p",
+            "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
+            "original_images_per_s", "verdict"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+PORT_MD = {
+    "columns": ["model", "budget", "n_port", "n_original", "port_mean_pct", "original_mean_pct", "difference_pt",
+                "diff_low_pt", "diff_high_pt", "tost_p", "welch_p", "mcnemar_p", "port_images_per_s",
+                "original_images_per_s", "verdict"],
+    "formats": {"port_mean_pct": ".2f", "original_mean_pct": ".2f", "difference_pt": "+.3f", "diff_low_pt": "+.3f",
+                "diff_high_pt": "+.3f", "tost_p": ".3g", "welch_p": ".3g", "mcnemar_p": ".3g",
+                "port_images_per_s": ",.0f", "original_images_per_s": ",.0f"},
+    "headers": {"model": "architecture", "n_port": "n port", "n_original": "n original",
+                "port_mean_pct": "port %", "original_mean_pct": "original %",
+                "difference_pt": "original - port (pt)", "diff_low_pt": "95% low", "diff_high_pt": "95% high",
+                "tost_p": "TOST p (+-0.2 pt)", "welch_p": "Welch p", "mcnemar_p": "McNemar p",
+                "port_images_per_s": "port img/s", "original_images_per_s": "original img/s"},
+}
+PORT_NOTE = (
+    "The original is the author's program written in TensorFlow 1's graph API "
+    "(`mnist_audit.originals`: placeholders, feed_dict, a session, the v1 initialisers, losses and "
+    "optimizers), fed the same batches in the same order from the same prepared data. Final "
+    "full-test-set accuracy per seed; Welch's t-test and its 95% interval of the difference; "
+    "equivalence by TOST (two one-sided Welch tests) with a margin of 0.2 points (about twice "
+    "the test set's binomial standard error at 99% and above the seed spread, well inside any "
+    "claim's rounding); McNemar's exact test on the discordant test images of matched seeds, "
+    "pooled. Verdict: **equivalent** when TOST rejects at 5%; **different** when it does not and "
+    "Welch's test rejects; **inconclusive** otherwise. Images/s: each side's steady training "
+    "images per second in its own jobs (for a side-by-side speed figure see `snakemake bench`)."
+)
+
+
+def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | Path, scaled: bool) -> None:
+    """Test accuracy after each epoch, port and original overlaid (mean over seeds)."""
+    plt, sns = _pyplot()
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No TF1 originals in these runs (config key originals).", ha="center", va="center")
+        _save(fig, path)
+        return
+    frames = []
+    for r in table.itertuples(index=False):
+        for side, variant in (("port", r.variant), ("original", config_original_variant(r.variant))):
+            h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)]
+            frames.append(h.assign(side=side, panel=r.model, acc=100 * h["test_accuracy"]))
+    d = pd.concat(frames, ignore_index=True)
+    g = sns.relplot(data=d, kind="line", x="epochs_seen", y="acc", hue="side", hue_order=["port", "original"],
+                    col="panel", col_wrap=min(4, len(table)), errorbar="sd", marker="o", markersize=4,
+                    height=3.0, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    g.set_axis_labels("epochs", "test accuracy (%)")
+    g.set_titles("{col_name}")
+    g.figure.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1): mean over seeds, +-1 sd"),
+                      y=1.02, va="bottom")
+    _save(g.figure, path)
+
+
+def config_original_variant(of: str) -> str:
+    from .config import original_variant
+
+    return original_variant(of)
 
 
 def verdict_summary(audit_table: pd.DataFrame) -> str:
@@ -783,6 +893,8 @@ def make_plots(runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, outp
     plot_accuracy_per_seed(runs, audit, outputs["accuracy_per_seed"], scaled)
     if "forest" in outputs:
         plot_forest(audit, outputs["forest"], scaled)
+    if "port_vs_original" in outputs:
+        plot_port_vs_original(hist, port_vs_original(runs), outputs["port_vs_original"], scaled)
     plot_learning_curves(hist, outputs["learning_curves_epoch"], "epochs_seen", scaled)
     plot_learning_curves(hist, outputs["learning_curves_wall"], "wall_seconds_mean", scaled)
     plot_accuracy_vs(runs, outputs["accuracy_vs_params"], "params", "trainable parameters (log scale)",
@@ -896,7 +1008,7 @@ def provenance_sections(runs: pd.DataFrame, manifest: Mapping | None) -> list[st
 def budget_table(runs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (arch, variant), g in _groups(runs):
-        r = registry.resolve_recipe(arch, variant)
+        r = registry.resolve_recipe(arch, original_of(variant) or variant)
         rows.append({
             "architecture": model_label(arch, variant),
             "published recipe": (f"{r.optimizer} lr {r.learning_rate:g}, batch {r.batch_size}, "
@@ -1000,6 +1112,17 @@ def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing
         "## Where the runs came from",
         "",
         markdown_table(origin_table(runs)),
+        "## Port versus the author's program",
+        "",
+    ]
+    pvo = port_vs_original(runs)
+    if pvo.empty:
+        lines += ["No TF1 originals among these runs (opt-in: config key `originals`).", ""]
+    else:
+        lines += [_md(pvo, PORT_MD), PORT_NOTE, ""]
+        if "port_vs_original" in outputs:
+            lines += [f"![port versus original]({_rel(outputs['port_vs_original'], base)})", ""]
+    lines += [
         f"Tables: [claim_audit.csv]({_rel(outputs['claim_audit_csv'], base)}), "
         f"[runs.csv]({_rel(outputs['runs'], base)}) (one row per run).",
         "",
@@ -1073,6 +1196,11 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_text(outputs["claim_audit_md"], f"**{verdict_summary(audit)}.**\n\n" + markdown_table(compact_verdicts(audit))
                + "\n" + _md(audit, AUDIT_MD) + "\n" + VERDICT_RULE + "\n\n" + CI_NOTE + "\n")
     write_csv(outputs["timing_csv"], timing)
+    if "port_vs_original_csv" in outputs:
+        pvo = port_vs_original(runs)
+        write_csv(outputs["port_vs_original_csv"], pvo)
+        write_text(outputs["port_vs_original_md"], (_md(pvo, PORT_MD) + "\n" + PORT_NOTE + "\n") if len(pvo)
+                   else "No TF1 originals among these runs (opt-in: config key `originals`).\n")
     write_text(outputs["timing_md"], _md(timing, TIMING_MD))
     make_plots(runs, audit, hist, outputs, scaled)
     links = {**outputs, "runs": str(inputs["runs"]), "layers_md": str(inputs["layers_md"])}

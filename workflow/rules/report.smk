@@ -2,7 +2,8 @@
 # and one aggregate MLflow run (logic: workflow/mnist_audit/report.py).
 # Every table and plot is also in the HTML report:  snakemake --report results/report.html
 REPORT_DIR = "results/report"
-REPORT_MODELS = list(dict.fromkeys((a, v) for a, v, _ in RUNS))
+# The ports' models (a TF1 original has its port's parameters)
+REPORT_MODELS = list(dict.fromkeys((a, v) for a, v, _ in RUNS if not audit_config.original_of(v)))
 
 
 rule model_accounting:
@@ -48,6 +49,9 @@ rule report_tables_plots:
         claim_audit_md=report(f"{REPORT_DIR}/tables/claim_audit.md", caption="../report/claim_audit.rst", category="1. Claim audit"),
         accuracy_per_seed=report(f"{REPORT_DIR}/plots/accuracy_per_seed.png", caption="../report/accuracy_per_seed.rst", category="1. Claim audit"),
         forest=report(f"{REPORT_DIR}/plots/forest.png", caption="../report/forest.rst", category="1. Claim audit"),
+        port_vs_original=report(f"{REPORT_DIR}/plots/port_vs_original.png", caption="../report/port_vs_original.rst", category="5. Port versus original"),
+        port_vs_original_csv=report(f"{REPORT_DIR}/tables/port_vs_original.csv", caption="../report/port_vs_original.rst", category="5. Port versus original"),
+        port_vs_original_md=report(f"{REPORT_DIR}/tables/port_vs_original.md", caption="../report/port_vs_original.rst", category="5. Port versus original"),
         learning_curves_epoch=report(f"{REPORT_DIR}/plots/learning_curves_epoch.png", caption="../report/learning_curves_epoch.rst", category="2. Learning curves"),
         learning_curves_wall=report(f"{REPORT_DIR}/plots/learning_curves_wall.png", caption="../report/learning_curves_wall.rst", category="2. Learning curves"),
         accuracy_vs_params=report(f"{REPORT_DIR}/plots/accuracy_vs_params.png", caption="../report/accuracy_vs_params.rst", category="3. Cost", subcategory="Parameters"),
@@ -74,6 +78,8 @@ rule log_report:
             rules.report_tables_plots.output.claim_audit_md,
             rules.report_tables_plots.output.timing_csv,
             rules.report_tables_plots.output.timing_md,
+            rules.report_tables_plots.output.port_vs_original_csv,
+            rules.report_tables_plots.output.port_vs_original_md,
             rules.model_accounting.output.parameters_csv,
             rules.model_accounting.output.parameters_md,
             rules.model_accounting.output.layers_csv,
@@ -82,6 +88,7 @@ rule log_report:
         plots=[
             rules.report_tables_plots.output.accuracy_per_seed,
             rules.report_tables_plots.output.forest,
+            rules.report_tables_plots.output.port_vs_original,
             rules.report_tables_plots.output.learning_curves_epoch,
             rules.report_tables_plots.output.learning_curves_wall,
             rules.report_tables_plots.output.accuracy_vs_params,

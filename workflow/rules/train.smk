@@ -16,7 +16,9 @@ rule init_tracking:
         "../scripts/init_tracking.py"
 
 
-rule train_model:
+rule train_model:  # a port (Keras 3); the TF1 originals are train_original below
+    wildcard_constraints:
+        variant=r"(?!original)[a-z0-9_]+",
     input:
         data=f"{DATA_DIR}/mnist.npz",
         manifest=f"{DATA_DIR}/manifest.json",
@@ -44,6 +46,44 @@ rule train_model:
         "../scripts/train_model.py"
 
 
+# The author's program in TensorFlow 1's graph API (opt-in: config key originals); the
+# same record as a port's run, without a model file.
+rule train_original:
+    wildcard_constraints:
+        variant=r"original(_[a-z0-9_]+)?",
+    input:
+        data=f"{DATA_DIR}/mnist.npz",
+        manifest=f"{DATA_DIR}/manifest.json",
+    output:
+        metrics=f"{RUN_DIR}/metrics.json",
+        history=f"{RUN_DIR}/history.csv",
+        confusion=f"{RUN_DIR}/confusion.csv",
+        predictions=f"{RUN_DIR}/predictions.npz",
+    params:
+        settings=train_params,
+        jobs_per_gpu=config["gpu"]["jobs_per_gpu"],
+        memory_growth=config["gpu"]["memory_growth"],
+    conda:
+        ENV
+    log:
+        "results/logs/train_model/{arch}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_model/{arch}/{variant}/seed{seed}.tsv"
+    priority: train_priority
+    threads: 1
+    resources:
+        gpu=1,
+    script:
+        "../scripts/train_model.py"
+
+
+def run_model(wildcards):
+    """A port's model file (the TF1 originals write none)."""
+    if audit_config.original_of(wildcards.variant):
+        return []
+    return f"{RUN_DIR}/model.keras".format(**wildcards)
+
+
 # Runs inside the Snakemake process (force-use-threads in the profiles): MLflow is
 # imported once per workflow, not once per job. Without that flag Snakemake spawns
 # a process per run: job, which is slower but logs the same.
@@ -52,7 +92,7 @@ rule log_run:
         sweep=rules.init_tracking.output.sweep,
         metrics=f"{RUN_DIR}/metrics.json",
         history=f"{RUN_DIR}/history.csv",
-        model=f"{RUN_DIR}/model.keras",
+        model=run_model,
         confusion=f"{RUN_DIR}/confusion.csv",
         manifest=f"{DATA_DIR}/manifest.json",
     output:

@@ -157,7 +157,7 @@ def train_original(
     full = budget_scale == 1.0 and not train_subset and not eval_subset
     metrics = {
         "arch": arch,
-        "variant": "original",
+        "variant": "original" if variant == "default" else f"original_{variant}",
         "original_of": variant,
         "implementation": IMPLEMENTATION,
         "seed": seed,
