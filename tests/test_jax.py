@@ -90,7 +90,7 @@ def test_resume_is_bit_identical_on_jax(split_path, tmp_path):
                           capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     for arch, r in json.loads(proc.stdout.strip().splitlines()[-1]).items():
-        assert r["chunks"] >= 3 and r["stopped"] == 1 and r["resumed_from"] == 2, (arch, r)
+        assert r["chunks"] >= 3 and r["stopped"] == 1 and r["resumed_from"] == 1, (arch, r)  # after chunk 1
         assert r["same"] and r["history_same"], arch
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import statistics
 import subprocess
@@ -72,9 +73,35 @@ PIPELINE, REFERENCE = "pipeline", "reference"
 REFERENCE_AA = "reference, second copy (A/A: the noise floor)"
 NUMPY_COPIES = "pipeline, resident data off (model.fit on NumPy copies, steps_per_execution auto)"
 ONE_STEP = "pipeline, resident data off, 1 step per call (steps_per_execution off)"
+ORIGINAL = "original: the author's program in TF1 (graph, feed_dict, sess.run per step)"
 
 
-def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu") -> tuple[dict, list[dict]]:
+def keras_backend() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _original_loop(arch: str, x, y, b: int, threads: int):
+    """The tutorial's own loop as its author ran it: one ``sess.run(train_op, feed_dict)``
+    per step, each batch copied out of NumPy arrays (as ``next_batch`` returned them).
+    Returns (run(indices), the session to close)."""
+    from . import originals
+
+    p = originals.build(arch, "default", seed=0)
+    sess = p.session(threads)
+    y1h = originals.one_hot(y)
+
+    def run(idx):
+        for i in range(0, len(idx), b):
+            sl = idx[i:i + b]
+            sess.run(p.train_op, feed_dict=p.feed(x[sl], y1h[sl], training=True))
+
+    return run, sess
+
+
+def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu",
+            threads: int | None = None) -> tuple[dict, list[dict]]:
     """The pipeline's training path against the plain loop, and each lever off, side by side.
 
     Five configurations train fresh copies of the model at the recipe's batch size:
@@ -117,6 +144,10 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu")
         NUMPY_COPIES: pipeline(_fresh(arch, recipe, steps_per_execution=spe), copies),
         ONE_STEP: pipeline(_fresh(arch, recipe, steps_per_execution=1), copies),
     }
+    closing = None
+    if keras_backend() == "tensorflow":  # the TF1 original: TensorFlow only
+        original_run, closing = _original_loop(arch, x, y, b, threads or 1)
+        runs[ORIGINAL] = lambda rep: original_run(stream(rep))
     for fn in runs.values():  # tracing and compilation: not timed
         fn(0)
     times: dict[str, list[float]] = {name: [] for name in runs}
@@ -124,6 +155,9 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu")
         names = list(runs) if rep % 2 == 0 else list(runs)[::-1]
         for name in names:
             times[name].append(_time(lambda: runs[name](rep + 1)))
+
+    if closing is not None:
+        closing.close()  # the TF1 session
 
     def speedup(fast: str, slow: str) -> float:
         return statistics.median(ts / tf for ts, tf in zip(times[slow], times[fast]))
@@ -136,6 +170,12 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu")
            "ratio_max": max(r / p for r, p in zip(times[REFERENCE], times[PIPELINE])),
            "ratio_best": min(times[REFERENCE]) / min(times[PIPELINE]),
            "aa_ratio": speedup(REFERENCE_AA, REFERENCE),
+           "original_images_per_s": ips.get(ORIGINAL, math.nan),
+           "ratio_to_original": speedup(PIPELINE, ORIGINAL) if ORIGINAL in times else math.nan,
+           "ratio_to_original_min": min(o / p for o, p in zip(times[ORIGINAL], times[PIPELINE]))
+           if ORIGINAL in times else math.nan,
+           "ratio_to_original_max": max(o / p for o, p in zip(times[ORIGINAL], times[PIPELINE]))
+           if ORIGINAL in times else math.nan,
            "seconds": times}
     same = " (= 1: the same configuration twice)" if spe == 1 else ""
     levers = [
@@ -344,7 +384,7 @@ def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads:
     peak = matmul_peak_macs()
     rows, lever_rows = [], [import_lever()]
     for arch in archs:
-        r, lv = compare(arch, split, repeats, kind)
+        r, lv = compare(arch, split, repeats, kind, threads=1)
         macs = models.macs_per_image(arch)
         r.update(macs_per_image=macs,
                  pipeline_fraction_of_peak=3 * macs * r["pipeline_images_per_s"] / peak,
@@ -380,9 +420,12 @@ def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
     write_csv(out_dir / "overhead.csv", pd.DataFrame([oh]))
     mdata.atomic_write_json(out_dir / "machine.json", info)
     show = tp[["arch", "batch_size", "steps_per_execution", "pipeline_images_per_s", "reference_images_per_s",
+               "original_images_per_s", "ratio_to_original", "ratio_to_original_min", "ratio_to_original_max",
                "ratio", "ratio_min", "ratio_max", "ratio_best", "aa_ratio", "macs_per_image", "pipeline_fraction_of_peak",
                "reference_fraction_of_peak", "floor_images_per_s"]]
-    fmt = {"pipeline_images_per_s": ".0f", "reference_images_per_s": ".0f", "ratio": ".3f", "ratio_min": ".2f",
+    fmt = {"pipeline_images_per_s": ".0f", "reference_images_per_s": ".0f", "original_images_per_s": ".0f",
+           "ratio_to_original": ".3f", "ratio_to_original_min": ".2f", "ratio_to_original_max": ".2f",
+           "ratio": ".3f", "ratio_min": ".2f",
            "ratio_max": ".2f", "ratio_best": ".3f", "aa_ratio": ".3f", "pipeline_fraction_of_peak": ".3f",
            "reference_fraction_of_peak": ".3f", "floor_images_per_s": ".0f"}
     lines = [
@@ -392,6 +435,8 @@ def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
         f"large-matmul peak {info['matmul_peak_gmacs']:.1f} GMAC/s; {info['repeats']} interleaved repetitions.",
         "", "## Steady-state training throughput (images/s) at each recipe's batch size", "",
         markdown_table(show, fmt), "",
+        "ratio_to_original = pipeline / the author's program in TF1's graph API (one sess.run with a feed_dict "
+        "per step, mnist_audit.originals), same batches, interleaved in the same repetitions (min, max beside it). "
         "ratio = pipeline / plain `model.fit` on NumPy arrays (default settings): the median over repetitions "
         "of the ratio within one repetition (min and max beside it); ratio_best = fastest call over fastest call. aa_ratio = the same for two identical "
         "copies of the plain loop: how far apart two equal loops measure on this machine. fraction of peak = "
