@@ -278,7 +278,7 @@ def test_markdown_table_escapes_and_aligns():
 
 
 def _outputs(base: Path) -> dict:
-    out = {"readme": base / "README.md"}
+    out = {"readme": base / "README.md", "summary_html": base / "summary.html"}
     for t in ("claim_audit", "timing"):
         out[f"{t}_csv"] = base / "tables" / f"{t}.csv"
         out[f"{t}_md"] = base / "tables" / f"{t}.md"
@@ -333,6 +333,8 @@ def test_build_report_writes_every_output(tmp_path, scaled):
     assert audit_md.startswith("**") and "| our figure, 95% interval |" in audit_md  # compact table first
     assert text.index("## Verdicts") < text.index("## Claim audit in full")
     assert "## Where the runs came from" in text
+    page = Path(outputs["summary_html"]).read_text()
+    assert "<table" in page and "<th>verdict</th>" in page and (report.SCALED_BANNER in page) is scaled
 
 
 def test_log_report_is_one_child_run_per_sweep(tmp_path):
@@ -442,6 +444,9 @@ def test_tiny_html_report(tiny_run):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = html.read_text(errors="replace")
     assert html.stat().st_size > 10000 and "accuracy_per_seed.png" in text and "claim_audit" in text
+    assert "summary.html" in text and "forest.png" in text  # the verdict table as HTML, the forest plot
+    page = (work / "results" / "report" / "summary.html").read_text()
+    assert "<th>verdict</th>" in page and report.SCALED_BANNER in page
 
 
 def test_tiny_mlflow_aggregate_run(tiny_run):

@@ -191,6 +191,7 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
 
     base = Path(report_dir)
     out = {"readme": base / "README.md", "status": base / "status.md", "runs": base / "runs.csv",
+           "summary_html": base / "summary.html",
            "parameters_csv": base / "tables" / "parameters.csv", "parameters_md": base / "tables" / "parameters.md",
            "layers_csv": base / "tables" / "layers.csv", "layers_md": base / "tables" / "layers.md"}
     for t in TABLES:

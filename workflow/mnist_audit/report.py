@@ -589,6 +589,49 @@ def config_original_variant(of: str) -> str:
     return original_variant(of)
 
 
+def html_summary(runs: pd.DataFrame, audit_table: pd.DataFrame, timing: pd.DataFrame) -> str:
+    """The landing page of the HTML report: the banner, the verdicts and the main tables
+    as HTML (Snakemake's report shows .html in the browser; .md and .csv only download)."""
+    import html
+
+    def table(df: pd.DataFrame, spec: Mapping | None = None) -> str:
+        if spec:
+            df = df[spec["columns"]].rename(columns=spec["headers"])
+            fmt = {spec["headers"].get(k, k): (lambda f: (lambda v: "n/a" if _isnan(v) else format(v, f)))(f)
+                   for k, f in spec["formats"].items()}
+        else:
+            fmt = {}
+        return df.to_html(index=False, formatters=fmt, na_rep="n/a", border=0, classes="t", escape=True)
+
+    scaled = bool((~runs["full_budget"]).any())
+    parts = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>MNIST tutorial audit</title><style>",
+             "body{font-family:sans-serif;margin:1.5em;max-width:1400px} table.t{border-collapse:collapse;"
+             "font-size:13px;margin:.5em 0 1.5em} table.t td,table.t th{border:1px solid #ccc;padding:3px 6px}"
+             " table.t th{background:#f2f2f2} .banner{background:#fde2e1;border:2px solid #c0392b;padding:.6em;"
+             "font-weight:bold}</style></head><body>",
+             "<h1>MNIST tutorial audit</h1>"]
+    if scaled:
+        parts.append(f"<p class='banner'>&#9888; {html.escape(SCALED_BANNER)}. Settings: "
+                     f"{html.escape(settings_summary(runs))}. No claim can be reproduced or refuted from these "
+                     "numbers.</p>")
+    if runs["overridden"].any():
+        parts.append(f"<p class='banner'>&#9888; {html.escape(OVERRIDDEN_BANNER)}.</p>")
+    parts += [f"<p><b>{html.escape(verdict_summary(audit_table))}</b> ({len(runs)} runs).</p>",
+              "<h2>Verdicts</h2>", table(compact_verdicts(audit_table))]
+    notes = [f"<li>{html.escape(m)}: {html.escape(n)}</li>" for m, n in zip(audit_table["model"], audit_table["note"])
+             if n]
+    if notes:
+        parts.append("<ul>" + "".join(notes) + "</ul>")
+    parts += ["<h2>Claim audit in full</h2>", table(audit_table, AUDIT_MD),
+              f"<p>{html.escape(VERDICT_RULE)}</p><p>{html.escape(CI_NOTE)}</p>",
+              "<h2>Timing</h2>", table(timing, TIMING_MD)]
+    pvo = port_vs_original(runs)
+    if len(pvo):
+        parts += ["<h2>Port versus the author's program</h2>", table(pvo, PORT_MD), f"<p>{html.escape(PORT_NOTE)}</p>"]
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
 def verdict_summary(audit_table: pd.DataFrame) -> str:
     """One line: "3 reproduced, 1 not reproduced, 2 no claim, ..." (rows per verdict)."""
     counts = audit_table["verdict"].value_counts()
@@ -1196,6 +1239,8 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_text(outputs["claim_audit_md"], f"**{verdict_summary(audit)}.**\n\n" + markdown_table(compact_verdicts(audit))
                + "\n" + _md(audit, AUDIT_MD) + "\n" + VERDICT_RULE + "\n\n" + CI_NOTE + "\n")
     write_csv(outputs["timing_csv"], timing)
+    if "summary_html" in outputs:
+        write_text(outputs["summary_html"], html_summary(runs, audit, timing))
     if "port_vs_original_csv" in outputs:
         pvo = port_vs_original(runs)
         write_csv(outputs["port_vs_original_csv"], pvo)
