@@ -1186,9 +1186,11 @@ def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing
         "Means over the runs of each architecture on each device. Train seconds = sum of the epochs' "
         "training time (no evaluation); first-epoch overhead = first epoch minus its steps at the steady "
         "per-step time (tracing and compilation); steady s/epoch = median steady per-step time x steps "
-        "per epoch; images/s over steady epochs; time to the claimed figure = wall-clock seconds until "
-        "the first epoch whose test accuracy reached the claimed value, median over the seeds that "
-        "reached it.", "",
+        "per epoch; images/s over steady epochs (n/a: no run had a steady state to measure); machine load = the "
+        "median 1-minute load average while the runs trained, on the machine's logical CPUs (how many jobs "
+        "and other work shared it); time to the claim's bound = wall-clock seconds until the first epoch whose "
+        "accuracy on the author's measure reached the claim's lower bound, median over the runs that reached it.",
+        "",
         _md(timing, TIMING_MD),
         "## Budget settings", "",
         markdown_table(budget_table(runs)),
