@@ -146,6 +146,15 @@ def test_mlflow_errors_follow_the_one_retry_policy():
         with pytest.raises(tracking.TrackingError, match=expect):
             tracking.with_retries(fail, "test", "sqlite:///x.db", attempts=3, backoff_s=0.01)
         assert len(calls) == expect_calls
+    calls = []
+
+    def bug():
+        calls.append(1)
+        return {}["missing"]
+
+    with pytest.raises(KeyError):  # our own bug: raised as it is, not blamed on the store
+        tracking.with_retries(bug, "test", "sqlite:///x.db", attempts=3, backoff_s=0.01)
+    assert len(calls) == 1
 
 
 def test_payload_marks_scaled_runs(one_run):

@@ -59,24 +59,31 @@ def _fast_fail_http() -> None:
 def with_retries(fn: Callable, what: str, uri: str, attempts: int = 3, backoff_s: float = 2.0):
     """``fn()`` under the retry policy of ``mnist_audit.retry``: a store that is down or
     answers 5xx is tried ``attempts`` times in all; an error that cannot pass (a 4xx, a
-    bad value) fails at once. Either way a TrackingError that says nothing is lost."""
+    bad value) fails at once. The store's errors end in a TrackingError that says nothing
+    measured is lost; an error of our own code is raised as it is, after one try."""
     try:
         return retry.call(fn, retry.Policy(attempts=attempts, backoff_s=backoff_s), what)
     except retry.RetryError as e:
         last = e.last
+        if not e.retryable and not _from_the_store(last):
+            raise last from None  # a bug of ours, not the store's answer: its traceback says more
         if e.retryable:
             head = (f"{what}: the MLflow tracking store at {uri} could not be reached after "
-                    f"{e.attempts} attempt{'s' if e.attempts != 1 else ''} ({type(last).__name__}: "
-                    f"{retry.describe(last)})")
+                    f"{e.attempts} attempt{'s' if e.attempts != 1 else ''} ({retry.describe(last)})")
         else:
             head = (f"{what}: the MLflow tracking store at {uri} refused the request "
-                    f"({type(last).__name__}: {retry.describe(last)}); not retried, as trying "
-                    "again cannot help")
+                    f"({retry.describe(last)}); not retried, as trying again cannot help")
         raise TrackingError(
             f"{head}. Nothing measured is lost: the job's results are on disk, and rerunning "
             "the pipeline logs them once the store is back (or set mlflow.tracking_uri / "
             "MLFLOW_TRACKING_URI to a reachable one)."
         ) from last
+
+
+def _from_the_store(e: BaseException) -> bool:
+    """An error MLflow, its HTTP or its database layer raised (not one of our own code)."""
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in (
+        "mlflow", "requests", "urllib3", "sqlalchemy", "sqlite3")
 
 
 def init_tracking(uri: str, experiment: str, artifact_location: str | None, sweep: Mapping,
@@ -248,14 +255,18 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
             if f"{TAG}.identity" not in r.data.tags]
         keep = next((r for r in found if r.info.status == "FINISHED"
                      and r.data.tags.get(f"{TAG}.results") == digest), None)
-        for run in found:
-            if run is not keep:
-                why = ("half-logged" if run.info.status != "FINISHED" else
-                       "the same results, logged twice" if run.data.tags.get(f"{TAG}.results") == digest
-                       else "older results of the same run")
-                log.info("%s: deleting MLflow run %s (%s)", job, run.info.run_id, why)
-                client.delete_run(run.info.run_id)
+
+        def delete_others():
+            for run in found:
+                if run is not keep:
+                    why = ("half-logged" if run.info.status != "FINISHED" else
+                           "the same results, logged twice" if run.data.tags.get(f"{TAG}.results") == digest
+                           else "older results of the same run, replaced")
+                    log.info("%s: deleting MLflow run %s (%s)", job, run.info.run_id, why)
+                    client.delete_run(run.info.run_id)
+
         if keep is not None:
+            delete_others()
             if f"{TAG}.identity" not in keep.data.tags:
                 client.set_tag(keep.info.run_id, f"{TAG}.identity", identity)
             _add_sweep(client, keep, sweep["sweep_id"])
@@ -271,22 +282,29 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
             tags={**payload["tags"], **model_tags, f"{TAG}.sweeps": sweep["sweep_id"]},
         )
         rid = run.info.run_id
-        params = [Param(k, str(v)) for k, v in payload["params"].items()]
-        wall_at = {int(r["epoch"]): float(r["wall_seconds"]) for r in history}
-        ms = [Metric(k, v, t0_ms + int(1000 * wall_at[step]), step) for k, v, step in payload["series"]]
-        final_step = int(history[-1]["epoch"])
-        ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
-               if v is not None and math.isfinite(float(v))]
-        for i in range(0, len(params), 100):
-            client.log_batch(rid, params=params[i : i + 100])
-        for i in range(0, len(ms), 1000):
-            client.log_batch(rid, metrics=ms[i : i + 1000])
-        # The small records; the model stays in the run folder (its path and SHA-256 are tags).
-        for name in ("metrics.json", "history.csv", "confusion.csv"):
-            if (run_dir / name).exists():
-                client.log_artifact(rid, str(run_dir / name))
-        client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
-        client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
+        try:
+            params = [Param(k, str(v)) for k, v in payload["params"].items()]
+            wall_at = {int(r["epoch"]): float(r["wall_seconds"]) for r in history}
+            ms = [Metric(k, v, t0_ms + int(1000 * wall_at[step]), step) for k, v, step in payload["series"]]
+            final_step = int(history[-1]["epoch"])
+            ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
+                   if v is not None and math.isfinite(float(v))]
+            for i in range(0, len(params), 100):
+                client.log_batch(rid, params=params[i : i + 100])
+            for i in range(0, len(ms), 1000):
+                client.log_batch(rid, metrics=ms[i : i + 1000])
+            # The small records; the model stays in the run folder (its path and SHA-256 are tags).
+            for name in ("metrics.json", "history.csv", "confusion.csv"):
+                if (run_dir / name).exists():
+                    client.log_artifact(rid, str(run_dir / name))
+            client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
+            client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: a rerun deletes it otherwise
+                client.delete_run(rid)
+            raise
+        keep = run
+        delete_others()  # only now: a failure above never loses the run logged before
         return {"run_id": rid, "already_logged": False}
 
     result = with_retries(go, f"log_run {job}", uri, attempts)
