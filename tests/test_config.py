@@ -33,6 +33,10 @@ def dry_run(tmp_path, *config):
     ("recipe_overrides={'vgg': {'budget': 3}}", ["recipe_overrides", "'vgg' is not one of"]),
     ("variants={'cnn_tutorial': ['nope']}", ["variants.cnn_tutorial", "unknown variant 'nope'", "printed"]),
     ("train_subset=0", ["train_subset", "0 is less than the minimum of 1"]),
+    # zaccone drops the last partial batch of 128: fewer images would be an epoch of 0 steps
+    ("train_subset=100", ["config key train_subset: 100 is too small for zaccone", "the minimum for zaccone is 128"]),
+    ("mirrors=[{url: /x, canonical: maybe}]", ["mirrors.0.canonical", "'maybe' is not of type 'boolean'"]),
+    ("foo=1", ["('foo' was unexpected)", "allowed keys: mirrors, download, architectures"]),
 ])
 def test_bad_config_stops_the_run_naming_the_key(tmp_path, setting, expected):
     proc = dry_run(tmp_path, setting)
@@ -41,6 +45,33 @@ def test_bad_config_stops_the_run_naming_the_key(tmp_path, setting, expected):
     for text in expected:
         assert text in out, f"{text!r} not in:\n{out[-3000:]}"
     assert not (tmp_path / "results").exists()  # nothing ran
+    # one short message, said once: no schema dump (an unknown key used to print 605 lines)
+    assert len(out.splitlines()) <= 8 and out.count("config key") == 1, out
+
+
+def test_train_subset_minimum_follows_the_resolved_recipe():
+    base = {"architectures": ["thomas", "zaccone"], "seeds": [0]}
+    audit_config.check_config({**base, "train_subset": 128})  # zaccone's batch: one step per epoch
+    audit_config.check_config({"architectures": ["thomas"], "seeds": [0], "train_subset": 10})  # keeps partial batches
+    with pytest.raises(audit_config.ConfigError, match="too small for thomas.*minimum for thomas is 50"):
+        audit_config.check_config({"architectures": ["thomas"], "seeds": [0], "train_subset": 10,
+                                   "recipe_overrides": {"thomas": {"drop_last": True}}})
+    with pytest.raises(audit_config.ConfigError, match="minimum for zaccone is 64"):
+        audit_config.check_config({**base, "train_subset": 63, "recipe_overrides": {"zaccone": {"batch_size": 64}}})
+
+
+def test_canonical_false_on_the_command_line(tmp_path):
+    """Values inside the mirrors' oneOf are coerced like the others."""
+    schema = audit_config.resolved_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    got = audit_config.coerce_cli_strings(
+        {"mirrors": ["/a", {"url": "/b", "canonical": "false"}, {"url": "http://c/", "canonical": "true"}],
+         "speed": {"jit_compile": "false", "steps_per_execution": "auto"}}, schema)
+    assert got == {"mirrors": ["/a", {"url": "/b", "canonical": False}, {"url": "http://c/", "canonical": True}],
+                   "speed": {"jit_compile": False, "steps_per_execution": "auto"}}
+    proc = dry_run(tmp_path, "mirrors=[{url: 'http://127.0.0.1:1/m/', canonical: false}]", "architectures=[mlp]",
+                   "seeds=[0]")
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert "download_mnist" in proc.stdout
 
 
 def test_default_config_dry_run_succeeds(tmp_path):

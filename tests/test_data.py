@@ -6,6 +6,7 @@ import gzip
 import http.server
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -165,13 +166,134 @@ def test_interrupted_download_leaves_nothing(tmp_path, synthetic_mnist):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     dest = tmp_path / "out" / name
     try:
-        with pytest.raises(data.DownloadError, match="IncompleteRead|not a complete gzip"):
+        with pytest.raises(data.DownloadError, match=f"{name} from http://127.0.0.1:.*transfer cut short"):
             data.download_file(name, dest, [f"http://127.0.0.1:{srv.server_address[1]}/"], timeout=5,
                                retries=1, backoff=0.01, spec=_spec(folder, sums, name))
     finally:
         srv.shutdown()
         srv.server_close()
     assert list(dest.parent.iterdir()) == []
+
+
+class _Counting(_Quiet):
+    """Serves a folder and counts GET requests per path; ``cut`` paths are sent short:
+    the whole Content-Length promised, the first ``cut[path]`` requests get half the
+    body before the connection closes, later ones get the file."""
+
+    requests: dict
+    cut: dict
+
+    def do_GET(self):
+        self.requests[self.path] = self.requests.get(self.path, 0) + 1
+        target = Path(self.directory) / self.path.lstrip("/")
+        if not target.is_file():
+            self.send_error(404, "File not found")
+            return
+        body = target.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.requests[self.path] <= self.cut.get(self.path, 0):
+            self.wfile.write(body[: len(body) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        else:
+            self.wfile.write(body)
+
+
+@pytest.fixture
+def counting_server():
+    """A real HTTP server on 127.0.0.1 that counts requests and can cut transfers short."""
+    servers = []
+
+    def serve(folder: Path, cut: dict | None = None):
+        handler = type("Handler", (_Counting,), {"requests": {}, "cut": dict(cut or {})})
+        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(folder)))
+        threading.Thread(target=srv.serve_forever, daemon=True).start()
+        servers.append(srv)
+        return f"http://127.0.0.1:{srv.server_address[1]}/", handler.requests
+
+    yield serve
+    for srv in servers:
+        srv.shutdown()
+        srv.server_close()
+
+
+def test_cut_transfer_is_retried_on_the_same_mirror(tmp_path, synthetic_mnist, counting_server, caplog):
+    """Content-Length larger than what arrives, then the connection closes: the same mirror
+    is asked again (with backoff) and the second, whole copy is taken."""
+    folder, sums, _ = synthetic_mnist
+    name = "train-images-idx3-ubyte.gz"
+    url, requests = counting_server(folder, cut={f"/{name}": 1})
+    dest = tmp_path / "out" / name
+    rec = data.download_file(name, dest, [{"url": url, "canonical": False}], timeout=5, retries=2,
+                             backoff=0.01, spec=_spec(folder, sums, name))
+    assert requests == {f"/{name}": 2}  # one cut, one whole; no other mirror needed
+    assert rec["mirror"] == url and dest.read_bytes() == (folder / name).read_bytes()
+    assert sorted(p.name for p in dest.parent.iterdir()) == [name]
+    assert f"{name} from {url}: transfer cut short: received" in caplog.text and "try 1 of 3" in caplog.text
+
+
+def test_404_and_missing_file_are_not_retried(tmp_path, synthetic_mnist, counting_server):
+    folder, sums, _ = synthetic_mnist
+    name = "t10k-labels-idx1-ubyte.gz"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    url, requests = counting_server(empty)
+    dest = tmp_path / "out" / name
+    t0 = time.monotonic()
+    with pytest.raises(data.DownloadError) as e:
+        data.download_file(name, dest, [url, str(empty), empty.as_uri()], timeout=5, retries=3, backoff=5,
+                           spec=_spec(folder, sums, name))
+    assert time.monotonic() - t0 < 4  # no backoff waited: nothing was retried
+    assert requests == {f"/{name}": 1}
+    msg = str(e.value)
+    assert f"{name} from {url}: HTTP 404" in msg and msg.count("not retried: it cannot succeed on retry") == 3
+    assert f"{name} from {empty}: [Errno 2] No such file or directory" in msg
+
+
+def test_truncated_gzip_message_names_the_file_not_the_temporary(tmp_path, synthetic_mnist):
+    folder, sums, _ = synthetic_mnist
+    name = "train-images-idx3-ubyte.gz"
+    cut = tmp_path / "cut"
+    cut.mkdir()
+    (cut / name).write_bytes((folder / name).read_bytes()[:-40])  # a local copy cut short
+    with pytest.raises(data.DownloadError) as e:
+        data.download_file(name, tmp_path / "out" / name, [str(cut)], spec=_spec(folder, sums, name))
+    msg = str(e.value)
+    assert f"{name} from {cut}: not a complete gzip file" in msg, msg
+    assert ".part" not in msg
+
+
+def test_canonical_mismatch_suggests_canonical_false(tmp_path, synthetic_mnist, counting_server):
+    folder, sums, _ = synthetic_mnist
+    name = "t10k-labels-idx1-ubyte.gz"
+    url, requests = counting_server(folder)  # an http mirror: canonical unless told otherwise
+    with pytest.raises(data.DownloadError) as e:
+        data.download_file(name, tmp_path / "out" / name, [url], retries=2, backoff=5,
+                           spec=_spec(folder, sums, name))
+    assert requests == {f"/{name}": 1}  # a checksum mismatch is not retried
+    assert f"list the mirror as {{url: {url!r}, canonical: false}}" in str(e.value)
+
+
+def test_a_verified_file_in_place_is_kept_without_asking_a_mirror(tmp_path, synthetic_mnist, counting_server):
+    """What the download rule's update() relies on: a rerun offline keeps the verified copy."""
+    folder, sums, _ = synthetic_mnist
+    name = "t10k-labels-idx1-ubyte.gz"
+    spec = _spec(folder, sums, name)
+    dest, record = tmp_path / "out" / name, tmp_path / "out" / f"{name}.source.json"
+    first = data.download_file(name, dest, [str(folder)], spec=spec, record=record)
+    data.write_json_if_changed(record, first)
+    stamps = (dest.stat().st_mtime_ns, record.stat().st_mtime_ns)
+    dead = f"http://127.0.0.1:{free_port()}/"
+    again = data.download_file(name, dest, [dead], spec=spec, record=record)
+    assert again == first and again["mirror"] == str(folder)  # provenance kept
+    assert not data.write_json_if_changed(record, again)
+    assert (dest.stat().st_mtime_ns, record.stat().st_mtime_ns) == stamps  # not rewritten
+    dest.write_bytes(dest.read_bytes()[:-5])  # a copy in place that no longer verifies is replaced
+    url, requests = counting_server(folder)
+    rec = data.download_file(name, dest, [{"url": url, "canonical": False}], spec=spec, record=record)
+    assert requests == {f"/{name}": 1} and rec["mirror"] == url
 
 
 def test_local_folder_and_file_url_mirrors(tmp_path, synthetic_mnist):

@@ -36,7 +36,8 @@ def _check_logged(uri, work):
         history = client.get_metric_history(run.info.run_id, "epoch.val_accuracy")
         assert len(history) == metrics["n_chunks"]
         names = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"metrics.json", "history.csv", "confusion.csv", "model.keras"} <= names
+        assert {"metrics.json", "history.csv", "confusion.csv"} <= names
+        assert run.data.tags["model.sha256"] and "model.keras" not in names  # stored once, in the run folder
 
 
 @needs_mnist

@@ -1,5 +1,7 @@
-"""MLflow logging: idempotent, recovers half-logged runs, fails clearly when the store is down."""
+"""MLflow logging: a run is logged once (found by its identity), recovers half-logged runs,
+replaces older results, fails clearly when the store is down."""
 
+import hashlib
 import json
 import shutil
 
@@ -16,8 +18,15 @@ def one_run(tiny_run, tmp_path):
     shutil.copytree(src, dst)
     manifest = work / "results" / "data" / "mnist" / "manifest.json"
     uri = f"sqlite:///{tmp_path}/store.db"
-    sweep = tracking.init_tracking(uri, "t", (tmp_path / "art").as_uri(), {"id": "s1"}, {"a": 1})
+    sweep = tracking.init_tracking(uri, "t", (tmp_path / "art").as_uri(), {"id": "s1", "key": "k1"}, {"a": 1})
     return dst, manifest, sweep
+
+
+def _active(sweep, job="thomas/default/seed0"):
+    from mlflow import MlflowClient
+
+    client = MlflowClient(sweep["tracking_uri"])
+    return client.search_runs([sweep["experiment_id"]], filter_string=f"tags.`mnist_audit.job` = '{job}'")
 
 
 def test_logging_twice_is_idempotent(one_run):
@@ -26,6 +35,42 @@ def test_logging_twice_is_idempotent(one_run):
     again = tracking.log_run(sweep, run_dir, manifest)
     assert not first["already_logged"] and again["already_logged"]
     assert again["run_id"] == first["run_id"]
+    assert [r.info.run_id for r in _active(sweep)] == [first["run_id"]]
+
+
+def test_a_new_sweep_logs_nothing_new_and_groups_the_run(one_run):
+    """Another sweep (e.g. one more seed) finds the run by its identity and only tags it."""
+    run_dir, manifest, sweep = one_run
+    first = tracking.log_run(sweep, run_dir, manifest)
+    uri = sweep["tracking_uri"]
+    sweep2 = tracking.init_tracking(uri, "t", None, {"id": "s2", "key": "k2"}, {"a": 2})
+    assert sweep2["parent_run_id"] != sweep["parent_run_id"]
+    again = tracking.log_run(sweep2, run_dir, manifest)
+    assert again == {**first, "already_logged": True}
+    (run,) = _active(sweep)
+    assert run.info.run_id == first["run_id"] and run.data.tags["mnist_audit.sweeps"] == "s1 s2"
+    # the same key again is the same sweep: no second sweep run
+    same = tracking.init_tracking(uri, "t", None, {"id": "s3", "key": "k2"}, {"a": 2})
+    assert same["sweep_id"] == "s2" and same["parent_run_id"] == sweep2["parent_run_id"]
+
+
+def test_new_results_replace_the_old_run(one_run):
+    """The job was retrained (a new result_id): the old run is deleted, one stays."""
+    from mlflow import MlflowClient
+
+    run_dir, manifest, sweep = one_run
+    first = tracking.log_run(sweep, run_dir, manifest)
+    m = json.loads((run_dir / "metrics.json").read_text())
+    (run_dir / "metrics.json").write_text(json.dumps({**m, "result_id": "retrained"}))
+    second = tracking.log_run(sweep, run_dir, manifest)
+    assert not second["already_logged"] and second["identity"] == first["identity"]
+    assert [r.info.run_id for r in _active(sweep)] == [second["run_id"]]
+    assert MlflowClient(sweep["tracking_uri"]).get_run(first["run_id"]).info.lifecycle_stage == "deleted"
+    # another budget is another run: kept beside it
+    (run_dir / "metrics.json").write_text(json.dumps({**m, "budget_scale": 0.5, "result_id": "other"}))
+    third = tracking.log_run(sweep, run_dir, manifest)
+    assert third["identity"] != first["identity"]
+    assert sorted(r.info.run_id for r in _active(sweep)) == sorted([second["run_id"], third["run_id"]])
 
 
 def test_half_logged_run_is_replaced(one_run):
@@ -33,12 +78,47 @@ def test_half_logged_run_is_replaced(one_run):
 
     run_dir, manifest, sweep = one_run
     client = MlflowClient(sweep["tracking_uri"])
+    identity = tracking.run_identity(json.loads((run_dir / "metrics.json").read_text()),
+                                     json.loads(manifest.read_text()))
     half = client.create_run(sweep["experiment_id"], tags={"mnist_audit.job": "thomas/default/seed0",
-                                                             "mnist_audit.sweep": sweep["sweep_id"]})
+                                                             "mnist_audit.identity": identity})
     res = tracking.log_run(sweep, run_dir, manifest)
     assert res["run_id"] != half.info.run_id
     assert client.get_run(half.info.run_id).info.lifecycle_stage == "deleted"
     assert client.get_run(res["run_id"]).info.status == "FINISHED"
+
+
+def test_runs_logged_before_identities_are_adopted_not_duplicated(one_run):
+    """An older version logged the same results once per sweep; one copy is kept."""
+    from mlflow import MlflowClient
+
+    run_dir, manifest, sweep = one_run
+    client = MlflowClient(sweep["tracking_uri"])
+    result_id = json.loads((run_dir / "metrics.json").read_text())["result_id"]
+    old = []
+    for _ in range(2):
+        r = client.create_run(sweep["experiment_id"], tags={"mnist_audit.job": "thomas/default/seed0",
+                                                              "mnist_audit.results": result_id})
+        client.set_terminated(r.info.run_id, "FINISHED")
+        old.append(r.info.run_id)
+    res = tracking.log_run(sweep, run_dir, manifest)
+    assert res["already_logged"] and res["run_id"] in old
+    (run,) = _active(sweep)  # the other copy is deleted
+    assert run.data.tags["mnist_audit.identity"] == res["identity"]
+
+
+def test_the_model_is_stored_once(one_run):
+    """The run folder keeps model.keras; MLflow records its path and SHA-256, not a copy."""
+    from mlflow import MlflowClient
+
+    run_dir, manifest, sweep = one_run
+    res = tracking.log_run(sweep, run_dir, manifest)
+    client = MlflowClient(sweep["tracking_uri"])
+    run = client.get_run(res["run_id"])
+    model = run_dir / "model.keras"
+    assert run.data.tags["model.sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
+    assert run.data.tags["model.path"] == str(model.resolve())
+    assert {a.path for a in client.list_artifacts(res["run_id"])} == {"metrics.json", "history.csv", "confusion.csv"}
 
 
 def test_unreachable_server_gives_clear_error(one_run):
@@ -50,8 +130,38 @@ def test_unreachable_server_gives_clear_error(one_run):
     assert {p.name: p.read_bytes() for p in run_dir.iterdir()} == before
 
 
+def test_mlflow_errors_follow_the_one_retry_policy():
+    """A 5xx is retried, a 4xx is not (the same policy as the downloader's)."""
+    from mlflow.exceptions import MlflowException
+    from mlflow.protos.databricks_pb2 import INTERNAL_ERROR, INVALID_PARAMETER_VALUE
+
+    for code, expect_calls, expect in ((INTERNAL_ERROR, 3, "could not be reached after 3 attempts"),
+                                       (INVALID_PARAMETER_VALUE, 1, "refused the request.*not retried")):
+        calls = []
+
+        def fail(code=code):
+            calls.append(1)
+            raise MlflowException("no", error_code=code)
+
+        with pytest.raises(tracking.TrackingError, match=expect):
+            tracking.with_retries(fail, "test", "sqlite:///x.db", attempts=3, backoff_s=0.01)
+        assert len(calls) == expect_calls
+    calls = []
+
+    def bug():
+        calls.append(1)
+        return {}["missing"]
+
+    with pytest.raises(KeyError):  # our own bug: raised as it is, not blamed on the store
+        tracking.with_retries(bug, "test", "sqlite:///x.db", attempts=3, backoff_s=0.01)
+    assert len(calls) == 1
+
+
 def test_payload_marks_scaled_runs(one_run):
     run_dir, manifest, _ = one_run
     m = json.loads((run_dir / "metrics.json").read_text())
     p = tracking.run_payload(m, [], json.loads(manifest.read_text()))
     assert p["tags"]["recipe"] == "scaled x0.02" and p["params"]["budget_scale"] == 0.02
+    # what produced it, not how fast or from which mirror
+    faster = {**m, "speed": {}, "device": {"threads": 8}, "timing": {}}
+    assert tracking.run_identity(faster, json.loads(manifest.read_text())) == p["tags"]["mnist_audit.identity"]

@@ -1,7 +1,9 @@
 """The real Snakemake workflow, end to end on the tiny configuration, with a real MLflow store."""
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -27,7 +29,7 @@ def _client(work):
 
 
 def test_tiny_run_outputs(tiny_run):
-    work, _ = tiny_run
+    work, proc = tiny_run
     for arch, seed in TINY_RUNS:
         d = work / "results" / "runs" / arch / "default" / f"seed{seed}"
         for name in RUN_FILES:
@@ -41,6 +43,77 @@ def test_tiny_run_outputs(tiny_run):
     manifest = json.loads((work / "results" / "data" / "mnist" / "manifest.json").read_text())
     assert manifest["counts"] == {"train": 55000, "val": 5000, "test": 10000}
     assert all(s["mirror"] == str(LOCAL_MIRROR) for s in manifest["sources"].values())
+    assert "Shell command: None" not in proc.stdout + proc.stderr  # no shell rules, no noise
+
+
+def _planned(out: str) -> dict:
+    """The "Job stats" table Snakemake prints: rule -> jobs planned."""
+    stats = out[out.index("Job stats:"):] if "Job stats:" in out else ""
+    table = stats.split("total")[0]
+    return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
+
+
+def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run):
+    """The same folder written as a file:// URL, other download settings: nothing to do.
+    Offline, with a changed mirror that cannot be reached, the verified files stay, even
+    when the download is forced to rerun, and nothing downstream reruns."""
+    work, _ = tiny_run
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    raw = work / "results" / "data" / "mnist" / "raw"
+    def state():  # inode and content: a file deleted, or rewritten by a rename, would show
+        return {p.name: (p.stat().st_ino, hashlib.sha256(p.read_bytes()).hexdigest()) for p in raw.iterdir()}
+
+    stamps = state()
+    assert len(stamps) == 8
+    moved = [f"mirrors=[{LOCAL_MIRROR.as_uri() + '/'!r}]", "download={'timeout_s': 5, 'retries': 0}"]
+    dry = subprocess.run(snakemake_cmd(work, "-n", "--config", *moved), capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
+    assert _planned(dry.stdout + dry.stderr) == {}
+
+    dead = [f"mirrors=['http://127.0.0.1:{free_port()}/']", "download={'timeout_s': 2, 'retries': 0}"]
+    offline = subprocess.run(snakemake_cmd(work, "--config", *dead), capture_output=True, text=True, env=env,
+                             timeout=300)
+    assert offline.returncode == 0 and "Nothing to be done" in offline.stdout + offline.stderr
+    forced = subprocess.run(snakemake_cmd(work, "--forcerun", "download_mnist", "--config", *dead),
+                            capture_output=True, text=True, env=env, timeout=300)
+    out = forced.stdout + forced.stderr
+    assert forced.returncode == 0, out[-3000:]
+    assert _planned(out).get("download_mnist") == 4 and not {"prepare_mnist", "train_model"} & set(_planned(out))
+    assert state() == stamps  # never deleted nor rewritten (Snakemake only touches a job's outputs)
+    log = (work / "results" / "logs" / "download_mnist" / "t10k-labels-idx1-ubyte.gz.log").read_text()
+    assert "already in place and verified" in log and "127.0.0.1" not in log  # no mirror was asked
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_more_seeds_log_each_run_once(tmp_path):
+    """seeds [0], then [0, 1]: the second invocation trains and logs only the new seed;
+    MLflow holds one active run per architecture, variant and seed; both sweeps list s0."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    archs = "architectures=[softmax_regression,mlp]"
+    for seeds in ("[0]", "[0,1]"):
+        proc = subprocess.run(snakemake_cmd(tmp_path, "--config", archs, f"mirrors=[{str(LOCAL_MIRROR)!r}]",
+                                            f"seeds={seeds}"), capture_output=True,
+                              text=True, env=env, timeout=900)
+        assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert _planned(proc.stdout + proc.stderr)["train_model"] == 2  # seed 1 only
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("tiny-test").experiment_id
+    runs = client.search_runs([exp], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")
+    jobs = sorted(r.data.tags["mnist_audit.job"] for r in runs)
+    assert jobs == sorted(f"{a}/default/seed{s}" for a in ("softmax_regression", "mlp") for s in (0, 1))
+    sweeps = client.search_runs([exp], filter_string="tags.`mnist_audit.kind` = 'sweep'", order_by=["start_time ASC"])
+    assert len(sweeps) == 2
+    first, second = (r.data.tags["mnist_audit.sweep"] for r in sweeps)
+    for r in runs:
+        expected = [first, second] if r.data.tags["seed"] == "0" else [second]
+        assert r.data.tags["mnist_audit.sweeps"].split() == expected, r.data.tags["mnist_audit.job"]
+    # a mirror spelled another way and other download settings: still nothing to do
+    dry = subprocess.run(snakemake_cmd(tmp_path, "-n", "--config", archs, "seeds=[0,1]",
+                                       f"mirrors=[{LOCAL_MIRROR.as_uri()!r}]", "download={'retries': 5}"),
+                         capture_output=True, text=True, env=env, timeout=300)
+    assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
 def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
@@ -56,8 +129,7 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         history = pd.read_csv(d / "history.csv")
         metrics = json.loads((d / "metrics.json").read_text())
         assert run.info.status == "FINISHED"
-        assert run.data.tags["mnist_audit.sweep"] == sweep["sweep_id"]  # one invocation's runs, grouped
-        assert run.data.tags["mnist_audit.sweep_run"] == sweep["parent_run_id"]
+        assert sweep["sweep_id"] in run.data.tags["mnist_audit.sweeps"].split()  # grouped, not copied
         assert "mlflow.parentRunId" not in run.data.tags  # flat in the UI's runs table
         assert run.data.tags["architecture"] == arch and run.data.tags["seed"] == seed[4:]
         assert run.data.tags["git_commit"] and run.data.tags["versions.keras"]
@@ -71,7 +143,11 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         assert [m.step for m in series] == list(history["epoch"])
         assert [m.value for m in series] == pytest.approx(list(history["test_accuracy"]))
         artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert {"metrics.json", "history.csv", "confusion.csv", "model.keras"} <= artifacts
+        assert {"metrics.json", "history.csv", "confusion.csv"} <= artifacts
+        # the model is stored once, in the run folder; MLflow has its path and SHA-256
+        assert "model.keras" not in artifacts
+        assert run.data.tags["model.sha256"] == hashlib.sha256((d / "model.keras").read_bytes()).hexdigest()
+    assert not list((work / "results" / "mlflow").rglob("model.keras"))
 
 
 @needs_mnist
@@ -85,6 +161,7 @@ def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
         snakemake_cmd(tmp_path, "--config", *one, f"mlflow={{'tracking_uri': 'http://127.0.0.1:{free_port()}', 'retries': 1}}"),
         capture_output=True, text=True, env=env, timeout=600)
     assert dead.returncode != 0
+    assert (dead.stdout + dead.stderr).count("could not be reached") == 1  # said once, in the log shown
     run_dir = tmp_path / "results" / "runs" / "softmax_regression" / "default" / "seed0"
     assert (run_dir / "metrics.json").exists() and (run_dir / "model.keras").exists()
     assert not (run_dir / "mlflow_run.json").exists()

@@ -20,23 +20,42 @@ from pathlib import Path
 
 
 def setup_logging(log_path: str | Path | None = None, level=logging.INFO) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    """Log to ``log_path`` when given (a Snakemake job: its log file, which Snakemake shows
+    when the job fails), else to standard error (the command line)."""
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(log_path, mode="w"))
+        handlers: list[logging.Handler] = [logging.FileHandler(log_path, mode="w")]
+    else:
+        handlers = [logging.StreamHandler(sys.stderr)]
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+def is_ours(e: BaseException) -> bool:
+    """An error this package raises on purpose (a failed download, a tracking store that
+    is down, a bad value): its message says everything, a traceback adds nothing."""
+    return type(e).__module__.startswith("mnist_audit.")
+
+
+def error_text(e: BaseException) -> str:
+    """What to log for an error, with its message once: ours as ``Class: message``, anything
+    else as its traceback (whose last line is the message)."""
+    if is_ours(e):
+        return f"{type(e).__name__}: {e}"
+    return "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
+
+
 @contextlib.contextmanager
 def logged_errors():
-    """Write an exception's message and traceback to the log before it propagates."""
+    """A Snakemake script's body: an error is written to the log once, then the process
+    ends with status 1. Nothing prints it a second time (no interpreter traceback on
+    standard error); Snakemake shows the job's log when it fails (show-failed-logs)."""
     try:
         yield
-    except BaseException as e:
-        if not isinstance(e, (SystemExit, KeyboardInterrupt)):
-            logging.getLogger("mnist_audit").error("%s\n%s", e, traceback.format_exc())
-        raise
+    except Exception as e:  # noqa: BLE001  (reported, then the job fails)
+        logging.getLogger("mnist_audit").error("%s", error_text(e))
+        logging.shutdown()
+        raise SystemExit(1) from None
 
 
 def exit_now(code: int = 0) -> None:
@@ -91,9 +110,10 @@ def _cmd_download(a) -> int:
 
     out = Path(a.out)
     for name in data.MNIST_FILES:
+        record = out / "raw" / f"{name}.source.json"
         rec = data.download_file(name, out / "raw" / name, a.mirror or data.PUBLIC_MIRRORS,
-                                 timeout=a.timeout, retries=a.retries)
-        data.atomic_write_json(out / "raw" / f"{name}.source.json", rec)
+                                 timeout=a.timeout, retries=a.retries, record=record)
+        data.write_json_if_changed(record, rec)  # a verified copy in place is kept as it is
     raw = {n: out / "raw" / n for n in data.MNIST_FILES}
     prov = {n: json.loads((out / "raw" / f"{n}.source.json").read_text()) for n in raw}
     manifest = data.prepare_split(raw, out / "mnist.npz", out / "manifest.json", prov)

@@ -58,40 +58,127 @@ def resolved_schema_path(schema_path: str | Path) -> str:
 _SCALARS = {"integer": int, "number": (int, float), "boolean": bool, "null": type(None)}
 
 
-def coerce_cli_strings(value, schema: Mapping):
+def _alternatives(schema: Mapping, root: Mapping) -> list[Mapping]:
+    """``schema`` and every schema a value may match instead: ``$ref`` resolved (local
+    references), ``oneOf``/``anyOf``/``allOf`` members expanded."""
+    out, todo = [], [schema]
+    while todo:
+        sub = todo.pop(0)
+        if not isinstance(sub, Mapping):
+            continue
+        ref = sub.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/"):
+            target = root
+            for part in ref[2:].split("/"):
+                target = target.get(part, {}) if isinstance(target, Mapping) else {}
+            todo.append(target)
+        out.append(sub)
+        for key in ("oneOf", "anyOf", "allOf"):
+            todo += list(sub.get(key, []))
+    return out
+
+
+def coerce_cli_strings(value, schema: Mapping, root: Mapping | None = None):
     """Give ``--config`` values the types the schema asks for.
 
     Snakemake parses the members of a list or mapping given with ``--config``
     as strings (``seeds=[0,1]`` arrives as ``['0', '1']``). Where the schema
     expects a number, boolean or null and finds a string, the string is read as
     YAML and kept if it then has an expected type; anything else is left for the
-    validator to report.
+    validator to report. The schema's alternatives count too (``oneOf``, ``anyOf``,
+    ``$ref``): ``mirrors=[{url: /x, canonical: false}]`` gets a boolean ``canonical``.
     """
+    root = schema if root is None else root
+    alts = _alternatives(schema, root)
     if isinstance(value, Mapping):
-        props = schema.get("properties", {})
-        extra = schema.get("additionalProperties")
-        return {k: coerce_cli_strings(v, props.get(k, extra if isinstance(extra, Mapping) else {}))
-                for k, v in value.items()}
+        props, extra = {}, {}
+        for sub in alts:
+            for k, v in (sub.get("properties") or {}).items():
+                props.setdefault(k, v)
+            if isinstance(sub.get("additionalProperties"), Mapping) and not extra:
+                extra = sub["additionalProperties"]
+        return {k: coerce_cli_strings(v, props.get(k, extra), root) for k, v in value.items()}
     if isinstance(value, list):
-        return [coerce_cli_strings(v, schema.get("items", {})) for v in value]
-    types: list = []
-    for sub in [schema, *schema.get("anyOf", [])]:  # an anyOf admits each member's types
+        items = next((sub["items"] for sub in alts if isinstance(sub.get("items"), Mapping)), {})
+        return [coerce_cli_strings(v, items, root) for v in value]
+    if not isinstance(value, str):
+        return value
+    types: set = set()  # the scalar types some alternative accepts
+    members: list = []  # enum / const values
+    for sub in alts:
         t = sub.get("type", [])
-        types += [t] if isinstance(t, str) else list(t)
-    if isinstance(value, str) and "string" not in types and any(t in _SCALARS for t in types):
+        t = {t} if isinstance(t, str) else set(t)
+        if "string" in t and "enum" not in sub and "const" not in sub:
+            return value  # any string is welcome here: keep it as given
+        types |= t
+        members += list(sub.get("enum", [])) + ([sub["const"]] if "const" in sub else [])
+    if value in members or not (types & set(_SCALARS) or members):
+        return value
+    try:
+        parsed = yaml.safe_load(value)
+    except yaml.YAMLError:
+        return value
+    if isinstance(parsed, str) and "number" in types:  # YAML 1.1 reads 1e-3 as a string
         try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError:
+            parsed = float(parsed)
+        except ValueError:
             return value
-        if isinstance(parsed, str) and "number" in types:  # YAML 1.1 reads 1e-3 as a string
-            try:
-                parsed = float(parsed)
-            except ValueError:
-                return value
-        if any(isinstance(parsed, _SCALARS[t]) and not (t != "boolean" and isinstance(parsed, bool))
-               for t in types if t in _SCALARS):
-            return parsed
+    if any(parsed == m and type(parsed) is type(m) for m in members):
+        return parsed
+    if any(isinstance(parsed, _SCALARS[t]) and not (t != "boolean" and isinstance(parsed, bool))
+           for t in types if t in _SCALARS):
+        return parsed
     return value
+
+
+def explain_invalid(config: Mapping, schema: Mapping) -> str:
+    """One short message for the config's most relevant schema violation: the key (as a
+    dotted path), what is wrong, and what is allowed. No schema dump."""
+    import jsonschema
+
+    cls = jsonschema.validators.validator_for(schema)
+    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(config))
+    if error is None:
+        return "the config is valid"
+    where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    message = error.message
+    described = error.schema.get("description")
+    if error.validator == "additionalProperties" and isinstance(error.schema.get("properties"), Mapping):
+        message += "; allowed keys: " + ", ".join(error.schema["properties"])
+    elif error.validator == "pattern" and described:
+        message = f"{error.instance!r} is not {described}"
+    elif error.validator == "type" and described:
+        message += f" ({described})"
+    choice = error if error.validator in ("oneOf", "anyOf") else error.parent
+    if (choice is not None and choice.validator in ("oneOf", "anyOf")
+            and len(error.absolute_path) == len(choice.absolute_path)):  # not a deeper key's error
+        options = [o for o in (_allowed(sub, schema) for sub in choice.validator_value) if o]
+        message = f"{choice.instance!r} is none of the allowed forms: " + "; or ".join(options)
+    return f"config key {where}: {message}"
+
+
+def _allowed(sub: Mapping, root: Mapping) -> str:
+    """A few words on what one alternative of a ``oneOf`` accepts."""
+    for alt in _alternatives(sub, root):
+        if alt.get("description") and alt.get("type") == "string":
+            return alt["description"]
+        if alt.get("type") == "object" and alt.get("properties"):
+            return "{" + ", ".join(f"{k}: {v.get('type', '...')}" for k, v in alt["properties"].items()) + "}"
+        if "const" in alt:
+            return repr(alt["const"])
+        if alt.get("type"):
+            bounds = [f">= {alt['minimum']}"] if "minimum" in alt else []
+            bounds += [f"> {alt['exclusiveMinimum']}"] if "exclusiveMinimum" in alt else []
+            bounds += [f"<= {alt['maximum']}"] if "maximum" in alt else []
+            return " ".join([f"{'an' if alt['type'] == 'integer' else 'a'} {alt['type']}", *bounds])
+    return ""
+
+
+def min_train_subset(arch: str, variant: str = "default", overrides: Mapping | None = None) -> int:
+    """The fewest training images a recipe can train on: its batch when it drops the last
+    partial batch (fewer images would leave an epoch with no step), else one."""
+    recipe = registry.resolve_recipe(arch, variant, overrides or {})
+    return recipe.batch_size if recipe.drop_last else 1
 
 
 def check_config(config: Mapping) -> None:
@@ -114,6 +201,18 @@ def check_config(config: Mapping) -> None:
             registry.resolve_recipe(arch, "default", overrides)
         except registry.RegistryError as e:
             raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
+    subset = config.get("train_subset")
+    if subset is not None and config.get("architectures"):
+        overrides = config.get("recipe_overrides") or {}
+        for arch, variant in dict.fromkeys((a, v) for a, v, _ in run_keys({**config, "seeds": [0]})):
+            need = min_train_subset(arch, variant, overrides.get(arch))
+            if subset < need:
+                raise ConfigError(
+                    f"config key train_subset: {subset} is too small for {arch}"
+                    f"{'' if variant == 'default' else f' ({variant})'}: its recipe drops the last "
+                    f"partial batch of {need}, so an epoch would have no step; the minimum for "
+                    f"{arch} is {need} (or leave {arch} out of architectures)"
+                )
 
 
 ORIGINAL = "original"
@@ -188,6 +287,15 @@ def tracking_uri(config: Mapping, workdir: str | Path = ".") -> str:
 
 def artifact_root(workdir: str | Path = ".") -> str:
     return (Path(workdir) / DEFAULT_STORE_DIR / "artifacts").resolve().as_uri()
+
+
+def sweep_key(config: Mapping) -> str:
+    """What a sweep is: the set of runs the config asks for, each with the settings its
+    training job gets. Mirrors, download and tracking settings, GPU packing: none is in
+    it, so changing them neither starts a new sweep nor relogs a run."""
+    runs = sorted([a, v, s, train_settings(config, a, v)] for a, v, s in run_keys(config))
+    text = json.dumps(runs, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def config_hash(config: Mapping) -> str:

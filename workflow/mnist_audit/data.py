@@ -7,7 +7,9 @@ canonical archive bytes (the public mirrors do; local copies usually do not).
 
 Every file is written to a temporary name in its destination folder and renamed
 into place only after it verified, so an interrupted or failed run never leaves a
-file that looks complete.
+file that looks complete. A file already in place that verifies is kept as it is
+(not fetched again, not rewritten): a file's identity is its content, not the mirror
+it came from. Network failures follow the one retry policy of ``mnist_audit.retry``.
 """
 
 from __future__ import annotations
@@ -15,21 +17,19 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import http.client
 import json
 import logging
 import os
-import shutil
 import struct
 import tempfile
-import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import numpy as np
+
+from . import retry
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +98,10 @@ class DownloadError(DataError):
     pass
 
 
+class TransferCut(DownloadError, retry.TransientError):
+    """The server sent fewer bytes than it announced: worth another try."""
+
+
 # --------------------------------------------------------------------------- mirrors
 
 
@@ -133,15 +137,32 @@ class Mirror:
         return str(Path(self.url).expanduser() / name)
 
 
-def _fetch(source: str, dest, timeout: float) -> None:
-    """Copy one file from a URL or local path into an open binary file."""
-    if urllib.parse.urlparse(source).scheme:
+def _fetch(source: str, dest, timeout: float) -> int:
+    """Copy one file from a URL or local path into an open binary file; returns its size.
+
+    An http(s) transfer that ends before the announced Content-Length raises
+    TransferCut (urllib itself returns the short body without a word).
+    """
+    scheme = urllib.parse.urlparse(source).scheme
+    if scheme in ("http", "https"):
         req = urllib.request.Request(source, headers={"User-Agent": "mnist-audit"})
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            shutil.copyfileobj(resp, dest, length=1 << 20)
-    else:
-        with open(source, "rb") as src:
-            shutil.copyfileobj(src, dest, length=1 << 20)
+            announced = resp.headers.get("Content-Length")
+            got = _copy(resp, dest)
+        if announced is not None and announced.isdigit() and got < int(announced):
+            raise TransferCut(f"transfer cut short: received {got} of {announced} bytes")
+        return got
+    path = urllib.request.url2pathname(urllib.parse.urlparse(source).path) if scheme == "file" else source
+    with open(path, "rb") as src:
+        return _copy(src, dest)
+
+
+def _copy(src, dest) -> int:
+    n = 0
+    for block in iter(lambda: src.read(1 << 20), b""):
+        dest.write(block)
+        n += len(block)
+    return n
 
 
 def sha256_file(path: Path) -> str:
@@ -152,21 +173,24 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def payload_sha256(gz_path: Path) -> str:
-    """SHA-256 of the decompressed payload; DataError if the gzip stream is broken."""
+def payload_sha256(gz_path: Path, name: str | None = None) -> str:
+    """SHA-256 of the decompressed payload; ChecksumError (naming ``name``, else the
+    file's own name) if the gzip stream is broken."""
     h = hashlib.sha256()
     try:
         with gzip.open(gz_path, "rb") as f:
             for block in iter(lambda: f.read(1 << 20), b""):
                 h.update(block)
     except (OSError, EOFError, gzip.BadGzipFile) as e:
-        raise ChecksumError(f"{gz_path.name}: not a complete gzip file ({e})") from e
+        raise ChecksumError(f"{name or Path(gz_path).name}: not a complete gzip file ({e})") from e
     return h.hexdigest()
 
 
-def verify_file(path: Path, spec: MnistFile, canonical: bool) -> dict:
-    """Check one downloaded archive against the SPEC; returns what was verified."""
-    actual = payload_sha256(path)
+def verify_file(path: Path, spec: MnistFile, canonical: bool, mirror: str | None = None) -> dict:
+    """Check one archive (``path``, maybe a temporary name) against the SPEC entry
+    ``spec``; returns what was verified. Errors name ``spec.name``, never the temporary
+    file; ``mirror`` (where it came from) goes into the canonical-hash hint."""
+    actual = payload_sha256(path, spec.name)
     if actual != spec.payload_sha256:
         raise ChecksumError(
             f"{spec.name}: payload SHA-256 mismatch: expected {spec.payload_sha256}, got {actual}"
@@ -174,9 +198,11 @@ def verify_file(path: Path, spec: MnistFile, canonical: bool) -> dict:
     archive = sha256_file(path)
     archive_ok = archive == spec.archive_sha256
     if canonical and not archive_ok:
+        hint = f"{{url: {mirror!r}, canonical: false}}" if mirror else "{url: ..., canonical: false}"
         raise ChecksumError(
             f"{spec.name}: archive SHA-256 mismatch on a canonical mirror: "
-            f"expected {spec.archive_sha256}, got {archive}"
+            f"expected {spec.archive_sha256}, got {archive}. The payload is the right one, so "
+            f"this mirror serves a recompressed copy: to accept it, list the mirror as {hint}"
         )
     return {
         "payload_sha256": actual,
@@ -211,6 +237,15 @@ def atomic_write_json(path: Path, obj) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
 
 
+def write_json_if_changed(path: Path, obj) -> bool:
+    """``atomic_write_json`` unless the file already holds exactly that (its mtime is kept)."""
+    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
+    if Path(path).exists() and Path(path).read_text() == text:
+        return False
+    atomic_write_bytes(path, text.encode())
+    return True
+
+
 def atomic_write_csv(path: Path, df) -> None:
     """A pandas DataFrame as CSV (no index), through a temporary name and a rename."""
     atomic_write_bytes(path, df.to_csv(index=False).encode())
@@ -224,14 +259,19 @@ def download_file(
     retries: int = 2,
     backoff: float = 1.0,
     spec: MnistFile | None = None,
+    record: Path | None = None,
 ) -> dict:
     """Fetch one MNIST file into ``dest`` from the first mirror that serves a good copy.
 
-    Tries each mirror in order, ``retries`` extra times on network errors, and falls
-    through to the next mirror on any failure (unreachable, HTTP error, timeout,
-    checksum mismatch). Returns a provenance record. Raises DownloadError listing
-    every attempt when no mirror serves a good file. ``spec`` (expected sizes and
-    checksums) defaults to the SPEC's entry for ``name``.
+    A ``dest`` already in place whose payload verifies is kept untouched (its
+    provenance is read from ``record``, the ``.source.json`` beside it, when that
+    describes the same payload) and no mirror is asked. Otherwise each mirror is tried
+    in order under the retry policy of ``mnist_audit.retry``: ``retries`` extra tries on
+    what can pass (a timeout, a refused connection, a transfer cut short, HTTP 5xx),
+    none on what cannot (HTTP 404, a missing local file, a checksum mismatch), then the
+    next mirror. Returns a provenance record. Raises DownloadError listing every
+    attempt, each naming the file and the mirror, when no mirror serves a good file.
+    ``spec`` (expected sizes and checksums) defaults to the SPEC's entry for ``name``.
     """
     if spec is None:
         if name not in MNIST_FILES:
@@ -239,41 +279,47 @@ def download_file(
         spec = MNIST_FILES[name]
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
+    kept = _verified_in_place(dest, spec, record)
+    if kept is not None:
+        log.info("%s: already in place and verified (payload SHA-256 %s); kept, no mirror asked",
+                 name, spec.payload_sha256[:12])
+        return kept
+    policy = retry.Policy(attempts=1 + max(0, int(retries)), backoff_s=backoff)
     failures = []
     for mirror in map(Mirror.parse, mirrors):
         source = mirror.locate(name)
-        for attempt in range(1 + max(0, retries)):
+
+        def attempt() -> dict:
             fd, tmp = temp_beside(dest)
-            tmp = Path(tmp)
             try:
                 with os.fdopen(fd, "wb") as f:
                     _fetch(source, f, timeout)
-                checks = verify_file(tmp, spec, mirror.canonical)
-            except ChecksumError as e:
-                tmp.unlink(missing_ok=True)
-                log.error("%s from %s: %s; deleted, trying the next mirror", name, mirror.url, e)
-                failures.append(f"{source}: {e}")
-                break  # a bad copy will not get better by asking again
-            except (OSError, urllib.error.URLError, http.client.HTTPException, ValueError) as e:
-                tmp.unlink(missing_ok=True)
-                log.warning("%s from %s (try %d): %s", name, mirror.url, attempt + 1, e)
-                failures.append(f"{source} (try {attempt + 1}): {e}")
-                if attempt < retries:
-                    time.sleep(backoff * (2**attempt))
-                continue
-            except BaseException:
-                tmp.unlink(missing_ok=True)
-                raise
-            os.replace(tmp, dest)
-            record = {"file": name, "mirror": mirror.url, "source": source, **checks}
-            if not checks["archive_canonical"]:
-                log.info(
-                    "%s: payload verified; the archive bytes are not the canonical ones "
-                    "(recompressed copy), which is fine for a local mirror",
-                    name,
-                )
-            log.info("%s: verified, from %s", name, mirror.url)
-            return record
+                checks = verify_file(Path(tmp), spec, mirror.canonical, mirror.url)
+                os.replace(tmp, dest)
+                return checks
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+
+        try:
+            checks = retry.call(attempt, policy, f"{name} from {mirror.url}")
+        except retry.RetryError as e:
+            reason = retry.describe(e.last).removeprefix(f"{name}: ")
+            line = f"{name} from {mirror.url}: {reason} ({e.how})"
+            if isinstance(e.last, ChecksumError):
+                log.error("%s; deleted, trying the next mirror", line)
+            else:
+                log.warning("%s; trying the next mirror", line)
+            failures.append(line)
+            continue
+        rec = {"file": name, "mirror": mirror.url, "source": source, **checks}
+        if not checks["archive_canonical"]:
+            log.info(
+                "%s: payload verified; the archive bytes are not the canonical ones "
+                "(recompressed copy), which is fine for a local mirror",
+                name,
+            )
+        log.info("%s: verified, from %s", name, mirror.url)
+        return rec
     raise DownloadError(
         f"no mirror served a good copy of {name}. Attempts:\n  "
         + "\n  ".join(failures or ["(the mirror list is empty)"])
@@ -282,6 +328,32 @@ def download_file(
         "  snakemake --cores 8 --config 'mirrors=[\"file:///path/to/mnist/\"]'\n"
         "(a plain folder path works too)."
     )
+
+
+def _verified_in_place(dest: Path, spec: MnistFile, record: Path | None) -> dict | None:
+    """The provenance of ``dest`` when it is already there and its payload verifies."""
+    if not dest.exists():
+        return None
+    try:
+        actual = payload_sha256(dest, spec.name)
+    except ChecksumError as e:
+        log.warning("%s: the copy in place is unusable (%s); fetching it again", spec.name, e)
+        return None
+    if actual != spec.payload_sha256:
+        log.warning("%s: the copy in place has payload SHA-256 %s, not %s; fetching it again",
+                    spec.name, actual, spec.payload_sha256)
+        return None
+    previous = {}
+    if record is not None and Path(record).exists():
+        try:
+            previous = json.loads(Path(record).read_text())
+        except ValueError:
+            previous = {}
+    if previous.get("payload_sha256") == actual and previous.get("file") == spec.name:
+        return previous
+    archive = sha256_file(dest)
+    return {"file": spec.name, "mirror": None, "source": str(dest), "payload_sha256": actual,
+            "archive_sha256": archive, "archive_canonical": archive == spec.archive_sha256}
 
 
 # --------------------------------------------------------------------------- IDX

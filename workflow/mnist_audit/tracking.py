@@ -1,22 +1,35 @@
-"""MLflow: the store and experiment set-up (once), and one run per training job.
+"""MLflow: the store and experiment set-up (once), and one run per training result.
 
-Two rules matter here:
+Three rules matter here:
 
 * The store and the experiment are created by one job before anything logs.
   With MLflow 3 and a fresh sqlite store, several processes that open it at the
   same moment race on the schema migration (``duplicate column name``); one
   ``init_tracking`` job removes the race.
-* Logging is a separate step that reads the training job's local outputs
-  (metrics.json, history.csv, ...). A tracking server that is down fails that
-  step with a clear message, the measured results stay on disk, and a rerun logs
-  them. Logging is idempotent: a run already logged for the same job and the
-  same results is found by its tags and not logged twice; a half-logged run is
-  deleted and logged again.
+* A run is logged once. Its identity is what produced it (architecture, variant,
+  seed, resolved recipe, overrides, budget, subsets, backend, the data's payload
+  checksums), kept in the tag ``mnist_audit.identity``; logging finds an existing run
+  by that tag, whatever sweep logged it. The same results (``mnist_audit.results``,
+  the job's result_id) are not logged again; new results for the same identity (a
+  retrained job) replace the old run, which is deleted; a half-logged run is deleted
+  and logged again.
+* A sweep (the runs one configuration asks for, ``config.sweep_key``) is one MLflow
+  run, ``sweep <id>``; it groups its runs without copying them: each run lists the
+  sweeps it belongs to in the tag ``mnist_audit.sweeps``, and the sweep's
+  ``mnist_audit.sweep`` tag is what to search for
+  (``tags.`mnist_audit.sweeps` LIKE '%<id>%'``).
+
+Logging is a separate step that reads the training job's local outputs
+(metrics.json, history.csv, ...): a tracking server that is down fails that step
+with a clear message, the measured results stay on disk, and a rerun logs them.
+The model is stored once, in the run folder: the MLflow run records its path and
+SHA-256 (``model.path``, ``model.sha256``), not a second copy.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -25,6 +38,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
+
+from . import retry
 
 log = logging.getLogger(__name__)
 
@@ -42,26 +57,43 @@ def _fast_fail_http() -> None:
 
 
 def with_retries(fn: Callable, what: str, uri: str, attempts: int = 3, backoff_s: float = 2.0):
-    last = None
-    for i in range(attempts):
-        try:
-            return fn()
-        except Exception as e:  # noqa: BLE001  (MLflow raises many kinds on a dead server)
-            last = e
-            log.warning("%s: attempt %d/%d failed: %s", what, i + 1, attempts, e)
-            if i + 1 < attempts:
-                time.sleep(backoff_s * 2**i)
-    raise TrackingError(
-        f"{what}: the MLflow tracking store at {uri} could not be reached after {attempts} "
-        f"attempts ({type(last).__name__}: {last}). Nothing measured is lost: the job's results "
-        "are on disk, and rerunning the pipeline logs them once the store is back "
-        "(or set mlflow.tracking_uri / MLFLOW_TRACKING_URI to a reachable one)."
-    ) from last
+    """``fn()`` under the retry policy of ``mnist_audit.retry``: a store that is down or
+    answers 5xx is tried ``attempts`` times in all; an error that cannot pass (a 4xx, a
+    bad value) fails at once. The store's errors end in a TrackingError that says nothing
+    measured is lost; an error of our own code is raised as it is, after one try."""
+    try:
+        return retry.call(fn, retry.Policy(attempts=attempts, backoff_s=backoff_s), what)
+    except retry.RetryError as e:
+        last = e.last
+        if not e.retryable and not _from_the_store(last):
+            raise last from None  # a bug of ours, not the store's answer: its traceback says more
+        if e.retryable:
+            head = (f"{what}: the MLflow tracking store at {uri} could not be reached after "
+                    f"{e.attempts} attempt{'s' if e.attempts != 1 else ''} ({retry.describe(last)})")
+        else:
+            head = (f"{what}: the MLflow tracking store at {uri} refused the request "
+                    f"({retry.describe(last)}); not retried, as trying again cannot help")
+        raise TrackingError(
+            f"{head}. Nothing measured is lost: the job's results are on disk, and rerunning "
+            "the pipeline logs them once the store is back (or set mlflow.tracking_uri / "
+            "MLFLOW_TRACKING_URI to a reachable one)."
+        ) from last
+
+
+def _from_the_store(e: BaseException) -> bool:
+    """An error MLflow, its HTTP or its database layer raised (not one of our own code)."""
+    return isinstance(e, OSError) or type(e).__module__.split(".")[0] in (
+        "mlflow", "requests", "urllib3", "sqlalchemy", "sqlite3")
 
 
 def init_tracking(uri: str, experiment: str, artifact_location: str | None, sweep: Mapping,
                   config: Mapping, attempts: int = 3) -> dict:
-    """Create (or find) the store, the experiment and the sweep's parent run."""
+    """Create (or find) the store, the experiment and the sweep's run.
+
+    ``sweep`` has an ``id`` and, optionally, a ``key`` (``config.sweep_key``): a sweep
+    with the same key already in the experiment is reused, so rerunning the same
+    configuration opens no second sweep.
+    """
     _fast_fail_http()
     from mlflow import MlflowClient
 
@@ -78,11 +110,19 @@ def init_tracking(uri: str, experiment: str, artifact_location: str | None, swee
             exp_id = exp.experiment_id
         # MLflow 3's UI opens an experiment of this kind on its runs table (not the GenAI view).
         client.set_experiment_tag(exp_id, "mlflow.experimentKind", "custom_model_development")
-        parent = client.create_run(
-            exp_id,
-            run_name=f"sweep {sweep['id']}",
-            tags={f"{TAG}.kind": "sweep", f"{TAG}.sweep": sweep["id"], **{f"{TAG}.{k}": str(v) for k, v in sweep.items() if k != "id"}},
-        )
+        key = sweep.get("key")
+        if key:
+            for old in client.search_runs(
+                    [exp_id], filter_string=f"tags.`{TAG}.kind` = 'sweep' and tags.`{TAG}.sweep_key` = '{key}'"):
+                if old.info.status == "FINISHED":
+                    log.info("sweep %s: the same runs as sweep run %s; reused",
+                             old.data.tags[f"{TAG}.sweep"], old.info.run_id)
+                    return {"tracking_uri": uri, "experiment": experiment, "experiment_id": exp_id,
+                            "parent_run_id": old.info.run_id, "sweep_id": old.data.tags[f"{TAG}.sweep"]}
+                client.delete_run(old.info.run_id)  # half-made
+        tags = {f"{TAG}.kind": "sweep", f"{TAG}.sweep": sweep["id"],
+                **{f"{TAG}.{'sweep_key' if k == 'key' else k}": str(v) for k, v in sweep.items() if k != "id"}}
+        parent = client.create_run(exp_id, run_name=f"sweep {sweep['id']}", tags=tags)
         client.log_dict(parent.info.run_id, dict(config), "config.json")
         client.set_terminated(parent.info.run_id, "FINISHED")
         return {"tracking_uri": uri, "experiment": experiment, "experiment_id": exp_id,
@@ -100,6 +140,22 @@ def _flatten(d: Mapping, prefix: str = "") -> dict:
         else:
             out[key] = v
     return out
+
+
+IDENTITY_KEYS = ("arch", "variant", "seed", "recipe", "overrides", "budget_scale", "train_subset",
+                 "eval_subset", "total_steps", "n_train", "n_val", "n_test", "backend")
+
+
+def run_identity(metrics: Mapping, manifest: Mapping | None = None) -> str:
+    """What produced a run, as a SHA-256: IDENTITY_KEYS of its metrics and the data's payload
+    checksums (the split file's own hash is left out: it is a zip with time stamps, while
+    the payloads fix its content). Speed levers, threads, the device and where the data
+    was downloaded from change no number and are not in it."""
+    prov = metrics.get("provenance") or {}
+    data = (manifest or {}).get("payload_sha256") or prov.get("data_payload_sha256") or {}
+    ident = {k: metrics.get(k) for k in IDENTITY_KEYS}
+    ident["data_payload_sha256"] = dict(sorted(data.items()))
+    return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping | None) -> dict:
@@ -130,6 +186,7 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         "baseline": str(metrics["baseline"]).lower(),
         "git_commit": prov.get("git_commit", "unknown"),
         f"{TAG}.job": f"{arch}/{variant}/seed{seed}",
+        f"{TAG}.identity": run_identity(metrics, manifest),
         **{f"versions.{k}": v for k, v in (prov.get("packages") or {}).items()},
     }
     if manifest:
@@ -149,12 +206,31 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
             "run_name": f"{arch}{'' if variant == 'default' else ':' + variant} s{seed}"}
 
 
+def _add_sweep(client, run, sweep_id: str) -> str:
+    """Add ``sweep_id`` to the run's ``mnist_audit.sweeps`` tag (space-separated, oldest first)."""
+    sweeps = run.data.tags.get(f"{TAG}.sweeps", "").split()
+    if sweep_id not in sweeps:
+        sweeps.append(sweep_id)
+        while len(" ".join(sweeps)) > 7000:  # MLflow caps tag values (8,000 characters): oldest out
+            sweeps.pop(0)
+        client.set_tag(run.info.run_id, f"{TAG}.sweeps", " ".join(sweeps))
+    return " ".join(sweeps)
+
+
 def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts: int = 3) -> dict:
-    """Log one finished training job (its directory of outputs) as one MLflow run."""
+    """Log one finished training job (its directory of outputs) as one MLflow run, once.
+
+    The run is found by its identity (``run_identity``) in the whole experiment: the
+    same results already logged are only added to this sweep; other results of the same
+    identity (the job was retrained) and half-logged runs are deleted, then the run is
+    logged. Returns the run id and whether it was already logged.
+    """
     _fast_fail_http()
     import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
+
+    from .data import sha256_file
 
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -164,18 +240,38 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
     uri = sweep["tracking_uri"]
     digest = metrics.get("result_id") or str(os.path.getmtime(run_dir / "metrics.json"))
     job = payload["tags"][f"{TAG}.job"]
+    identity = payload["tags"][f"{TAG}.identity"]
+    model = run_dir / "model.keras"
+    model_tags = ({"model.path": str(model.resolve()), "model.sha256": sha256_file(model)}
+                  if model.exists() else {})
 
     def go():
         client = MlflowClient(tracking_uri=uri)
-        found = client.search_runs(
-            [sweep["experiment_id"]],
-            filter_string=f"tags.`{TAG}.job` = '{job}' and tags.`{TAG}.sweep` = '{sweep['sweep_id']}'",
-        )
-        for run in found:
-            if run.info.status == "FINISHED" and run.data.tags.get(f"{TAG}.results") == digest:
-                log.info("%s already logged as run %s", job, run.info.run_id)
-                return {"run_id": run.info.run_id, "already_logged": True}
-            client.delete_run(run.info.run_id)  # half-logged, or from older results
+        exp = [sweep["experiment_id"]]
+        found = client.search_runs(exp, filter_string=f"tags.`{TAG}.identity` = '{identity}'")
+        # Runs logged before identities existed: the same results under the same job.
+        found += [r for r in client.search_runs(
+            exp, filter_string=f"tags.`{TAG}.results` = '{digest}' and tags.`{TAG}.job` = '{job}'")
+            if f"{TAG}.identity" not in r.data.tags]
+        keep = next((r for r in found if r.info.status == "FINISHED"
+                     and r.data.tags.get(f"{TAG}.results") == digest), None)
+
+        def delete_others():
+            for run in found:
+                if run is not keep:
+                    why = ("half-logged" if run.info.status != "FINISHED" else
+                           "the same results, logged twice" if run.data.tags.get(f"{TAG}.results") == digest
+                           else "older results of the same run, replaced")
+                    log.info("%s: deleting MLflow run %s (%s)", job, run.info.run_id, why)
+                    client.delete_run(run.info.run_id)
+
+        if keep is not None:
+            delete_others()
+            if f"{TAG}.identity" not in keep.data.tags:
+                client.set_tag(keep.info.run_id, f"{TAG}.identity", identity)
+            _add_sweep(client, keep, sweep["sweep_id"])
+            log.info("%s already logged as run %s", job, keep.info.run_id)
+            return {"run_id": keep.info.run_id, "already_logged": True}
         t_end_ms = int(os.path.getmtime(run_dir / "metrics.json") * 1000)
         wall = metrics["timing"]["wall_seconds"]
         t0_ms = t_end_ms - int(wall * 1000)
@@ -183,29 +279,37 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
             sweep["experiment_id"], start_time=t0_ms, run_name=payload["run_name"],
             # Grouped by tags, not nested under the sweep run: MLflow's UI folds child runs
             # away, and a flat table of "thomas s0", "thomas s1", ... is what people read.
-            tags={**payload["tags"], f"{TAG}.sweep": sweep["sweep_id"],
-                  f"{TAG}.sweep_run": sweep["parent_run_id"]},
+            tags={**payload["tags"], **model_tags, f"{TAG}.sweeps": sweep["sweep_id"]},
         )
         rid = run.info.run_id
-        params = [Param(k, str(v)) for k, v in payload["params"].items()]
-        wall_at = {int(r["epoch"]): float(r["wall_seconds"]) for r in history}
-        ms = [Metric(k, v, t0_ms + int(1000 * wall_at[step]), step) for k, v, step in payload["series"]]
-        final_step = int(history[-1]["epoch"])
-        ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
-               if v is not None and math.isfinite(float(v))]
-        for i in range(0, len(params), 100):
-            client.log_batch(rid, params=params[i : i + 100])
-        for i in range(0, len(ms), 1000):
-            client.log_batch(rid, metrics=ms[i : i + 1000])
-        for name in ("metrics.json", "history.csv", "confusion.csv", "model.keras"):
-            if (run_dir / name).exists():
-                client.log_artifact(rid, str(run_dir / name))
-        client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
-        client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
+        try:
+            params = [Param(k, str(v)) for k, v in payload["params"].items()]
+            wall_at = {int(r["epoch"]): float(r["wall_seconds"]) for r in history}
+            ms = [Metric(k, v, t0_ms + int(1000 * wall_at[step]), step) for k, v, step in payload["series"]]
+            final_step = int(history[-1]["epoch"])
+            ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
+                   if v is not None and math.isfinite(float(v))]
+            for i in range(0, len(params), 100):
+                client.log_batch(rid, params=params[i : i + 100])
+            for i in range(0, len(ms), 1000):
+                client.log_batch(rid, metrics=ms[i : i + 1000])
+            # The small records; the model stays in the run folder (its path and SHA-256 are tags).
+            for name in ("metrics.json", "history.csv", "confusion.csv"):
+                if (run_dir / name).exists():
+                    client.log_artifact(rid, str(run_dir / name))
+            client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
+            client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
+        except BaseException:
+            with contextlib.suppress(Exception):  # best effort: a rerun deletes it otherwise
+                client.delete_run(rid)
+            raise
+        keep = run
+        delete_others()  # only now: a failure above never loses the run logged before
         return {"run_id": rid, "already_logged": False}
 
     result = with_retries(go, f"log_run {job}", uri, attempts)
-    return {**result, "job": job, "experiment_id": sweep["experiment_id"], "tracking_uri": uri}
+    return {**result, "job": job, "identity": identity, "experiment_id": sweep["experiment_id"],
+            "tracking_uri": uri}
 
 
 @contextlib.contextmanager
@@ -227,8 +331,12 @@ def _thread_log(path: str | Path):
     try:
         yield
     except Exception as e:
-        log.error("%s", e, exc_info=True)
-        raise
+        from .cli import error_text
+
+        # The reason goes to the log once (Snakemake shows a failed job's log); what
+        # Snakemake prints of the exception itself only points there.
+        log.error("%s", error_text(e))
+        raise TrackingError(f"failed; the reason is in {path}") from None
     finally:
         root.removeHandler(handler)
         handler.close()

@@ -4,6 +4,7 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 # The library lives beside the rules; importable even when not pip-installed.
@@ -19,7 +20,13 @@ SCHEMA = Path(workflow.basedir) / "workflow" / "schemas" / "config.schema.yaml"
 config.update(
     audit_config.coerce_cli_strings(config, audit_config.resolved_schema(SCHEMA))
 )
-validate(config, schema=audit_config.resolved_schema_path(SCHEMA))
+try:
+    validate(config, schema=audit_config.resolved_schema_path(SCHEMA))  # also fills in defaults
+except WorkflowError:
+    # Snakemake's message dumps the whole schema; ours names the key and what is allowed.
+    raise audit_config.ConfigError(
+        audit_config.explain_invalid(config, audit_config.resolved_schema(SCHEMA))
+    ) from None
 audit_config.check_config(config)
 
 

@@ -1,12 +1,13 @@
 rule init_tracking:
     output:
         sweep="results/mlflow/sweep.json",
+    # Rerun (a new sweep) only when the store or the set of runs changes: the sweep key
+    # leaves out the mirrors, the download and the tracking settings (config.sweep_key).
     params:
         uri=audit_config.tracking_uri(config),
         experiment=config["mlflow"]["experiment"],
         artifact_root=audit_config.artifact_root(),
-        retries=config["mlflow"]["retries"],
-        config_hash=audit_config.config_hash(config),
+        sweep_key=audit_config.sweep_key(config),
     conda:
         ENV
     log:
@@ -86,7 +87,9 @@ def run_model(wildcards):
 
 # Runs inside the Snakemake process (force-use-threads in the profiles): MLflow is
 # imported once per workflow, not once per job. Without that flag Snakemake spawns
-# a process per run: job, which is slower but logs the same.
+# a process per run: job, which is slower but logs the same. A run is logged once: a
+# rerun for a new sweep finds it by its identity and only adds the sweep to its tags.
+# No params: mlflow.retries is read from the config, so changing it reruns nothing.
 rule log_run:
     input:
         sweep=rules.init_tracking.output.sweep,
@@ -97,8 +100,6 @@ rule log_run:
         manifest=f"{DATA_DIR}/manifest.json",
     output:
         marker=f"{RUN_DIR}/mlflow_run.json",
-    params:
-        retries=config["mlflow"]["retries"],
     log:
         "results/logs/log_run/{arch}/{variant}/seed{seed}.log",
     localrule: True
@@ -109,5 +110,5 @@ rule log_run:
             input.manifest,
             output.marker,
             log[0],
-            attempts=params.retries,
+            attempts=config["mlflow"]["retries"],
         )

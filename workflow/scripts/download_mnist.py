@@ -1,4 +1,8 @@
-"""Snakemake: fetch and verify one MNIST file (logic: mnist_audit.data)."""
+"""Snakemake: fetch and verify one MNIST file (logic: mnist_audit.data).
+
+The mirrors and the download settings come from the config, not from the rule's params:
+where a file comes from is not part of its identity (see workflow/rules/data.smk).
+"""
 import sys
 from pathlib import Path
 
@@ -8,9 +12,10 @@ from mnist_audit.cli import logged_errors, setup_logging
 
 setup_logging(snakemake.log[0])
 with logged_errors():
-    out = Path(snakemake.output.archive)
+    out, source = Path(snakemake.output.archive), Path(snakemake.output.source)
+    settings = snakemake.config.get("download") or {}
     record = data.download_file(
-        out.name, out, snakemake.params.mirrors,
-        timeout=snakemake.params.timeout_s, retries=snakemake.params.retries,
+        out.name, out, snakemake.config["mirrors"],
+        timeout=settings.get("timeout_s", 30), retries=settings.get("retries", 2), record=source,
     )
-    data.atomic_write_json(snakemake.output.source, record)
+    data.write_json_if_changed(source, record)

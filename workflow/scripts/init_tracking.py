@@ -9,11 +9,13 @@ from mnist_audit.cli import logged_errors, setup_logging
 
 setup_logging(snakemake.log[0])
 with logged_errors():
-    # One sweep per execution of this job: it groups the runs it logs as children.
+    # One sweep per set of runs the config asks for (config.sweep_key): rerunning the same
+    # set, or changing only mirrors, download, tracking or GPU settings, opens no new sweep.
+    key = snakemake.params.sweep_key
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
-    sweep = {"id": f"{stamp}-{snakemake.params.config_hash[:8]}", "config_hash": snakemake.params.config_hash}
     info = tracking.init_tracking(
         snakemake.params.uri, snakemake.params.experiment, snakemake.params.artifact_root,
-        sweep, dict(snakemake.config), attempts=snakemake.params.retries,
+        {"id": f"{stamp}-{key[:8]}", "key": key}, dict(snakemake.config),
+        attempts=snakemake.config["mlflow"]["retries"],
     )
-    data.atomic_write_json(snakemake.output.sweep, info)
+    data.write_json_if_changed(snakemake.output.sweep, info)
