@@ -12,14 +12,15 @@ rule publish:
     input:
         metrics=run_paths(f"{RUN_DIR}/metrics.json"),
         predictions=run_paths(f"{RUN_DIR}/predictions.npz"),
+    params:
+        runs=f"{AUDIT_DIR}/runs",
+    conda:
+        ENV
     log:
         "results/logs/publish.log",
     localrule: True
-    run:
-        from mnist_audit import publish
-
-        done = publish.publish_runs([Path(p).parent for p in input.metrics], f"{AUDIT_DIR}/runs")
-        Path(log[0]).write_text(json.dumps(done, indent=1) + "\n")
+    script:
+        "../scripts/publish.py"
 
 
 # No training, no download: the committed records only. Also refreshes the README's
@@ -33,12 +34,12 @@ rule audit_report:
         readme=f"{AUDIT_DIR}/report/README.md",
         status=f"{AUDIT_DIR}/report/status.md",
         claim_audit=f"{AUDIT_DIR}/report/tables/claim_audit.csv",
+    params:
+        readme="README.md",
+    conda:
+        ENV
     log:
         "results/logs/audit_report.log",
     localrule: True
-    run:
-        from mnist_audit import publish
-
-        result = publish.build_audit_report(AUDIT_DIR)
-        publish.update_readme("README.md", result["status"])
-        Path(log[0]).write_text(f"{result['runs']} runs\n")
+    script:
+        "../scripts/audit_report.py"

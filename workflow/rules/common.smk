@@ -52,6 +52,13 @@ def train_params(wildcards):
     return audit_config.train_settings(config, wildcards.arch, wildcards.variant)
 
 
+def run_model(wildcards):
+    """A port's model file (the TF1 originals write none)."""
+    if audit_config.original_of(wildcards.variant):
+        return []
+    return f"{RUN_DIR}/model.keras".format(**wildcards)
+
+
 def train_priority(wildcards):
     return audit_config.train_priority(config, wildcards.arch, wildcards.variant)
 

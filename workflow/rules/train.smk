@@ -78,13 +78,6 @@ rule train_original:
         "../scripts/train_model.py"
 
 
-def run_model(wildcards):
-    """A port's model file (the TF1 originals write none)."""
-    if audit_config.original_of(wildcards.variant):
-        return []
-    return f"{RUN_DIR}/model.keras".format(**wildcards)
-
-
 # Runs inside the Snakemake process (force-use-threads in the profiles): MLflow is
 # imported once per workflow, not once per job. Without that flag Snakemake spawns
 # a process per run: job, which is slower but logs the same. A run is logged once: a
