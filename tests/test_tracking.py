@@ -117,8 +117,10 @@ def test_the_model_is_stored_once(one_run):
     run = client.get_run(res["run_id"])
     model = run_dir / "model.keras"
     assert run.data.tags["model.sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
-    assert run.data.tags["model.path"] == str(model.resolve())
-    assert {a.path for a in client.list_artifacts(res["run_id"])} == {"metrics.json", "history.csv", "confusion.csv"}
+    assert run.data.params["model.path"] == str(model.resolve())
+    assert {a.path for a in client.list_artifacts(res["run_id"])} <= {
+        "metrics.json", "history.csv", "confusion.csv", "predictions.npz", "provenance.json"}
+    assert "model.keras" not in {a.path for a in client.list_artifacts(res["run_id"])}
 
 
 def test_unreachable_server_gives_clear_error(one_run):

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -132,8 +133,24 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         assert sweep["sweep_id"] in run.data.tags["mnist_audit.sweeps"].split()  # grouped, not copied
         assert "mlflow.parentRunId" not in run.data.tags  # flat in the UI's runs table
         assert run.data.tags["architecture"] == arch and run.data.tags["seed"] == seed[4:]
-        assert run.data.tags["git_commit"] and run.data.tags["versions.keras"]
-        assert run.data.tags["data.payload_sha256.t10k-labels-idx1-ubyte.gz"].startswith("ff7bcfd4")
+        # a few tags; the commit where MLflow shows it; a one-line description
+        assert len([t for t in run.data.tags if not t.startswith("mlflow.")]) <= 12, sorted(run.data.tags)
+        assert run.data.tags["mlflow.source.git.commit"] == metrics["provenance"]["git_commit"]
+        assert run.data.tags["mlflow.note.content"].startswith(f"{arch} s{seed[4:]}: ")
+        assert f"{100 * metrics['test_accuracy']:.2f}% test" in run.data.tags["mlflow.note.content"]
+        # versions and checksums in one JSON artifact
+        dst = work / "downloads" / job.replace("/", "-")
+        dst.mkdir(parents=True)
+        local = client.download_artifacts(run.info.run_id, "provenance.json", str(dst))
+        prov = json.loads(Path(local).read_text())["provenance"]
+        assert prov["packages"]["keras"] and prov["data_payload_sha256"]["t10k-labels-idx1-ubyte.gz"].startswith("ff7bcfd4")
+        # MNIST as dataset inputs, one per split, the subset in the name and the digest
+        inputs = {d.dataset.name: d for d in client.get_run(run.info.run_id).inputs.dataset_inputs}
+        assert set(inputs) == {"mnist-train-first500", "mnist-validation-first500", "mnist-test-first500"}
+        test_source = json.loads(inputs["mnist-test-first500"].dataset.source)
+        assert test_source["files"]["t10k-labels-idx1-ubyte.gz"].startswith("ff7bcfd4") and test_source["subset"] == 500
+        assert len({d.dataset.digest for d in inputs.values()}) == 3
+        assert {t.value for d in inputs.values() for t in d.tags} == {"training", "validation", "test"}
         assert run.data.params["recipe.batch_size"] == str(metrics["recipe"]["batch_size"])
         # how it was trained: the default profile's 1 thread per job, the resident compiled loop
         assert run.data.params["threads"] == "1" == str(metrics["device"]["threads"])
