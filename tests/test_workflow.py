@@ -222,7 +222,9 @@ def test_training_jobs_take_gpu_leases(tmp_path):
         assert lease["of_gpus"] == "0,1" and lease["jobs_per_gpu"] == 1 and lease["slot"] == 0, t
         assert m["device"]["assigned_gpus"] == lease["gpu"], t  # CUDA_VISIBLE_DEVICES set to the leased GPU
         assert m["device"]["kind"] == "cpu", t
-        leases.append((lease["gpu"], lease["acquired_at"], path.stat().st_mtime))
+        # held from acquisition at least through training (Snakemake touches outputs later,
+        # so a file's mtime is no end time)
+        leases.append((lease["gpu"], lease["acquired_at"], lease["acquired_at"] + m["job_seconds"]))
     assert {g for g, _, _ in leases} == {"0", "1"}  # spread over both GPUs
     for i, (g1, s1, e1) in enumerate(leases):
         for g2, s2, e2 in leases[i + 1:]:

@@ -1303,8 +1303,11 @@ def log_report(sweep: Mapping, artifacts: Mapping[str, Sequence[str | Path]], au
         metrics, tags = [], [RunTag("git_commit", ", ".join(sorted(set(runs["git_commit"].astype(str)))))]
         for a in audit.itertuples(index=False):
             key = _metric_key(a.architecture, a.variant)
-            for name, value in (("mean_test_accuracy", a.mean_pct), ("sd_test_accuracy", a.sd_pct),
-                                ("ci_low_test_accuracy", a.ci_low_pct), ("ci_high_test_accuracy", a.ci_high_pct)):
+            for name, value in (("mean_test_accuracy", a.test_mean_pct), ("sd_test_accuracy", a.test_sd_pct),
+                                ("ci_low_test_accuracy", a.test_ci_low_pct),
+                                ("ci_high_test_accuracy", a.test_ci_high_pct),
+                                ("mean_authors_measure", a.mean_pct), ("ci_low_authors_measure", a.ci_low_pct),
+                                ("ci_high_authors_measure", a.ci_high_pct)):
                 if not _isnan(value):
                     metrics.append(Metric(f"{name}.{key}", float(value) / 100, now, 0))
             metrics.append(Metric(f"n_seeds.{key}", float(a.n_seeds), now, 0))

@@ -205,6 +205,26 @@ def dataset_inputs(metrics: Mapping, manifest: Mapping | None) -> list:
     return out
 
 
+_DATASETS_LOCK = threading.Lock()
+
+
+def _log_datasets(client, run_id: str, datasets: list, attempts: int = 3) -> None:
+    """``log_inputs``, safe when runs log at once: the store creates a dataset shared by
+    runs on first use, and two first uses at once collide on its unique key (sqlite:
+    IntegrityError). Threads of one process take turns; a collision with another
+    process is tried again, and then finds the dataset made."""
+    for attempt in range(attempts):
+        try:
+            with _DATASETS_LOCK:
+                client.log_inputs(run_id, datasets=datasets)
+            return
+        except Exception as e:  # noqa: BLE001 (the store's own error types vary by backend)
+            text = str(e)
+            if attempt + 1 == attempts or not any(k in text for k in ("UNIQUE", "IntegrityError", "duplicate key")):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
 def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping | None) -> dict:
     """Params, tags and metrics for one run, from the job's local outputs."""
     arch, variant, seed = metrics["arch"], metrics["variant"], metrics["seed"]
@@ -347,7 +367,7 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
                 if (run_dir / name).exists():
                     client.log_artifact(rid, str(run_dir / name))
             client.log_dict(rid, provenance_record(metrics, manifest), "provenance.json")
-            client.log_inputs(rid, datasets=dataset_inputs(metrics, manifest))
+            _log_datasets(client, rid, dataset_inputs(metrics, manifest))
             client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
             client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
         except BaseException:
