@@ -242,3 +242,27 @@ def test_cpu_kind_from_cpuinfo():
     assert a["kind"] == "AuthenticAMD 25/17 avx512+bf16" and a["model_name"] == "AMD EPYC"
     assert i["kind"] == "GenuineIntel 6/143 avx512+amx" and "amx_tile" in i["isa"]
     assert a["kind"] != i["kind"]
+
+
+@pytest.mark.slow
+def test_eval_batch_size_changes_no_result(split_path, reference_run, tmp_path):
+    """eval_batch_size changes no trained weight, no accuracy and no prediction; the
+    evaluation losses are means summed in another order, equal to float32 rounding
+    (this test found that a first, stronger README sentence was wrong)."""
+    import pandas as pd
+
+    out = tmp_path / "eval100"
+    _finish(_train(split_path, out, ARCH, 0, SCALE, ["--eval-batch-size", "100"]))
+    a = json.loads((reference_run / "metrics.json").read_text())
+    b = json.loads((out / "metrics.json").read_text())
+    assert b["speed"]["eval_batch_size"] == 100
+    for k in ("test_accuracy", "val_accuracy", "train_loss"):
+        assert a[k] == b[k], k
+    for k in ("test_loss", "val_loss"):
+        assert b[k] == pytest.approx(a[k], rel=1e-6), k
+    ha, hb = (pd.read_csv(d / "history.csv") for d in (reference_run, out))
+    for col in ("steps", "train_loss", "train_accuracy", "val_accuracy", "test_accuracy"):
+        assert ha[col].tolist() == hb[col].tolist(), col
+    for wa, wb in zip(_weights(reference_run / "model.keras"), _weights(out / "model.keras")):
+        np.testing.assert_array_equal(wa, wb)
+    assert (reference_run / "predictions.npz").read_bytes() == (out / "predictions.npz").read_bytes()
