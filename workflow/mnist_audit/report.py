@@ -31,6 +31,7 @@ import pandas as pd
 
 from . import audit as stats
 from . import registry
+from .config import original_of, original_variant
 from .data import MNIST_FILES, atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 log = logging.getLogger(__name__)
@@ -86,13 +87,6 @@ PLOT_FILES = {
 # ---------------------------------------------------------------------------
 # Small helpers
 # ---------------------------------------------------------------------------
-
-
-def original_of(variant: str) -> str | None:
-    """The registry variant a run variant is the TF1 original of (None for a port)."""
-    from .config import original_of as of
-
-    return of(variant)
 
 
 def model_label(arch: str, variant: str) -> str:
@@ -569,7 +563,7 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
         return
     frames = []
     for r in table.itertuples(index=False):
-        for side, variant in (("port", r.variant), ("original", config_original_variant(r.variant))):
+        for side, variant in (("port", r.variant), ("original", original_variant(r.variant))):
             h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)]
             frames.append(h.assign(side=side, panel=r.model, acc=100 * h["test_accuracy"]))
     d = pd.concat(frames, ignore_index=True)
@@ -581,12 +575,6 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
     g.figure.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1): mean over seeds, +-1 sd"),
                       y=1.02, va="bottom")
     _save(g.figure, path)
-
-
-def config_original_variant(of: str) -> str:
-    from .config import original_variant
-
-    return original_variant(of)
 
 
 def html_summary(runs: pd.DataFrame, audit_table: pd.DataFrame, timing: pd.DataFrame) -> str:
