@@ -14,7 +14,7 @@ import pytest
 from conftest import LOCAL_MIRROR, idx_bytes, needs_mnist, write_gz
 from engines import free_port
 
-from mnist_audit import data
+from mnist_audit import data, files
 
 
 # ----------------------------------------------------------------- IDX parsing
@@ -283,12 +283,12 @@ def test_a_verified_file_in_place_is_kept_without_asking_a_mirror(tmp_path, synt
     spec = _spec(folder, sums, name)
     dest, record = tmp_path / "out" / name, tmp_path / "out" / f"{name}.source.json"
     first = data.download_file(name, dest, [str(folder)], spec=spec, record=record)
-    data.write_json_if_changed(record, first)
+    files.write_json_if_changed(record, first)
     stamps = (dest.stat().st_mtime_ns, record.stat().st_mtime_ns)
     dead = f"http://127.0.0.1:{free_port()}/"
     again = data.download_file(name, dest, [dead], spec=spec, record=record)
     assert again == first and again["mirror"] == str(folder)  # provenance kept
-    assert not data.write_json_if_changed(record, again)
+    assert not files.write_json_if_changed(record, again)
     assert (dest.stat().st_mtime_ns, record.stat().st_mtime_ns) == stamps  # not rewritten
     dest.write_bytes(dest.read_bytes()[:-5])  # a copy in place that no longer verifies is replaced
     url, requests = counting_server(folder)
@@ -316,7 +316,7 @@ def test_prepare_split_synthetic(tmp_path, synthetic_mnist):
     np.testing.assert_array_equal(split["x_train"], arrays["train-images-idx3-ubyte.gz"][5:])
     np.testing.assert_array_equal(split["y_test"], arrays["t10k-labels-idx1-ubyte.gz"])
     assert m["counts"] == {"train": 25, "val": 5, "test": 12}
-    assert json.loads((tmp_path / "m.json").read_text())["split_sha256"] == data.sha256_file(tmp_path / "s.npz")
+    assert json.loads((tmp_path / "m.json").read_text())["split_sha256"] == files.sha256_file(tmp_path / "s.npz")
     assert not list(tmp_path.glob("*.part*"))
 
 

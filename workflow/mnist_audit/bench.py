@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as mdata
+from . import files
 from . import registry
 
 log = logging.getLogger(__name__)
@@ -351,7 +352,7 @@ def one_job_overhead(data_path: Path, threads: int, workdir: Path) -> dict:
     uri = f"sqlite:///{Path(workdir) / 'overhead.db'}"
     sweep_path = Path(workdir) / "sweep.json"
     sweep = tracking.init_tracking(uri, "bench", (Path(workdir) / "art").as_uri(), {"id": "bench"}, {})
-    mdata.atomic_write_json(sweep_path, sweep)
+    files.atomic_write_json(sweep_path, sweep)
     logged = tracking.log_run_job(sweep_path, out, Path(data_path).parent / "manifest.json",
                                   Path(workdir) / "mlflow_run.json", Path(workdir) / "log_run.log")
     return {"train_job_wall_seconds": wall, "training_and_eval_seconds": in_training,
@@ -418,7 +419,7 @@ def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
     write_csv(out_dir / "throughput.csv", tp)
     write_csv(out_dir / "levers.csv", lv)
     write_csv(out_dir / "overhead.csv", pd.DataFrame([oh]))
-    mdata.atomic_write_json(out_dir / "machine.json", info)
+    files.atomic_write_json(out_dir / "machine.json", info)
     show = tp[["arch", "batch_size", "steps_per_execution", "pipeline_images_per_s", "reference_images_per_s",
                "original_images_per_s", "ratio_to_original", "ratio_to_original_min", "ratio_to_original_max",
                "ratio", "ratio_min", "ratio_max", "ratio_best", "aa_ratio", "macs_per_image", "pipeline_fraction_of_peak",
@@ -457,7 +458,7 @@ def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
         "fixed_overhead = the training job's wall time minus its training and evaluation, plus logging the "
         "run (inside the Snakemake process, where MLflow is imported once per workflow: timed apart).", "",
     ]
-    mdata.atomic_write_bytes(out_dir / "bench.md", "\n".join(lines).encode())
+    files.atomic_write_bytes(out_dir / "bench.md", "\n".join(lines).encode())
 
 
 if __name__ == "__main__":  # the thread lever's worker processes

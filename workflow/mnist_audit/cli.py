@@ -10,110 +10,23 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import logging
 import os
 import sys
-import traceback
 from pathlib import Path
 
-
-def setup_logging(log_path: str | Path | None = None, level=logging.INFO) -> None:
-    """Log to ``log_path`` when given (a Snakemake job: its log file, which Snakemake shows
-    when the job fails), else to standard error (the command line)."""
-    if log_path:
-        Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-        handlers: list[logging.Handler] = [logging.FileHandler(log_path, mode="w")]
-    else:
-        handlers = [logging.StreamHandler(sys.stderr)]
-    logging.basicConfig(level=level, handlers=handlers, force=True,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-
-
-def is_ours(e: BaseException) -> bool:
-    """An error this package raises on purpose (a failed download, a tracking store that
-    is down, a bad value): its message says everything, a traceback adds nothing."""
-    return type(e).__module__.startswith("mnist_audit.")
-
-
-def error_text(e: BaseException) -> str:
-    """What to log for an error, with its message once: ours as ``Class: message``, anything
-    else as its traceback (whose last line is the message)."""
-    if is_ours(e):
-        return f"{type(e).__name__}: {e}"
-    return "".join(traceback.format_exception(type(e), e, e.__traceback__)).rstrip()
-
-
-@contextlib.contextmanager
-def logged_errors():
-    """A Snakemake script's body: an error is written to the log once, then the process
-    ends with status 1. Nothing prints it a second time (no interpreter traceback on
-    standard error); Snakemake shows the job's log when it fails (show-failed-logs)."""
-    try:
-        yield
-    except Exception as e:  # noqa: BLE001  (reported, then the job fails)
-        logging.getLogger("mnist_audit").error("%s", error_text(e))
-        logging.shutdown()
-        raise SystemExit(1) from None
-
-
-def exit_now(code: int = 0) -> None:
-    """End a training process without the interpreter's teardown.
-
-    Tearing down TensorFlow (thread pools, graphs, the arrays) takes 0.6-0.8 s on a
-    small CPU and does nothing for us: every output is already written, closed and
-    renamed into place. Logs and standard streams are flushed first.
-    """
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
-
-
-def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dict, threads: int | None,
-                 jobs_per_gpu: int = 1, memory_growth: bool = True, config: dict | None = None,
-                 stop_after_chunks: int | None = None) -> dict:
-    """Take a GPU (if any), set up the backend, train. The body of the ``train_model`` rule."""
-    from . import devices
-
-    with contextlib.ExitStack() as stack:
-        gpus = devices.detect_gpus()
-        lease = None
-        if gpus and not devices.scheduler_assigned_gpus():
-            import time
-
-            t0 = time.time()
-            lease = stack.enter_context(devices.gpu_lease(gpus, jobs_per_gpu))
-            waited = time.time() - t0
-            logging.getLogger(__name__).info("GPU lease: GPU %s slot %d (waited %.1f s)", lease.gpu, lease.slot, waited)
-        device = devices.configure_backend(threads, memory_growth)
-        if lease:
-            device["gpu_slot"] = lease.slot
-            device["gpu_lease"] = {"gpu": lease.gpu, "slot": lease.slot, "of_gpus": ",".join(gpus),
-                                   "jobs_per_gpu": jobs_per_gpu, "acquired_at": t0 + waited,
-                                   "waited_seconds": waited}
-        if settings.get("original"):  # the author's program in TF1's graph API
-            from .originals import train_original
-
-            keep = ("arch", "variant", "budget_scale", "train_subset", "eval_subset", "eval_batch_size")
-            return train_original(data, out_dir, seed=seed, threads=threads or 1, device=device, config=config,
-                                  **{k: settings[k] for k in keep})
-        from .train import train_run
-
-        return train_run(data, out_dir, seed=seed, device=device, config=config,
-                         stop_after_chunks=stop_after_chunks, **settings)
+from .job import exit_now, setup_logging, training_job
 
 
 def _cmd_download(a) -> int:
-    from . import data
+    from . import data, files
 
     out = Path(a.out)
     for name in data.MNIST_FILES:
         record = out / "raw" / f"{name}.source.json"
         rec = data.download_file(name, out / "raw" / name, a.mirror or data.PUBLIC_MIRRORS,
                                  timeout=a.timeout, retries=a.retries, record=record)
-        data.write_json_if_changed(record, rec)  # a verified copy in place is kept as it is
+        files.write_json_if_changed(record, rec)  # a verified copy in place is kept as it is
     raw = {n: out / "raw" / n for n in data.MNIST_FILES}
     prov = {n: json.loads((out / "raw" / f"{n}.source.json").read_text()) for n in raw}
     manifest = data.prepare_split(raw, out / "mnist.npz", out / "manifest.json", prov)

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 
 from . import registry
+from .files import atomic_write_bytes
 
 DEFAULT_STORE_DIR = Path("results/mlflow")
 
@@ -48,10 +49,7 @@ def resolved_schema_path(schema_path: str | Path) -> str:
     digest = hashlib.sha256(text.encode()).hexdigest()[:16]
     path = Path(tempfile.gettempdir()) / f"mnist-audit-config-schema-{digest}.json"
     if not path.exists():
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".json.part")
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
+        atomic_write_bytes(path, text.encode())
     return str(path)
 
 

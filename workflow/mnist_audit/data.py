@@ -21,7 +21,6 @@ import json
 import logging
 import os
 import struct
-import tempfile
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
@@ -30,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from . import retry
+from .files import atomic_write_json, sha256_file, temp_beside
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ PUBLIC_MIRRORS = (
 N_VALIDATION = 5000  # the first 5,000 training images, as input_data.read_data_sets did
 
 
-class DataError(RuntimeError):
+class DataError(RuntimeError, retry.PermanentError):
     """A data file is missing, corrupt, or of the wrong kind."""
 
 
@@ -165,14 +165,6 @@ def _copy(src, dest) -> int:
     return n
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def payload_sha256(gz_path: Path, name: str | None = None) -> str:
     """SHA-256 of the decompressed payload; ChecksumError (naming ``name``, else the
     file's own name) if the gzip stream is broken."""
@@ -209,46 +201,6 @@ def verify_file(path: Path, spec: MnistFile, canonical: bool, mirror: str | None
         "archive_sha256": archive,
         "archive_canonical": archive_ok,
     }
-
-
-def temp_beside(path: Path, suffix: str = ".part") -> tuple[int, str]:
-    """mkstemp in the destination's folder (so the rename is atomic), with umask permissions."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.fchmod(fd, 0o666 & ~umask)
-    return fd, tmp
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = temp_beside(path)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_json(path: Path, obj) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True) + "\n").encode())
-
-
-def write_json_if_changed(path: Path, obj) -> bool:
-    """``atomic_write_json`` unless the file already holds exactly that (its mtime is kept)."""
-    text = json.dumps(obj, indent=2, sort_keys=True) + "\n"
-    if Path(path).exists() and Path(path).read_text() == text:
-        return False
-    atomic_write_bytes(path, text.encode())
-    return True
-
-
-def atomic_write_csv(path: Path, df) -> None:
-    """A pandas DataFrame as CSV (no index), through a temporary name and a rename."""
-    atomic_write_bytes(path, df.to_csv(index=False).encode())
 
 
 def download_file(

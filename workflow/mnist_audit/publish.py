@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data import atomic_write_json, sha256_file
+from .files import atomic_write_json, sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +261,7 @@ def update_readme(readme: str | Path, status: str) -> bool:
     _, tail = rest.split(STATUS_END, 1)
     new = f"{head}{STATUS_START}\n{status}{STATUS_END}{tail}"
     if new != text:
-        from .data import atomic_write_bytes
+        from .files import atomic_write_bytes
 
         atomic_write_bytes(path, new.encode())
     return new != text

@@ -32,7 +32,8 @@ import pandas as pd
 from . import audit as stats
 from . import registry
 from .config import original_of, original_variant
-from .data import MNIST_FILES, atomic_write_bytes, atomic_write_csv, atomic_write_json
+from .data import MNIST_FILES
+from .files import atomic_write_bytes, atomic_write_csv, atomic_write_json
 
 log = logging.getLogger(__name__)
 

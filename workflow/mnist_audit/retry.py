@@ -36,6 +36,11 @@ class TransientError(Exception):
     """Raised by our own code for a failure that may pass (e.g. a cut transfer)."""
 
 
+class PermanentError(Exception):
+    """Raised by our own code for a failure that is the same on every try (a checksum
+    mismatch, a wrong file): never retried."""
+
+
 class RetryError(Exception):
     """``call`` gave up: ``last`` is the final failure, ``attempts`` how many were made,
     ``retryable`` whether it was of a kind worth retrying (False: it failed at once)."""
@@ -100,9 +105,7 @@ def _judge(e: BaseException) -> bool | None:
         return True
     if module.startswith("sqlalchemy") and name == "OperationalError":  # e.g. database is locked
         return True
-    from .data import DataError  # a checksum mismatch, a wrong file: the same on every try
-
-    if isinstance(e, DataError):
+    if isinstance(e, PermanentError):
         return False
     return None
 

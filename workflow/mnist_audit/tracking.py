@@ -298,7 +298,7 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
     from mlflow import MlflowClient
     from mlflow.entities import Metric, Param, RunTag
 
-    from .data import sha256_file
+    from .files import sha256_file
 
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -402,7 +402,7 @@ def _thread_log(path: str | Path):
     try:
         yield
     except Exception as e:
-        from .cli import error_text
+        from .job import error_text
 
         # The reason goes to the log once (Snakemake shows a failed job's log); what
         # Snakemake prints of the exception itself only points there.
@@ -421,7 +421,7 @@ def log_run_job(sweep_path: str | Path, run_dir: str | Path, manifest_path: str 
     in the profiles), so MLflow is imported once per workflow instead of once per
     job: logging a run then costs only its API calls.
     """
-    from .data import atomic_write_json
+    from .files import atomic_write_json
 
     with _thread_log(log_path):
         t = time.perf_counter()

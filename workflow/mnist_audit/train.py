@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as mdata
+from . import files
 from . import registry
 
 log = logging.getLogger(__name__)
@@ -97,9 +98,8 @@ def plan(recipe: registry.Recipe, n_train: int, budget_scale: float) -> dict:
 
 def _save_keras(model, path: Path) -> None:
     """model.save through a temporary name (Keras needs the .keras suffix) and a rename."""
-    tmp = path.with_name(f".{path.stem}.part.keras")
-    model.save(tmp)
-    os.replace(tmp, path)
+    with files.replacing(path, ".keras") as tmp:
+        model.save(tmp)
 
 
 def _signature(settings: dict) -> str:
@@ -158,7 +158,7 @@ class Checkpoint:
         self.dir.mkdir(parents=True, exist_ok=True)
         name = f"model-{chunk}.keras"
         _save_keras(model, self.dir / name)
-        mdata.atomic_write_json(self.dir / "state.json",
+        files.atomic_write_json(self.dir / "state.json",
                      {**state, "signature": self.signature, "model": name, "rng": rng_state(model)})
         for old in self.dir.glob("model-*.keras"):
             if old.name != name:
@@ -512,10 +512,10 @@ def train_run(
         "result_id": uuid.uuid4().hex,  # lets the logger tell these results from older ones
     }
     pd_history = _history_table(history)
-    mdata.atomic_write_csv(out_dir / "history.csv", pd_history)
-    mdata.atomic_write_csv(out_dir / "confusion.csv", _confusion_table(cm))
+    files.atomic_write_csv(out_dir / "history.csv", pd_history)
+    files.atomic_write_csv(out_dir / "confusion.csv", _confusion_table(cm))
     write_predictions(out_dir / "predictions.npz", val_pred, y_val, y_pred, y_test)
-    mdata.atomic_write_json(out_dir / "metrics.json", metrics)
+    files.atomic_write_json(out_dir / "metrics.json", metrics)
     ckpt.clear()
     return metrics
 
@@ -537,7 +537,7 @@ def write_predictions(path: Path, val_pred, y_val, test_pred, y_test) -> None:
         arrays[f"{split}_correct"] = np.packbits(pred == np.asarray(true))
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
-    mdata.atomic_write_bytes(path, buf.getvalue())
+    files.atomic_write_bytes(path, buf.getvalue())
 
 
 def read_predictions(path: Path) -> dict[str, np.ndarray]:
@@ -560,7 +560,7 @@ def _provenance(data_path: Path) -> dict:
         "packages": provenance.package_versions(),
         **provenance.platform_info(),
         "data_payload_sha256": data.get("payload_sha256", {}),
-        "data_split_sha256": data.get("split_sha256") or mdata.sha256_file(data_path),
+        "data_split_sha256": data.get("split_sha256") or files.sha256_file(data_path),
     }
 
 

@@ -3,9 +3,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import report
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import job, report
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     report.write_runs(snakemake.input.metrics, snakemake.input.parameters, snakemake.output.runs)

@@ -7,10 +7,8 @@ from pathlib import Path
 os.environ["CUDA_VISIBLE_DEVICES"] = ""  # model accounting builds the models: no accelerator needed
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import publish
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import job, publish
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     result = publish.build_audit_report(Path(snakemake.output.readme).parents[1])  # audit/
     publish.update_readme(snakemake.params.readme, result["status"])

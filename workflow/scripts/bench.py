@@ -3,10 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import job
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     from mnist_audit import devices
 
     device = devices.configure_backend(snakemake.threads)

@@ -7,15 +7,13 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import data
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import data, files, job
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     out, source = Path(snakemake.output.archive), Path(snakemake.output.source)
     settings = snakemake.config.get("download") or {}
     record = data.download_file(
         out.name, out, snakemake.config["mirrors"],
         timeout=settings.get("timeout_s", 30), retries=settings.get("retries", 2), record=source,
     )
-    data.write_json_if_changed(source, record)
+    files.write_json_if_changed(source, record)

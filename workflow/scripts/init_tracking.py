@@ -4,11 +4,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import data, tracking
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import data, files, job, tracking
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     # One sweep per set of runs the config asks for (config.sweep_key): rerunning the same
     # set, or changing only mirrors, download, tracking or GPU settings, opens no new sweep.
     key = snakemake.params.sweep_key
@@ -18,4 +16,4 @@ with logged_errors():
         {"id": f"{stamp}-{key[:8]}", "key": key}, dict(snakemake.config),
         attempts=snakemake.config["mlflow"]["retries"],
     )
-    data.write_json_if_changed(snakemake.output.sweep, info)
+    files.write_json_if_changed(snakemake.output.sweep, info)

@@ -10,9 +10,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import report
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import job, report
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     report.write_model_accounting(snakemake.params.models, dict(snakemake.output.items()))

@@ -4,11 +4,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import data
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import data, job
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     raw = {Path(p).name: Path(p) for p in snakemake.input.archives}
     prov = {Path(p).name[: -len(".source.json")]: json.loads(Path(p).read_text()) for p in snakemake.input.sources}
     data.prepare_split(raw, snakemake.output.split, snakemake.output.manifest, prov)

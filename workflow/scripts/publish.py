@@ -4,10 +4,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import publish
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import job, publish
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     done = publish.publish_runs([Path(p).parent for p in snakemake.input.metrics], snakemake.params.runs)
     print(json.dumps({k: len(v) for k, v in done.items()}))

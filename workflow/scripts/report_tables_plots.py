@@ -3,11 +3,9 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import report
-from mnist_audit.cli import logged_errors, setup_logging
+from mnist_audit import job, report
 
-setup_logging(snakemake.log[0])
-with logged_errors():
+with job.step(snakemake):
     inputs = {
         "runs": snakemake.input.runs,
         "parameters": snakemake.input.parameters,

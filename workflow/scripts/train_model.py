@@ -3,14 +3,11 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit.devices import lean_imports
+from mnist_audit import job
 
-lean_imports()  # this process only trains: skip Keras's unused optional imports (2-3 s)
-from mnist_audit.cli import exit_now, logged_errors, setup_logging, training_job  # noqa: E402
-
-setup_logging(snakemake.log[0])
-with logged_errors():
-    training_job(
+# lean: this process only trains; fast_exit: its outputs are closed, skip TensorFlow's teardown
+with job.step(snakemake, lean=True, fast_exit=True):
+    job.training_job(
         snakemake.input.data,
         Path(snakemake.output.metrics).parent,
         seed=int(snakemake.wildcards.seed),
@@ -20,4 +17,3 @@ with logged_errors():
         memory_growth=snakemake.params.memory_growth,
         config=dict(snakemake.config),
     )
-exit_now(0)  # outputs are written and closed: skip TensorFlow's slow teardown

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as mdata
+from .. import files
 from .. import registry, train
 from . import program as prog
 
@@ -200,10 +201,10 @@ def train_original(
         "config": config or {},
         "result_id": uuid.uuid4().hex,
     }
-    mdata.atomic_write_csv(out_dir / "history.csv", train._history_table(history))
-    mdata.atomic_write_csv(out_dir / "confusion.csv", train._confusion_table(train.confusion_matrix(y_test, y_pred)))
+    files.atomic_write_csv(out_dir / "history.csv", train._history_table(history))
+    files.atomic_write_csv(out_dir / "confusion.csv", train._confusion_table(train.confusion_matrix(y_test, y_pred)))
     train.write_predictions(out_dir / "predictions.npz", val_pred, y_val, y_pred, y_test)
-    mdata.atomic_write_json(out_dir / "metrics.json", metrics)
+    files.atomic_write_json(out_dir / "metrics.json", metrics)
     return metrics
 
 
