@@ -57,14 +57,14 @@ def synthetic_mnist(tmp_path):
 @pytest.fixture(scope="session")
 def split_path(tmp_path_factory):
     """A prepared split: the real MNIST when the local copy exists, else a synthetic one."""
-    from mnist_audit import data
+    from mnist_audit import data, download
 
     out = tmp_path_factory.mktemp("split")
     if have_local_mirror():
         raw = {}
         for name in data.MNIST_FILES:
             raw[name] = out / "raw" / name
-            data.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
+            download.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
         data.prepare_split(raw, out / "mnist.npz", out / "manifest.json")
     else:
         rng = np.random.default_rng(1)

@@ -13,7 +13,7 @@ from scipy import stats
 
 from mnist_audit import audit, publish
 from mnist_audit.devices import cpu_info
-from mnist_audit.train import read_predictions
+from mnist_audit.runs import read_predictions
 
 AUDIT = ROOT / "audit"
 PUBLISHED = publish.published_metrics(AUDIT / "runs")

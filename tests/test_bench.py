@@ -55,7 +55,7 @@ def test_speed_levers_change_nothing(split_path, tmp_path, arch, scale, fast, sp
 def test_compiled_loop_takes_whole_batches_only():
     import keras
 
-    from mnist_audit.train import Feeder
+    from mnist_audit.loops import Feeder
 
     x, y = np.zeros((10, 28, 28), np.float32), np.zeros(10, np.int32)
     f = Feeder(x, y, resident=True)

@@ -14,7 +14,7 @@ import pytest
 from conftest import LOCAL_MIRROR, idx_bytes, needs_mnist, write_gz
 from engines import free_port
 
-from mnist_audit import data, files
+from mnist_audit import data, download, files
 
 
 # ----------------------------------------------------------------- IDX parsing
@@ -64,25 +64,25 @@ def test_verify_file_payload_mismatch(synthetic_mnist):
     name = "t10k-labels-idx1-ubyte.gz"
     bad = dataclasses.replace(data.MNIST_FILES[name], payload_sha256="0" * 64)
     with pytest.raises(data.ChecksumError, match="payload SHA-256 mismatch: expected 0000"):
-        data.verify_file(folder / name, bad, canonical=False)
+        download.verify_file(folder / name, bad, canonical=False)
 
 
 def test_verify_file_canonical_mirror_demands_archive_hash(synthetic_mnist):
     folder, sums, _ = synthetic_mnist
     name = "t10k-labels-idx1-ubyte.gz"
     spec = _spec(folder, sums, name)
-    assert data.verify_file(folder / name, spec, canonical=False)["archive_canonical"] is False
+    assert download.verify_file(folder / name, spec, canonical=False)["archive_canonical"] is False
     with pytest.raises(data.ChecksumError, match="archive SHA-256 mismatch on a canonical mirror"):
-        data.verify_file(folder / name, spec, canonical=True)
+        download.verify_file(folder / name, spec, canonical=True)
 
 
 def test_mirror_parse():
-    assert data.Mirror.parse("https://x.org/mnist/").canonical is True
-    assert data.Mirror.parse("file:///tmp/m").canonical is False
-    assert data.Mirror.parse({"url": "/tmp/m", "canonical": True}).canonical is True
-    assert data.Mirror.parse("/tmp/m").locate("a.gz") == "/tmp/m/a.gz"
+    assert download.Mirror.parse("https://x.org/mnist/").canonical is True
+    assert download.Mirror.parse("file:///tmp/m").canonical is False
+    assert download.Mirror.parse({"url": "/tmp/m", "canonical": True}).canonical is True
+    assert download.Mirror.parse("/tmp/m").locate("a.gz") == "/tmp/m/a.gz"
     with pytest.raises(data.DataError, match="unsupported scheme 'ftp'"):
-        data.Mirror.parse("ftp://x.org/")
+        download.Mirror.parse("ftp://x.org/")
 
 
 # ----------------------------------------------------------------- mirror fallback over real HTTP
@@ -124,7 +124,7 @@ def test_fallback_down_corrupt_good(tmp_path, synthetic_mnist, http_mirror, capl
         {"url": http_mirror(folder), "canonical": False},  # good
     ]
     dest = tmp_path / "out" / name
-    rec = data.download_file(name, dest, mirrors, timeout=5, retries=1, backoff=0.01,
+    rec = download.download_file(name, dest, mirrors, timeout=5, retries=1, backoff=0.01,
                              spec=_spec(folder, sums, name))
     assert dest.read_bytes() == (folder / name).read_bytes()
     assert rec["mirror"] == mirrors[2]["url"] and rec["payload_sha256"] == sums[name]
@@ -138,8 +138,8 @@ def test_all_mirrors_bad_gives_clear_error(tmp_path, synthetic_mnist, http_mirro
     empty = tmp_path / "empty"
     empty.mkdir()
     dest = tmp_path / "out" / name
-    with pytest.raises(data.DownloadError) as e:
-        data.download_file(name, dest, [http_mirror(empty), f"http://127.0.0.1:{free_port()}/"],
+    with pytest.raises(download.DownloadError) as e:
+        download.download_file(name, dest, [http_mirror(empty), f"http://127.0.0.1:{free_port()}/"],
                            timeout=5, retries=0, spec=_spec(folder, sums, name))
     msg = str(e.value)
     assert "no mirror served a good copy" in msg and "404" in msg and "file://" in msg
@@ -166,8 +166,8 @@ def test_interrupted_download_leaves_nothing(tmp_path, synthetic_mnist):
     threading.Thread(target=srv.serve_forever, daemon=True).start()
     dest = tmp_path / "out" / name
     try:
-        with pytest.raises(data.DownloadError, match=f"{name} from http://127.0.0.1:.*transfer cut short"):
-            data.download_file(name, dest, [f"http://127.0.0.1:{srv.server_address[1]}/"], timeout=5,
+        with pytest.raises(download.DownloadError, match=f"{name} from http://127.0.0.1:.*transfer cut short"):
+            download.download_file(name, dest, [f"http://127.0.0.1:{srv.server_address[1]}/"], timeout=5,
                                retries=1, backoff=0.01, spec=_spec(folder, sums, name))
     finally:
         srv.shutdown()
@@ -226,7 +226,7 @@ def test_cut_transfer_is_retried_on_the_same_mirror(tmp_path, synthetic_mnist, c
     name = "train-images-idx3-ubyte.gz"
     url, requests = counting_server(folder, cut={f"/{name}": 1})
     dest = tmp_path / "out" / name
-    rec = data.download_file(name, dest, [{"url": url, "canonical": False}], timeout=5, retries=2,
+    rec = download.download_file(name, dest, [{"url": url, "canonical": False}], timeout=5, retries=2,
                              backoff=0.01, spec=_spec(folder, sums, name))
     assert requests == {f"/{name}": 2}  # one cut, one whole; no other mirror needed
     assert rec["mirror"] == url and dest.read_bytes() == (folder / name).read_bytes()
@@ -242,8 +242,8 @@ def test_404_and_missing_file_are_not_retried(tmp_path, synthetic_mnist, countin
     url, requests = counting_server(empty)
     dest = tmp_path / "out" / name
     t0 = time.monotonic()
-    with pytest.raises(data.DownloadError) as e:
-        data.download_file(name, dest, [url, str(empty), empty.as_uri()], timeout=5, retries=3, backoff=5,
+    with pytest.raises(download.DownloadError) as e:
+        download.download_file(name, dest, [url, str(empty), empty.as_uri()], timeout=5, retries=3, backoff=5,
                            spec=_spec(folder, sums, name))
     assert time.monotonic() - t0 < 4  # no backoff waited: nothing was retried
     assert requests == {f"/{name}": 1}
@@ -258,8 +258,8 @@ def test_truncated_gzip_message_names_the_file_not_the_temporary(tmp_path, synth
     cut = tmp_path / "cut"
     cut.mkdir()
     (cut / name).write_bytes((folder / name).read_bytes()[:-40])  # a local copy cut short
-    with pytest.raises(data.DownloadError) as e:
-        data.download_file(name, tmp_path / "out" / name, [str(cut)], spec=_spec(folder, sums, name))
+    with pytest.raises(download.DownloadError) as e:
+        download.download_file(name, tmp_path / "out" / name, [str(cut)], spec=_spec(folder, sums, name))
     msg = str(e.value)
     assert f"{name} from {cut}: not a complete gzip file" in msg, msg
     assert ".part" not in msg
@@ -269,8 +269,8 @@ def test_canonical_mismatch_suggests_canonical_false(tmp_path, synthetic_mnist, 
     folder, sums, _ = synthetic_mnist
     name = "t10k-labels-idx1-ubyte.gz"
     url, requests = counting_server(folder)  # an http mirror: canonical unless told otherwise
-    with pytest.raises(data.DownloadError) as e:
-        data.download_file(name, tmp_path / "out" / name, [url], retries=2, backoff=5,
+    with pytest.raises(download.DownloadError) as e:
+        download.download_file(name, tmp_path / "out" / name, [url], retries=2, backoff=5,
                            spec=_spec(folder, sums, name))
     assert requests == {f"/{name}": 1}  # a checksum mismatch is not retried
     assert f"list the mirror as {{url: {url!r}, canonical: false}}" in str(e.value)
@@ -282,17 +282,17 @@ def test_a_verified_file_in_place_is_kept_without_asking_a_mirror(tmp_path, synt
     name = "t10k-labels-idx1-ubyte.gz"
     spec = _spec(folder, sums, name)
     dest, record = tmp_path / "out" / name, tmp_path / "out" / f"{name}.source.json"
-    first = data.download_file(name, dest, [str(folder)], spec=spec, record=record)
+    first = download.download_file(name, dest, [str(folder)], spec=spec, record=record)
     files.write_json_if_changed(record, first)
     stamps = (dest.stat().st_mtime_ns, record.stat().st_mtime_ns)
     dead = f"http://127.0.0.1:{free_port()}/"
-    again = data.download_file(name, dest, [dead], spec=spec, record=record)
+    again = download.download_file(name, dest, [dead], spec=spec, record=record)
     assert again == first and again["mirror"] == str(folder)  # provenance kept
     assert not files.write_json_if_changed(record, again)
     assert (dest.stat().st_mtime_ns, record.stat().st_mtime_ns) == stamps  # not rewritten
     dest.write_bytes(dest.read_bytes()[:-5])  # a copy in place that no longer verifies is replaced
     url, requests = counting_server(folder)
-    rec = data.download_file(name, dest, [{"url": url, "canonical": False}], spec=spec, record=record)
+    rec = download.download_file(name, dest, [{"url": url, "canonical": False}], spec=spec, record=record)
     assert requests == {f"/{name}": 1} and rec["mirror"] == url
 
 
@@ -301,7 +301,7 @@ def test_local_folder_and_file_url_mirrors(tmp_path, synthetic_mnist):
     name = "t10k-labels-idx1-ubyte.gz"
     for i, mirror in enumerate([str(folder), folder.as_uri()]):
         dest = tmp_path / f"o{i}" / name
-        rec = data.download_file(name, dest, [mirror], spec=_spec(folder, sums, name))
+        rec = download.download_file(name, dest, [mirror], spec=_spec(folder, sums, name))
         assert dest.exists() and rec["archive_canonical"] is False
 
 
@@ -347,7 +347,7 @@ def test_real_mnist_from_local_mirror(tmp_path):
     raw, prov = {}, {}
     for name in data.MNIST_FILES:
         raw[name] = tmp_path / "raw" / name
-        prov[name] = data.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
+        prov[name] = download.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
         assert prov[name]["payload_sha256"] == data.MNIST_FILES[name].payload_sha256
     m = data.prepare_split(raw, tmp_path / "mnist.npz", tmp_path / "manifest.json", prov)
     assert m["counts"] == {"train": 55000, "val": 5000, "test": 10000}

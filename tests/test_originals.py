@@ -18,7 +18,7 @@ import pytest  # noqa: E402
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from mnist_audit import models, registry, train  # noqa: E402
+from mnist_audit import loops, models, registry, runs, train  # noqa: E402
 from mnist_audit import originals as orig  # noqa: E402
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow backend only")
@@ -195,7 +195,7 @@ def test_softmax_regression_follows_the_port_for_100_steps_of_shuffled_batches()
     x, y = _patterned(1000, np.random.default_rng(2))
     x = x.astype(np.float32)[..., None] / 255
     recipe = registry.resolve_recipe("softmax_regression")
-    order = train.DataOrder(len(x), recipe.batch_size, recipe.shuffle, recipe.drop_last, seed=4)
+    order = loops.DataOrder(len(x), recipe.batch_size, recipe.shuffle, recipe.drop_last, seed=4)
     batches = order.batch_indices(0, 100).reshape(100, recipe.batch_size)  # 10 reshuffled epochs
     model = models.compile_model(models.build_model("softmax_regression"), recipe)
     p = orig.build("softmax_regression")
@@ -217,7 +217,7 @@ def test_zaccone_port_runs_tf1_rmsprop():
     x, y = _patterned(128 * 20, np.random.default_rng(3))
     x = x.astype(np.float32)[..., None] / 255
     recipe = registry.resolve_recipe("zaccone")
-    order = train.DataOrder(len(x), recipe.batch_size, recipe.shuffle, recipe.drop_last, seed=0)
+    order = loops.DataOrder(len(x), recipe.batch_size, recipe.shuffle, recipe.drop_last, seed=0)
     keras.utils.set_random_seed(1)
     model = _port_without_dropout("zaccone", "default")
     w0 = [w.numpy() for w in model.trainable_weights]
@@ -266,12 +266,12 @@ def test_train_original_writes_the_ports_record(tiny_split, tmp_path):
     import pandas as pd
 
     hist = pd.read_csv(tmp_path / "orig" / "history.csv")
-    assert list(hist.columns) == train.HISTORY_COLUMNS and list(hist["steps"]) == [10, 20, 30]
+    assert list(hist.columns) == runs.HISTORY_COLUMNS and list(hist["steps"]) == [10, 20, 30]
     assert pd.read_csv(tmp_path / "orig" / "confusion.csv").filter(like="pred_").to_numpy().sum() == 300
-    pred = train.read_predictions(tmp_path / "orig" / "predictions.npz")
+    pred = runs.read_predictions(tmp_path / "orig" / "predictions.npz")
     assert pred["test_correct"].sum() / 300 == pytest.approx(m["test_accuracy"]) == m["test_accuracy_predict"]
     assert pred["val_correct"].sum() / 200 == pytest.approx(m["val_accuracy"])
-    port_pred = train.read_predictions(tmp_path / "port" / "predictions.npz")
+    port_pred = runs.read_predictions(tmp_path / "port" / "predictions.npz")
     assert (pred["test_pred"] == port_pred["test_pred"]).mean() >= 0.99
     assert m["test_accuracy"] == pytest.approx(port["test_accuracy"], abs=1 / 300 + 1e-9)
     assert m["train_loss"] == pytest.approx(port["train_loss"], rel=1e-4)

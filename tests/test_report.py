@@ -29,7 +29,7 @@ TABLES = ("claim_audit", "timing", "parameters", "layers", "port_vs_original")
 
 def fake_metrics(arch, seed, acc, variant="default", budget_scale=1.0, train_subset=None, eval_subset=None,
                  overrides=None, reached_at=None, device="cpu", val=None, val_peak=0.0):
-    """A metrics.json shaped like train.py's, with only the fields the report reads."""
+    """A metrics.json shaped like a run record's (mnist_audit.runs), with only the fields the report reads."""
     claim = registry.get_architecture(arch).claim
     full = budget_scale == 1.0 and not train_subset and not eval_subset
     return {
@@ -166,7 +166,7 @@ def test_verdict_on_the_authors_split_can_differ_from_the_test_set(tmp_path):
 def test_interval_uses_the_per_image_predictions(tmp_path):
     """With predictions.npz the interval has both variance components (seeds and paired images),
     and it is bounded: runs at 100% give [100, 100], never more."""
-    from mnist_audit.train import write_predictions
+    from mnist_audit.runs import write_predictions
 
     ms = [fake_metrics("softmax_regression", s, 1.0, variant="book") for s in range(3)]
     mpaths, _ = write_runs(tmp_path, ms)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from mnist_audit import registry
-from mnist_audit.train import DataOrder, plan
+from mnist_audit.loops import DataOrder, plan
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -220,7 +220,7 @@ def test_outputs_and_timing_fields(reference_run):
 def test_predictions_match_the_reported_accuracy(reference_run):
     """predictions.npz holds every evaluation image's class; its correctness sums to
     the reported accuracy (the audit's per-image statistics rest on it)."""
-    from mnist_audit.train import read_predictions
+    from mnist_audit.runs import read_predictions
 
     m = json.loads((reference_run / "metrics.json").read_text())
     p = read_predictions(reference_run / "predictions.npz")

@@ -117,7 +117,7 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu",
     repetitions of the ratio *within* one repetition; ``ratio_best`` reads the fastest
     call of each instead (interference only ever adds time).
     """
-    from .train import DataOrder, Feeder, resolve_steps_per_execution
+    from .loops import DataOrder, Feeder, resolve_steps_per_execution
 
     recipe = registry.resolve_recipe(arch)
     b = recipe.batch_size
@@ -193,7 +193,7 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu",
 def eval_levers(arch: str, split: dict, repeats: int = 3, eval_images: int = 10000) -> list[dict]:
     """Evaluation images/s: batch 1000 against Keras's default 32 (both from NumPy),
     and the pipeline's resident evaluation set (``EvalSet``) against NumPy, at 1000."""
-    from .train import EvalSet
+    from .loops import EvalSet
 
     recipe = registry.resolve_recipe(arch)
     m = _fresh(arch, recipe)
@@ -230,7 +230,7 @@ def _thread_worker(arch: str, data_path: str, threads: int) -> None:
     from . import devices
 
     devices.configure_backend(threads)
-    from .train import DataOrder, Feeder, resolve_steps_per_execution
+    from .loops import DataOrder, Feeder, resolve_steps_per_execution
 
     split = mdata.load_split(Path(data_path))
     recipe = registry.resolve_recipe(arch)

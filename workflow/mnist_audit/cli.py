@@ -19,12 +19,12 @@ from .job import exit_now, setup_logging, training_job
 
 
 def _cmd_download(a) -> int:
-    from . import data, files
+    from . import data, download, files
 
     out = Path(a.out)
     for name in data.MNIST_FILES:
         record = out / "raw" / f"{name}.source.json"
-        rec = data.download_file(name, out / "raw" / name, a.mirror or data.PUBLIC_MIRRORS,
+        rec = download.download_file(name, out / "raw" / name, a.mirror or download.PUBLIC_MIRRORS,
                                  timeout=a.timeout, retries=a.retries, record=record)
         files.write_json_if_changed(record, rec)  # a verified copy in place is kept as it is
     raw = {n: out / "raw" / n for n in data.MNIST_FILES}

@@ -1,4 +1,6 @@
-"""MNIST: download from an ordered list of mirrors, verify, parse IDX, split, cache.
+"""MNIST: the files and their checksums, IDX parsing, the split, the arrays a job trains on.
+
+Fetching the files from mirrors is ``mnist_audit.download``.
 
 The integrity contract is the SHA-256 of each file's *decompressed* IDX payload
 (SPEC section 1): it holds for every source, including recompressed local copies.
@@ -17,13 +19,9 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import hashlib
-import json
-import logging
 import os
 import struct
-import urllib.parse
-import urllib.request
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +29,6 @@ import numpy as np
 from . import retry
 from .files import atomic_write_json, sha256_file, temp_beside
 
-log = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,12 +70,6 @@ MNIST_FILES: dict[str, MnistFile] = {
     )
 }
 
-PUBLIC_MIRRORS = (
-    "https://storage.googleapis.com/cvdf-datasets/mnist/",
-    "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
-)
-
 N_VALIDATION = 5000  # the first 5,000 training images, as input_data.read_data_sets did
 
 
@@ -94,76 +85,7 @@ class IdxError(DataError):
     pass
 
 
-class DownloadError(DataError):
-    pass
-
-
-class TransferCut(DownloadError, retry.TransientError):
-    """The server sent fewer bytes than it announced: worth another try."""
-
-
-# --------------------------------------------------------------------------- mirrors
-
-
-@dataclasses.dataclass(frozen=True)
-class Mirror:
-    """One source of the four files: an http(s) or file URL, or a local folder."""
-
-    url: str
-    canonical: bool  # serves the canonical .gz bytes, so the archive hash is checked too
-
-    @classmethod
-    def parse(cls, spec: str | Mapping) -> Mirror:
-        if isinstance(spec, Mapping):
-            url = str(spec["url"])
-            canonical = spec.get("canonical")
-        else:
-            url, canonical = str(spec), None
-        scheme = urllib.parse.urlparse(url).scheme
-        if scheme not in ("http", "https", "file", ""):
-            raise DataError(
-                f"mirror {url!r}: unsupported scheme {scheme!r}; use http://, https://, "
-                "file:// or a plain folder path"
-            )
-        if canonical is None:
-            canonical = scheme in ("http", "https")
-        return cls(url=url, canonical=bool(canonical))
-
-    def locate(self, name: str) -> str:
-        """The URL (or local path) of one file on this mirror."""
-        scheme = urllib.parse.urlparse(self.url).scheme
-        if scheme:
-            return self.url.rstrip("/") + "/" + name
-        return str(Path(self.url).expanduser() / name)
-
-
-def _fetch(source: str, dest, timeout: float) -> int:
-    """Copy one file from a URL or local path into an open binary file; returns its size.
-
-    An http(s) transfer that ends before the announced Content-Length raises
-    TransferCut (urllib itself returns the short body without a word).
-    """
-    scheme = urllib.parse.urlparse(source).scheme
-    if scheme in ("http", "https"):
-        req = urllib.request.Request(source, headers={"User-Agent": "mnist-audit"})
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            announced = resp.headers.get("Content-Length")
-            got = _copy(resp, dest)
-        if announced is not None and announced.isdigit() and got < int(announced):
-            raise TransferCut(f"transfer cut short: received {got} of {announced} bytes")
-        return got
-    path = urllib.request.url2pathname(urllib.parse.urlparse(source).path) if scheme == "file" else source
-    with open(path, "rb") as src:
-        return _copy(src, dest)
-
-
-def _copy(src, dest) -> int:
-    n = 0
-    for block in iter(lambda: src.read(1 << 20), b""):
-        dest.write(block)
-        n += len(block)
-    return n
-
+# --------------------------------------------------------------------------- checksums
 
 def payload_sha256(gz_path: Path, name: str | None = None) -> str:
     """SHA-256 of the decompressed payload; ChecksumError (naming ``name``, else the
@@ -177,138 +99,6 @@ def payload_sha256(gz_path: Path, name: str | None = None) -> str:
         raise ChecksumError(f"{name or Path(gz_path).name}: not a complete gzip file ({e})") from e
     return h.hexdigest()
 
-
-def verify_file(path: Path, spec: MnistFile, canonical: bool, mirror: str | None = None) -> dict:
-    """Check one archive (``path``, maybe a temporary name) against the SPEC entry
-    ``spec``; returns what was verified. Errors name ``spec.name``, never the temporary
-    file; ``mirror`` (where it came from) goes into the canonical-hash hint."""
-    actual = payload_sha256(path, spec.name)
-    if actual != spec.payload_sha256:
-        raise ChecksumError(
-            f"{spec.name}: payload SHA-256 mismatch: expected {spec.payload_sha256}, got {actual}"
-        )
-    archive = sha256_file(path)
-    archive_ok = archive == spec.archive_sha256
-    if canonical and not archive_ok:
-        hint = f"{{url: {mirror!r}, canonical: false}}" if mirror else "{url: ..., canonical: false}"
-        raise ChecksumError(
-            f"{spec.name}: archive SHA-256 mismatch on a canonical mirror: "
-            f"expected {spec.archive_sha256}, got {archive}. The payload is the right one, so "
-            f"this mirror serves a recompressed copy: to accept it, list the mirror as {hint}"
-        )
-    return {
-        "payload_sha256": actual,
-        "archive_sha256": archive,
-        "archive_canonical": archive_ok,
-    }
-
-
-def download_file(
-    name: str,
-    dest: Path,
-    mirrors: Iterable[str | Mapping],
-    timeout: float = 30.0,
-    retries: int = 2,
-    backoff: float = 1.0,
-    spec: MnistFile | None = None,
-    record: Path | None = None,
-) -> dict:
-    """Fetch one MNIST file into ``dest`` from the first mirror that serves a good copy.
-
-    A ``dest`` already in place whose payload verifies is kept untouched (its
-    provenance is read from ``record``, the ``.source.json`` beside it, when that
-    describes the same payload) and no mirror is asked. Otherwise each mirror is tried
-    in order under the retry policy of ``mnist_audit.retry``: ``retries`` extra tries on
-    what can pass (a timeout, a refused connection, a transfer cut short, HTTP 5xx),
-    none on what cannot (HTTP 404, a missing local file, a checksum mismatch), then the
-    next mirror. Returns a provenance record. Raises DownloadError listing every
-    attempt, each naming the file and the mirror, when no mirror serves a good file.
-    ``spec`` (expected sizes and checksums) defaults to the SPEC's entry for ``name``.
-    """
-    if spec is None:
-        if name not in MNIST_FILES:
-            raise DataError(f"unknown MNIST file {name!r}; known: {', '.join(MNIST_FILES)}")
-        spec = MNIST_FILES[name]
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    kept = _verified_in_place(dest, spec, record)
-    if kept is not None:
-        log.info("%s: already in place and verified (payload SHA-256 %s); kept, no mirror asked",
-                 name, spec.payload_sha256[:12])
-        return kept
-    policy = retry.Policy(attempts=1 + max(0, int(retries)), backoff_s=backoff)
-    failures = []
-    for mirror in map(Mirror.parse, mirrors):
-        source = mirror.locate(name)
-
-        def attempt() -> dict:
-            fd, tmp = temp_beside(dest)
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    _fetch(source, f, timeout)
-                checks = verify_file(Path(tmp), spec, mirror.canonical, mirror.url)
-                os.replace(tmp, dest)
-                return checks
-            finally:
-                Path(tmp).unlink(missing_ok=True)
-
-        try:
-            checks = retry.call(attempt, policy, f"{name} from {mirror.url}")
-        except retry.RetryError as e:
-            reason = retry.describe(e.last).removeprefix(f"{name}: ")
-            line = f"{name} from {mirror.url}: {reason} ({e.how})"
-            if isinstance(e.last, ChecksumError):
-                log.error("%s; deleted, trying the next mirror", line)
-            else:
-                log.warning("%s; trying the next mirror", line)
-            failures.append(line)
-            continue
-        rec = {"file": name, "mirror": mirror.url, "source": source, **checks}
-        if not checks["archive_canonical"]:
-            log.info(
-                "%s: payload verified; the archive bytes are not the canonical ones "
-                "(recompressed copy), which is fine for a local mirror",
-                name,
-            )
-        log.info("%s: verified, from %s", name, mirror.url)
-        return rec
-    raise DownloadError(
-        f"no mirror served a good copy of {name}. Attempts:\n  "
-        + "\n  ".join(failures or ["(the mirror list is empty)"])
-        + "\nIf this machine cannot reach the public mirrors, point the pipeline at a local "
-        "copy of the four .gz files, e.g.\n"
-        "  snakemake --cores 8 --config 'mirrors=[\"file:///path/to/mnist/\"]'\n"
-        "(a plain folder path works too)."
-    )
-
-
-def _verified_in_place(dest: Path, spec: MnistFile, record: Path | None) -> dict | None:
-    """The provenance of ``dest`` when it is already there and its payload verifies."""
-    if not dest.exists():
-        return None
-    try:
-        actual = payload_sha256(dest, spec.name)
-    except ChecksumError as e:
-        log.warning("%s: the copy in place is unusable (%s); fetching it again", spec.name, e)
-        return None
-    if actual != spec.payload_sha256:
-        log.warning("%s: the copy in place has payload SHA-256 %s, not %s; fetching it again",
-                    spec.name, actual, spec.payload_sha256)
-        return None
-    previous = {}
-    if record is not None and Path(record).exists():
-        try:
-            previous = json.loads(Path(record).read_text())
-        except ValueError:
-            previous = {}
-    if previous.get("payload_sha256") == actual and previous.get("file") == spec.name:
-        return previous
-    archive = sha256_file(dest)
-    return {"file": spec.name, "mirror": None, "source": str(dest), "payload_sha256": actual,
-            "archive_sha256": archive, "archive_canonical": archive == spec.archive_sha256}
-
-
-# --------------------------------------------------------------------------- IDX
 
 _IDX_DTYPES = {0x08: np.uint8}
 
@@ -447,3 +237,18 @@ def load_split(path: Path) -> dict[str, np.ndarray]:
 def as_float(images: np.ndarray) -> np.ndarray:
     """uint8 (n, 28, 28) -> float32 (n, 28, 28, 1) in [0, 1], as the tutorials fed it."""
     return (images.astype(np.float32) / np.float32(255.0))[..., None]
+
+
+def training_arrays(path: Path, train_subset: int | None = None, eval_subset: int | None = None) -> dict:
+    """The split as a training job feeds it: images float32 (n, 28, 28, 1) in [0, 1],
+    labels int32, the training set cut to its first ``train_subset`` images and the
+    validation and test sets to their first ``eval_subset``."""
+    split = load_split(Path(path))
+    cut = {"train": train_subset, "val": eval_subset, "test": eval_subset}
+    out = {}
+    for part, n in cut.items():
+        x, y = split[f"x_{part}"], split[f"y_{part}"]
+        if n:
+            x, y = x[:n], y[:n]
+        out[f"x_{part}"], out[f"y_{part}"] = as_float(x), y.astype(np.int32)
+    return out

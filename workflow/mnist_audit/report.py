@@ -352,7 +352,7 @@ def author_values(g: pd.DataFrame, claim: registry.Claim) -> np.ndarray:
 def correctness(g: pd.DataFrame, split: str) -> np.ndarray | None:
     """The runs' per-image correctness on one split (runs x images), or None when a run
     has no predictions.npz (trained by an older version) or the runs saw other images."""
-    from .train import read_predictions
+    from .runs import read_predictions
 
     rows = []
     for d in g["run_dir"]:

@@ -132,14 +132,16 @@ def describe(exc: BaseException) -> str:
     return text if ours or isinstance(exc, OSError) else f"{type(exc).__name__}: {text}"
 
 
-def call(fn: Callable[[], T], policy: Policy, what: str) -> T:
-    """``fn()`` under ``policy``; raises RetryError (its cause: the last failure)."""
+def call(fn: Callable[[], T], policy: Policy, what: str,
+         judge: Callable[[BaseException], bool] = retryable) -> T:
+    """``fn()`` under ``policy``; raises RetryError (its cause: the last failure).
+    ``judge``: whether a failure is worth another try (by default ``retryable``)."""
     attempts = max(1, int(policy.attempts))
     for i in range(1, attempts + 1):
         try:
             return fn()
         except Exception as e:  # noqa: BLE001  (judged below; anything unknown is not retried)
-            again = retryable(e)
+            again = judge(e)
             if not again or i == attempts:
                 raise RetryError(what, e, i, again) from e
             wait = policy.delay(i)

@@ -39,7 +39,7 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from . import retry
+from . import retry, runs
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ def run_identity(metrics: Mapping, manifest: Mapping | None = None) -> str:
 
 def description(metrics: Mapping) -> str:
     """The run's one-line result: "thomas s0: 99.05% test, 8.1 min; claim 99% (bound 98.5%)"."""
-    label = metrics["arch"] + ("" if metrics["variant"] == "default" else f":{metrics['variant']}")
+    label = runs.label(metrics["arch"], metrics["variant"])
     claim = metrics.get("claim") or {}
     secs = float((metrics.get("timing") or {}).get("total_train_seconds") or 0)
     took = f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.1f} s"
@@ -208,32 +208,32 @@ def dataset_inputs(metrics: Mapping, manifest: Mapping | None) -> list:
 _DATASETS_LOCK = threading.Lock()
 
 
+def _dataset_collision(e: BaseException) -> bool:
+    return any(k in str(e) for k in ("UNIQUE", "IntegrityError", "duplicate key"))
+
+
 def _log_datasets(client, run_id: str, datasets: list, attempts: int = 3) -> None:
     """``log_inputs``, safe when runs log at once: the store creates a dataset shared by
     runs on first use, and two first uses at once collide on its unique key (sqlite:
     IntegrityError). Threads of one process take turns; a collision with another
-    process is tried again, and then finds the dataset made."""
-    for attempt in range(attempts):
-        try:
-            with _DATASETS_LOCK:
-                client.log_inputs(run_id, datasets=datasets)
-            return
-        except Exception as e:  # noqa: BLE001 (the store's own error types vary by backend)
-            text = str(e)
-            if attempt + 1 == attempts or not any(k in text for k in ("UNIQUE", "IntegrityError", "duplicate key")):
-                raise
-            time.sleep(0.2 * (attempt + 1))
+    process is tried again (the one retry policy), and then finds the dataset made."""
+
+    def log_inputs():
+        with _DATASETS_LOCK:
+            client.log_inputs(run_id, datasets=datasets)
+
+    try:
+        retry.call(log_inputs, retry.Policy(attempts=attempts, backoff_s=0.2), "log the datasets",
+                   judge=_dataset_collision)
+    except retry.RetryError as e:
+        raise e.last from None
 
 
 def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping | None) -> dict:
     """Params, tags and metrics for one run, from the job's local outputs."""
     arch, variant, seed = metrics["arch"], metrics["variant"], metrics["seed"]
-    if metrics["published_recipe"]:
-        recipe_kind = "published"
-    elif metrics["overrides"]:
-        recipe_kind = "overridden"
-    else:
-        recipe_kind = f"scaled x{metrics['budget_scale']:g}"
+    record = runs.RunRecord(metrics)
+    recipe_kind = record.recipe_kind + (f" x{metrics['budget_scale']:g}" if record.scaled else "")
     device = metrics.get("device") or {}
     params = {
         "arch": arch, "variant": variant, "seed": seed,

@@ -7,12 +7,12 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import data, files, job
+from mnist_audit import download, files, job
 
 with job.step(snakemake):
     out, source = Path(snakemake.output.archive), Path(snakemake.output.source)
     settings = snakemake.config.get("download") or {}
-    record = data.download_file(
+    record = download.download_file(
         out.name, out, snakemake.config["mirrors"],
         timeout=settings.get("timeout_s", 30), retries=settings.get("retries", 2), record=source,
     )

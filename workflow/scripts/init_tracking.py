@@ -4,7 +4,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import data, files, job, tracking
+from mnist_audit import files, job, tracking
 
 with job.step(snakemake):
     # One sweep per set of runs the config asks for (config.sweep_key): rerunning the same

@@ -1,11 +1,11 @@
 """Train an original program on the prepared split and write the port's record of a run.
 
 The loop is the tutorials' own: one ``sess.run(train_op, feed_dict=...)`` per step.
-The batches are the port's (``train.DataOrder``: TF1 ``next_batch`` emulated from the
+The batches are the port's (``loops.DataOrder``: TF1 ``next_batch`` emulated from the
 seed, or zaccone's fixed order), so both sides see the same images in the same order;
 the chunking (one epoch's steps), the evaluation after each chunk, the history, the
 timing summary, the confusion matrix and the per-image predictions are the port's
-too (``mnist_audit.train``), so a run of an original reads like a run of the port,
+too (``mnist_audit.loops`` and ``mnist_audit.runs``), so a run of an original reads like a run of the port,
 marked ``"variant": "original"``, ``"implementation": "tf1 graph"`` and
 ``"original_of"``: the registry variant it implements.
 """
@@ -23,8 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import data as mdata
-from .. import files
-from .. import registry, train
+from .. import loops, registry, runs
 from . import program as prog
 
 log = logging.getLogger(__name__)
@@ -93,16 +92,9 @@ def train_original(
     arch_info = registry.get_architecture(arch)
 
     t0 = time.perf_counter()
-    split = mdata.load_split(Path(data_path))
-    x_train, y_train = split["x_train"], split["y_train"]
-    if train_subset:
-        x_train, y_train = x_train[:train_subset], y_train[:train_subset]
-    x_val, y_val, x_test, y_test = split["x_val"], split["y_val"], split["x_test"], split["y_test"]
-    if eval_subset:
-        x_val, y_val = x_val[:eval_subset], y_val[:eval_subset]
-        x_test, y_test = x_test[:eval_subset], y_test[:eval_subset]
-    x_train, x_val, x_test = map(mdata.as_float, (x_train, x_val, x_test))
-    y_train, y_val, y_test = (a.astype(np.int32) for a in (y_train, y_val, y_test))
+    d = mdata.training_arrays(Path(data_path), train_subset, eval_subset)
+    x_train, y_train, x_val, y_val, x_test, y_test = (d[k] for k in ("x_train", "y_train", "x_val", "y_val",
+                                                                     "x_test", "y_test"))
     y_train_1h = prog.one_hot(y_train)
     data_seconds = time.perf_counter() - t0
 
@@ -110,8 +102,8 @@ def train_original(
     check_recipe(p)
     recipe = p.recipe
     n_train = len(x_train)
-    pl = train.plan(recipe, n_train, budget_scale)
-    order = train.DataOrder(n_train, recipe.batch_size, recipe.shuffle, recipe.drop_last, seed)
+    pl = loops.plan(recipe, n_train, budget_scale)
+    order = loops.DataOrder(n_train, recipe.batch_size, recipe.shuffle, recipe.drop_last, seed)
     target = arch_info.claim.lower
     history: list[dict] = []
     load: list[float] = []
@@ -154,8 +146,6 @@ def train_original(
         _, _, val_pred = evaluate(p, sess, x_val, y_val, eval_batch_size)
         predict_seconds = time.perf_counter() - t
 
-    last = history[-1]
-    full = budget_scale == 1.0 and not train_subset and not eval_subset
     metrics = {
         "arch": arch,
         "variant": "original" if variant == "default" else f"original_{variant}",
@@ -177,34 +167,20 @@ def train_original(
         "n_val": int(len(y_val)),
         "n_test": int(len(y_test)),
         **pl,
-        "full_budget": full,
-        "published_recipe": full,
+        **runs.budget_flags(budget_scale, train_subset, eval_subset, None),
         "claim": arch_info.claim.as_dict(),
-        "test_accuracy": last["test_accuracy"],
-        "test_loss": last["test_loss"],
-        "val_accuracy": last["val_accuracy"],
-        "val_loss": last["val_loss"],
-        "train_loss": last["train_loss"],
-        "train_accuracy": last["train_accuracy"],
-        "test_accuracy_predict": float(np.mean(y_pred == y_test)),
-        "best_epoch_test_accuracy_optimistic": max(r["test_accuracy"] for r in history),
+        **runs.results(history, y_pred, y_test, target, recipe.batch_size, pl["steps_per_epoch"],
+                       len(y_val) + len(y_test), load),
         "resumed_from_epoch": None,
-        "timing": train.timing_summary(history, recipe.batch_size, pl["steps_per_epoch"],
-                                       len(y_val) + len(y_test), target),
-        "load_average": {"median": statistics.median(load) if load else None, "max": max(load, default=None),
-                         "logical_cpus": os.cpu_count()},
         "data_seconds": data_seconds,
         "predict_seconds": predict_seconds,
         "save_seconds": 0.0,  # no model file
         "job_seconds": time.perf_counter() - t_start_job,
-        "provenance": train._provenance(Path(data_path)),
+        "provenance": runs.provenance(Path(data_path)),
         "config": config or {},
         "result_id": uuid.uuid4().hex,
     }
-    files.atomic_write_csv(out_dir / "history.csv", train._history_table(history))
-    files.atomic_write_csv(out_dir / "confusion.csv", train._confusion_table(train.confusion_matrix(y_test, y_pred)))
-    train.write_predictions(out_dir / "predictions.npz", val_pred, y_val, y_pred, y_test)
-    files.atomic_write_json(out_dir / "metrics.json", metrics)
+    runs.write_run(out_dir, metrics, history, y_val, val_pred, y_test, y_pred)
     return metrics
 
 
