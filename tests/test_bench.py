@@ -132,3 +132,19 @@ def test_matmul_peak_is_measured():
     from mnist_audit import bench
 
     assert bench.matmul_peak_macs(256, 2) > 1e8
+
+
+def test_interleaved_alternates_the_order_and_times_every_call():
+    from mnist_audit import bench
+
+    seen = []
+    times = bench.interleaved({name: (lambda k, name=name: seen.append((name, k))) for name in "abc"}, 3)
+    assert seen == [("a", 0), ("b", 0), ("c", 0),  # warm-up, untimed
+                    ("a", 1), ("b", 1), ("c", 1), ("c", 2), ("b", 2), ("a", 2), ("a", 3), ("b", 3), ("c", 3)]
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3, "c": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+    seen.clear()
+    bench.interleaved({"a": lambda k: seen.append(k)}, 2, warm_up=False)
+    assert seen == [1, 2]
+    assert bench.ratios({"fast": [1.0, 2.0], "slow": [3.0, 8.0]}, "fast", "slow") == [3.0, 4.0]
+    assert bench.median_ratio({"fast": [1.0, 2.0], "slow": [3.0, 8.0]}, "fast", "slow") == 3.5

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from mnist_audit import config as audit_config
-from mnist_audit import registry
+from mnist_audit import recipes, registry
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,6 +116,29 @@ def test_cli_strings_get_the_schema_types(tmp_path):
     proc = dry_run(tmp_path, "seeds=[3,4]", "architectures=[mlp]")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "seed3" in proc.stdout and "seed4" in proc.stdout
+
+
+@pytest.mark.parametrize("key, value", [
+    ("optimizer", "adam"), ("optimizer", "adagrad"), ("optimizer", 1),
+    ("learning_rate", 0.1), ("learning_rate", 1), ("learning_rate", 0), ("learning_rate", -1.0), ("learning_rate", "x"),
+    ("batch_size", 1), ("batch_size", 0), ("batch_size", 2.5), ("budget", 3), ("budget", -3),
+    ("budget_unit", "epochs"), ("budget_unit", "iterations"), ("loss", "clipped_binary_xent"), ("loss", "mse"),
+    ("shuffle", False), ("shuffle", "no"), ("drop_last", True), ("drop_last", 0),
+    ("optimizer_args", {}), ("optimizer_args", [1]),
+])
+def test_schema_and_registry_agree_on_overrides(key, value):
+    """The config schema's override rules are recipes.py's, so the two accept the same values."""
+    import jsonschema
+
+    schema = audit_config.resolved_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    assert schema["properties"]["recipe_overrides"]["additionalProperties"] == recipes.override_schema()
+    by_schema = jsonschema.Draft202012Validator(schema).is_valid({"recipe_overrides": {"thomas": {key: value}}})
+    try:
+        registry.resolve_recipe("thomas", overrides={key: value})
+        by_registry = True
+    except recipes.RegistryError:
+        by_registry = False
+    assert by_schema == by_registry
 
 
 def test_check_config_names_key():

@@ -12,7 +12,7 @@ import pytest
 tf = pytest.importorskip("tensorflow")
 import keras  # noqa: E402
 
-from mnist_audit import models  # noqa: E402
+from mnist_audit import models, optimizers  # noqa: E402
 
 pytestmark = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="TensorFlow backend only")
 
@@ -64,7 +64,7 @@ def _keras_apply(opt, init, grads):
 def test_tf1_adam_is_tf1_adamoptimizer_and_close_to_keras_adam():
     init, grads = _init(), _grads()
     ref = _tf1_apply(lambda: tf.compat.v1.train.AdamOptimizer(1e-3), init, grads)  # TF1 defaults
-    fused = _keras_apply(models.TF1Adam(1e-3), init, grads)
+    fused = _keras_apply(optimizers.TF1Adam(1e-3), init, grads)
     for r, f in zip(ref, fused):
         np.testing.assert_allclose(f, r, rtol=0, atol=1e-7)  # same kernel, same beta powers
     keras_adam = _keras_apply(keras.optimizers.Adam(1e-3, epsilon=1e-8), init, grads)
@@ -78,8 +78,8 @@ def test_tf1_adam_is_tf1_adamoptimizer_and_close_to_keras_adam():
 def test_fused_tf1_rmsprop_is_tf1_rmspropoptimizer(momentum):
     init, grads = _init(), _grads(2)
     ref = _tf1_apply(lambda: tf.compat.v1.train.RMSPropOptimizer(1e-3, decay=0.9, momentum=momentum), init, grads)
-    fused = _keras_apply(models.TF1RMSprop(1e-3, momentum=momentum, fused=True), init, grads)
-    ops_version = _keras_apply(models.TF1RMSprop(1e-3, momentum=momentum), init, grads)
+    fused = _keras_apply(optimizers.TF1RMSprop(1e-3, momentum=momentum, fused=True), init, grads)
+    ops_version = _keras_apply(optimizers.TF1RMSprop(1e-3, momentum=momentum), init, grads)
     for r, f, o in zip(ref, fused, ops_version):
         np.testing.assert_allclose(f, r, rtol=0, atol=1e-7)
         np.testing.assert_allclose(o, r, rtol=0, atol=1e-5)
@@ -108,7 +108,7 @@ def test_model_trained_with_tf1_adam_follows_a_tf1_program():
 
     model = keras.Sequential([keras.Input((784,)), keras.layers.Dense(10)])
     model.set_weights([w0, b0])
-    model.compile(optimizer=models.TF1Adam(1e-3),
+    model.compile(optimizer=optimizers.TF1Adam(1e-3),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     for i in batches:
         model.train_on_batch(x[i], y[i])
@@ -121,7 +121,7 @@ def test_model_trained_with_tf1_adam_follows_a_tf1_program():
 def test_tf1_adam_state_survives_a_save_and_load(tmp_path):
     """The beta powers are optimizer variables: a checkpoint resumes the same update."""
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
-    model.compile(optimizer=models.TF1Adam(1e-2), loss="mse")
+    model.compile(optimizer=optimizers.TF1Adam(1e-2), loss="mse")
     x, y = np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32)
     for _ in range(3):
         model.train_on_batch(x, y)

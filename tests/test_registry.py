@@ -22,8 +22,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from keras import ops  # noqa: E402
-from mnist_audit import models, registry  # noqa: E402
-from mnist_audit.registry import RegistryError  # noqa: E402
+from mnist_audit import models, optimizers, recipes, registry  # noqa: E402
+from mnist_audit.recipes import RegistryError  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 NAMES = ["jerkic", "cnn_tutorial", "singhal", "thomas", "zaccone", "softmax_regression", "mlp"]
@@ -52,7 +52,7 @@ def test_names_order_and_baselines():
     assert list(registry.ARCHITECTURES) == NAMES
     assert registry.BASELINES == ("softmax_regression", "mlp")
     assert [n for n in NAMES if registry.get_architecture(n).baseline] == ["softmax_regression", "mlp"]
-    assert registry.OVERRIDABLE == (
+    assert recipes.OVERRIDABLE == (
         "optimizer", "learning_rate", "optimizer_args", "batch_size",
         "budget", "budget_unit", "shuffle", "drop_last", "loss",
     )
@@ -212,7 +212,7 @@ def test_overrides_apply_and_do_not_mutate():
 
 def test_variant_recipe_changes_come_before_overrides(monkeypatch):
     base = registry.get_architecture("singhal")
-    patched = registry.Architecture(
+    patched = recipes.Architecture(
         **{
             **{
                 f: getattr(base, f)
@@ -252,8 +252,15 @@ def test_unknown_variant():
     _raises(lambda: models.build_model("thomas", "printed"), "printed", "default")
 
 
+def test_builders_are_registered_by_name():
+    assert list(models._BUILDERS) == registry.list_models()  # one @builder per entry, in registry order
+    _raises(lambda: models.builder("resnet50"), "resnet50", "jerkic")  # not a registry name
+    with pytest.raises(RegistryError, match="two builders for architecture 'mlp'"):
+        models.builder("mlp")(lambda variant: [])
+
+
 def test_unknown_override_key():
-    _raises(lambda: registry.resolve_recipe("thomas", overrides={"lr": 0.1}), "'lr'", *registry.OVERRIDABLE)
+    _raises(lambda: registry.resolve_recipe("thomas", overrides={"lr": 0.1}), "'lr'", *recipes.OVERRIDABLE)
     _raises(lambda: registry.resolve_recipe("thomas", overrides={"dropout": (0.1,)}), "'dropout'", "optimizer_args")
     _raises(lambda: registry.resolve_recipe("thomas", overrides=[("lr", 1)]), "mapping")
 
@@ -492,19 +499,19 @@ def test_printed_dropout_active_at_evaluation(built):
 
 
 def test_make_optimizer():
-    sgd = models.make_optimizer(registry.resolve_recipe("jerkic"))
+    sgd = optimizers.make_optimizer(registry.resolve_recipe("jerkic"))
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.momentum == 0.0 and not sgd.nesterov
     assert float(ops.convert_to_numpy(sgd.learning_rate)) == pytest.approx(0.01)
-    adam = models.make_optimizer(registry.resolve_recipe("thomas"))
+    adam = optimizers.make_optimizer(registry.resolve_recipe("thomas"))
     on_tf = keras.backend.backend() == "tensorflow"
-    assert isinstance(adam, models.TF1Adam if on_tf else keras.optimizers.Adam)  # TF1's kernel on TF
+    assert isinstance(adam, optimizers.TF1Adam if on_tf else keras.optimizers.Adam)  # TF1's kernel on TF
     assert (adam.beta_1, adam.beta_2, adam.epsilon) == (0.9, 0.999, 1e-8)
-    rms = models.make_optimizer(registry.resolve_recipe("zaccone"))
-    assert isinstance(rms, models.TF1RMSprop) and rms.fused == on_tf
+    rms = optimizers.make_optimizer(registry.resolve_recipe("zaccone"))
+    assert isinstance(rms, optimizers.TF1RMSprop) and rms.fused == on_tf
     assert (rms.rho, rms.momentum, rms.epsilon, rms.initial_accumulator) == (0.9, 0.0, 1e-10, 1.0)
     assert float(ops.convert_to_numpy(rms.learning_rate)) == pytest.approx(1e-3)
     cfg = rms.get_config()
-    again = models.TF1RMSprop.from_config(cfg)
+    again = optimizers.TF1RMSprop.from_config(cfg)
     assert again.get_config() == cfg
 
 
@@ -523,7 +530,7 @@ def test_tf1_rmsprop_matches_numpy(momentum, steps):
     v0 = np.array([0.5, -1.0, 2.0, 0.0], dtype=np.float32)
     grads = [np.array([0.1, -0.2, 3.0, 1e-3], dtype=np.float32) * (i + 1) for i in range(steps)]
     var = keras.Variable(v0)
-    opt = models.TF1RMSprop(learning_rate=0.01, rho=0.9, momentum=momentum, epsilon=1e-10)
+    opt = optimizers.TF1RMSprop(learning_rate=0.01, rho=0.9, momentum=momentum, epsilon=1e-10)
     for g in grads:
         opt.apply_gradients([(ops.convert_to_tensor(g), var)])
     expected = _tf1_rmsprop_numpy(v0.astype(np.float64), [g.astype(np.float64) for g in grads],
@@ -578,7 +585,7 @@ def test_loss_falls(name, variant):
     recipe = registry.resolve_recipe(name, variant, TOY_OVERRIDES[name])
     assert recipe.optimizer == SPEC_RECIPES[name][0]
     model = models.compile_model(models.build_model(name, variant), recipe)
-    assert type(model.optimizer) is type(models.make_optimizer(recipe))
+    assert type(model.optimizer) is type(optimizers.make_optimizer(recipe))
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def eval_loss():  # eager, training=False (the printed variant still drops out)
@@ -620,7 +627,7 @@ def test_save_load_roundtrip(tmp_path, name, variant):
                 rtol=1e-5, atol=1e-5,
             )
     if name == "zaccone":
-        assert isinstance(loaded.optimizer, models.TF1RMSprop)
+        assert isinstance(loaded.optimizer, optimizers.TF1RMSprop)
         assert loaded.optimizer.initial_accumulator == 1.0 and loaded.optimizer.epsilon == 1e-10
 
 

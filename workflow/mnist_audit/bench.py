@@ -1,7 +1,7 @@
 """Benchmarks: the pipeline's training path against a plain ``model.fit`` loop.
 
-Everything is measured side by side in one process on one machine, interleaved
-(A, B, A, B, ...) so that drift in machine load hits both, and reported as the
+Everything is measured side by side on one machine, interleaved (``interleaved``:
+A B, then B A, ...) so that drift in machine load hits both, and reported as the
 median of the repetitions. Speeds are training images per second in the steady
 state (the first call of each configuration, which traces and compiles, is not
 timed). The compute floor reads each figure against the machine's own large
@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +31,7 @@ from . import registry
 
 log = logging.getLogger(__name__)
 
-TARGET_MACS = 1e10  # forward MACs per timed call: under a second on two cores (many short pairs)
+TARGET_MACS = 1e10  # forward MACs per timed call: short calls, so many interleaved pairs
 
 
 def matmul_peak_macs(n: int = 2048, repeats: int = 5) -> float:
@@ -68,6 +69,35 @@ def _time(fn) -> float:
     t = time.perf_counter()
     fn()
     return time.perf_counter() - t
+
+
+def interleaved(calls: Mapping[str, Callable[[int], object]], repeats: int,
+                warm_up: bool = True) -> dict[str, list[float]]:
+    """Seconds of each call in each of ``repeats`` repetitions, timed side by side.
+
+    Every repetition times each call once, alternating the order (A B C, then C B A,
+    ...), so drift in machine load hits all alike. A call gets the repetition's
+    number (1, 2, ...); with ``warm_up`` each is first called once with 0, untimed
+    (tracing and compilation).
+    """
+    if warm_up:
+        for fn in calls.values():
+            fn(0)
+    times: dict[str, list[float]] = {name: [] for name in calls}
+    for rep in range(repeats):
+        for name in (list(calls) if rep % 2 == 0 else list(calls)[::-1]):
+            times[name].append(_time(lambda: calls[name](rep + 1)))
+    return times
+
+
+def ratios(times: Mapping[str, list[float]], fast: str, slow: str) -> list[float]:
+    """How many times faster ``fast`` ran than ``slow``, within each repetition."""
+    return [s / f for s, f in zip(times[slow], times[fast])]
+
+
+def median_ratio(times: Mapping[str, list[float]], fast: str, slow: str) -> float:
+    """The median over repetitions of ``ratios``: robust to a repetition hit by load."""
+    return statistics.median(ratios(times, fast, slow))
 
 
 PIPELINE, REFERENCE = "pipeline", "reference"
@@ -111,11 +141,10 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu",
     NumPy arrays, default settings), a second copy of the reference (an A/A pair: how
     far two identical loops differ here), the pipeline with resident data off
     (``model.fit`` on each chunk's NumPy copies, ``auto`` steps per execution), and
-    that again with one step per execution. Each
-    repetition times every configuration once, alternating the order (A B C ... then
-    ... C B A), so drift in machine load hits all alike. A ratio is the median over
-    repetitions of the ratio *within* one repetition; ``ratio_best`` reads the fastest
-    call of each instead (interference only ever adds time).
+    that again with one step per execution, all timed by ``interleaved``. A ratio is
+    the median over repetitions of the ratio *within* one repetition (``median_ratio``);
+    ``ratio_best`` reads the fastest call of each instead (interference only ever adds
+    time).
     """
     from .loops import DataOrder, Feeder, resolve_steps_per_execution
 
@@ -149,43 +178,31 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu",
     if keras_backend() == "tensorflow":  # the TF1 original: TensorFlow only
         original_run, closing = _original_loop(arch, x, y, b, threads or 1)
         runs[ORIGINAL] = lambda rep: original_run(stream(rep))
-    for fn in runs.values():  # tracing and compilation: not timed
-        fn(0)
-    times: dict[str, list[float]] = {name: [] for name in runs}
-    for rep in range(repeats):
-        names = list(runs) if rep % 2 == 0 else list(runs)[::-1]
-        for name in names:
-            times[name].append(_time(lambda: runs[name](rep + 1)))
-
+    times = interleaved(runs, repeats)
     if closing is not None:
         closing.close()  # the TF1 session
-
-    def speedup(fast: str, slow: str) -> float:
-        return statistics.median(ts / tf for ts, tf in zip(times[slow], times[fast]))
-
+    original = ORIGINAL in times
     ips = {name: n / statistics.median(t) for name, t in times.items()}
     row = {"arch": arch, "batch_size": b, "steps_per_execution": spe, "images_per_call": n, "repeats": repeats,
            "pipeline_images_per_s": ips[PIPELINE], "reference_images_per_s": ips[REFERENCE],
-           "ratio": speedup(PIPELINE, REFERENCE),
-           "ratio_min": min(r / p for r, p in zip(times[REFERENCE], times[PIPELINE])),
-           "ratio_max": max(r / p for r, p in zip(times[REFERENCE], times[PIPELINE])),
+           "ratio": median_ratio(times, PIPELINE, REFERENCE),
+           "ratio_min": min(ratios(times, PIPELINE, REFERENCE)),
+           "ratio_max": max(ratios(times, PIPELINE, REFERENCE)),
            "ratio_best": min(times[REFERENCE]) / min(times[PIPELINE]),
-           "aa_ratio": speedup(REFERENCE_AA, REFERENCE),
+           "aa_ratio": median_ratio(times, REFERENCE_AA, REFERENCE),
            "original_images_per_s": ips.get(ORIGINAL, math.nan),
-           "ratio_to_original": speedup(PIPELINE, ORIGINAL) if ORIGINAL in times else math.nan,
-           "ratio_to_original_min": min(o / p for o, p in zip(times[ORIGINAL], times[PIPELINE]))
-           if ORIGINAL in times else math.nan,
-           "ratio_to_original_max": max(o / p for o, p in zip(times[ORIGINAL], times[PIPELINE]))
-           if ORIGINAL in times else math.nan,
+           "ratio_to_original": median_ratio(times, PIPELINE, ORIGINAL) if original else math.nan,
+           "ratio_to_original_min": min(ratios(times, PIPELINE, ORIGINAL)) if original else math.nan,
+           "ratio_to_original_max": max(ratios(times, PIPELINE, ORIGINAL)) if original else math.nan,
            "seconds": times}
     same = " (= 1: the same configuration twice)" if spe == 1 else ""
     levers = [
         {"arch": arch, "lever": "resident data, one compiled loop per chunk (off: model.fit on NumPy copies)",
          "what": "training images/s", "on": ips[PIPELINE], "off": ips[NUMPY_COPIES],
-         "on_over_off": speedup(PIPELINE, NUMPY_COPIES), "setting": str(resident.resident)},
+         "on_over_off": median_ratio(times, PIPELINE, NUMPY_COPIES), "setting": str(resident.resident)},
         {"arch": arch, "lever": f"steps_per_execution auto = {spe}, on the model.fit path{same}",
          "what": "training images/s", "on": ips[NUMPY_COPIES], "off": ips[ONE_STEP],
-         "on_over_off": speedup(NUMPY_COPIES, ONE_STEP), "setting": str(spe)},
+         "on_over_off": median_ratio(times, NUMPY_COPIES, ONE_STEP), "setting": str(spe)},
     ]
     return row, levers
 
@@ -201,17 +218,12 @@ def eval_levers(arch: str, split: dict, repeats: int = 3, eval_images: int = 100
     ye = split["y_test"][:eval_images].astype(np.int32)
     sets = {"numpy32": EvalSet(xe, ye, 32, resident=False), "numpy1000": EvalSet(xe, ye, 1000, resident=False),
             "resident1000": EvalSet(xe, ye, 1000, resident=True)}
-    for es in sets.values():
-        es.evaluate(m)
-    t: dict[str, list[float]] = {k: [] for k in sets}
-    for rep in range(repeats):
-        for k in (list(sets) if rep % 2 == 0 else list(sets)[::-1]):
-            t[k].append(_time(lambda: sets[k].evaluate(m)))
+    t = interleaved({k: (lambda rep, es=es: es.evaluate(m)) for k, es in sets.items()}, repeats)
 
     def row(lever, on, off, setting):
         return {"arch": arch, "lever": lever, "what": "evaluation images/s",
                 "on": len(xe) / statistics.median(t[on]), "off": len(xe) / statistics.median(t[off]),
-                "on_over_off": statistics.median(a / b for a, b in zip(t[off], t[on])), "setting": setting}
+                "on_over_off": median_ratio(t, on, off), "setting": setting}
 
     return [row("evaluation batch 1000 (off: Keras's default 32)", "numpy1000", "numpy32", "1000"),
             row("resident evaluation sets, tf.data autotuning off (off: NumPy arrays)", "resident1000", "numpy1000",
@@ -266,34 +278,28 @@ def thread_levers(arch: str, data_path: Path, threads: int, repeats: int = 5) ->
 
     setups = {"wide": [worker(threads)], "one": [worker(1)], "packed": [worker(1) for _ in range(threads)]}
     try:
-        def call(name, k):
-            t = time.perf_counter()
+        def call(name, k):  # every worker of the set-up trains chunk k; returns the images of one
             for p in setups[name]:
                 p.stdin.write(f"{k}\n")
                 p.stdin.flush()
             lines = [p.stdout.readline() for p in setups[name]]
             if not all(lines):
                 raise RuntimeError(f"thread-lever worker ({arch}, {name}) ended early")
-            return time.perf_counter() - t, int(lines[0])
+            return int(lines[0])
 
-        n = [call(name, 0)[1] for name in setups][0]  # warm-up: tracing and compilation, not timed
-        times: dict[str, list[float]] = {name: [] for name in setups}
-        for rep in range(repeats):
-            for name in (list(setups) if rep % 2 == 0 else list(setups)[::-1]):
-                times[name].append(call(name, rep + 1)[0])
+        n = [call(name, 0) for name in setups][0]  # warm-up: tracing and compilation, not timed
+        times = interleaved({name: (lambda k, name=name: call(name, k)) for name in setups}, repeats,
+                            warm_up=False)
     finally:
         for p in (p for ps in setups.values() for p in ps):
             p.stdin.close()
             p.wait(timeout=60)
 
-    def ratio(fast, slow):
-        return statistics.median(a / b for a, b in zip(times[slow], times[fast]))
-
     wide, one = n / statistics.median(times["wide"]), n / statistics.median(times["one"])
     packed = threads * n / statistics.median(times["packed"])
     return [
         {"arch": arch, "lever": f"{threads} threads per job (off: 1 thread)", "what": "training images/s, one job",
-         "on": wide, "off": one, "on_over_off": ratio("wide", "one"), "setting": str(threads)},
+         "on": wide, "off": one, "on_over_off": median_ratio(times, "wide", "one"), "setting": str(threads)},
         {"arch": arch, "lever": f"{threads} jobs of 1 thread at once (off: 1 job of {threads} threads)",
          "what": "training images/s, all jobs together", "on": packed, "off": wide,
          # the packed set-up does `threads` times the work of one call
@@ -306,16 +312,13 @@ def import_lever(repeats: int = 3) -> dict:
     """Start-up of a training process: Python + ``import keras``, lean against plain."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     lean = "from mnist_audit.devices import lean_imports; lean_imports(); import keras"
-    t: dict[str, list[float]] = {"lean": [], "plain": []}
-    for rep in range(repeats):
-        for name in (("lean", "plain") if rep % 2 == 0 else ("plain", "lean")):
-            code = lean if name == "lean" else "import keras"
-            t[name].append(_time(lambda: subprocess.run([sys.executable, "-c", code], check=True, env=env,
-                                                        capture_output=True)))
+    t = interleaved({name: (lambda rep, code=code: subprocess.run([sys.executable, "-c", code], check=True,
+                                                                  env=env, capture_output=True))
+                     for name, code in (("lean", lean), ("plain", "import keras"))}, repeats, warm_up=False)
     return {"arch": "(any)", "lever": "lean imports (no scikit-learn, matplotlib, JAX in a training process)",
             "what": "process start + import keras, s", "on": statistics.median(t["lean"]),
             "off": statistics.median(t["plain"]),
-            "on_over_off": statistics.median(p / q for p, q in zip(t["plain"], t["lean"])), "setting": "on"}
+            "on_over_off": median_ratio(t, "lean", "plain"), "setting": "on"}
 
 
 def job_overhead(data_path: Path, threads: int, workdir: Path, repeats: int = 3) -> dict:
@@ -447,8 +450,8 @@ def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
         "The pipeline (TensorFlow) holds the training set as a tensor once per job and runs each chunk of "
         "the stream as one call into a compiled loop that gathers each batch by index: no Python and no "
         "tf.data per step. Its evaluation sets are resident too, with tf.data autotuning off: with it on, "
-        "every iterator's tuning thread costs about 0.15 s when the iterator is destroyed, once per "
-        "fit/evaluate call (the plain loop pays it). Packed jobs: `threads` training processes of 1 thread each "
+        "every iterator's tuning thread costs a fixed wait when the iterator is destroyed, once per "
+        "fit/evaluate call (the plain loop pays it; the levers table measures it). Packed jobs: `threads` training processes of 1 thread each "
         "at once, against one process with all the threads.",
         "",
         "XLA (`jit_compile`) is not a lever on TensorFlow here: Keras turns it off while op determinism "

@@ -2,7 +2,8 @@
 
 The JSON Schema in workflow/schemas/config.schema.yaml types, describes and
 defaults every key; Snakemake's ``validate`` applies it. The architecture names
-are injected from the registry so the schema's enum is the registry's list.
+are injected from the registry so the schema's enum is the registry's list, and the
+rules of a recipe override from ``mnist_audit.recipes`` (one statement of each).
 Checks that need the registry (variants, recipe overrides) run in ``check_config``.
 """
 
@@ -17,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from . import registry
+from . import recipes, registry
 from .files import atomic_write_bytes
 
 DEFAULT_STORE_DIR = Path("results/mlflow")
@@ -28,18 +29,15 @@ class ConfigError(ValueError):
 
 
 def resolved_schema(schema_path: str | Path) -> dict:
-    """The schema with the registry's architecture names filled in."""
+    """The schema with the registry's architecture names and the override rules filled in."""
     schema = yaml.safe_load(Path(schema_path).read_text())
     names = registry.list_models()
     schema["properties"]["architectures"]["items"]["enum"] = names
     schema["properties"]["variants"]["propertyNames"] = {"enum": names}
     schema["properties"]["recipe_overrides"]["propertyNames"] = {"enum": names}
     schema["properties"]["originals"]["propertyNames"] = {"enum": names}
-    # The registry's enums flow into the schema: one list of each.
-    override = schema["properties"]["recipe_overrides"]["additionalProperties"]["properties"]
-    override["optimizer"]["enum"] = list(registry.OPTIMIZERS)
-    override["budget_unit"]["enum"] = list(registry.BUDGET_UNITS)
-    override["loss"]["enum"] = list(registry.LOSSES)
+    # What an override may be is stated once, in recipes.py (which also checks it).
+    schema["properties"]["recipe_overrides"]["additionalProperties"] = recipes.override_schema()
     return schema
 
 
@@ -197,7 +195,7 @@ def check_config(config: Mapping) -> None:
     for arch, overrides in (config.get("recipe_overrides") or {}).items():
         try:
             registry.resolve_recipe(arch, "default", overrides)
-        except registry.RegistryError as e:
+        except recipes.RegistryError as e:
             raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
     subset = config.get("train_subset")
     if subset is not None and config.get("architectures"):

@@ -1,4 +1,4 @@
-"""Keras 3 builders for the registry's architectures, their optimizers, and accounting.
+"""Keras 3 builders for the registry's architectures, compilation, and accounting.
 
 Only Keras 3 layers and ``keras.ops`` are used (no ``tf.*``), so the same code runs
 on the TensorFlow backend and on JAX (``KERAS_BACKEND=jax``).
@@ -8,39 +8,40 @@ the tutorials' final softmax is folded into the loss (see ``compile_model``). Ev
 conv and pool states ``padding="same"`` explicitly (Keras defaults to "valid", which
 would silently change the flatten sizes). Initialisers and dropout layers get no
 fixed seed: they draw from Keras's global seed, so call
-``keras.utils.set_random_seed(seed)`` before ``build_model``.
+``keras.utils.set_random_seed(seed)`` before ``build_model``. The optimizers and
+losses the recipes name are in ``mnist_audit.optimizers``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import random
+from collections.abc import Callable
 
 import keras
 import numpy as np
 from keras import initializers as init
 from keras import layers, ops
 
-from . import registry
-from .registry import Recipe
+from . import optimizers, registry
+from .optimizers import make_loss, make_optimizer
+from .recipes import Recipe, RegistryError
 
 __all__ = [
     "CUSTOM_OBJECTS",
     "AlwaysOnDropout",
-    "TF1RMSprop",
-    "TF1Adam",
     "WeightBiasConv2D",
     "build_model",
+    "builder",
     "compile_model",
     "layer_table",
     "macs_per_image",
-    "make_optimizer",
     "param_count",
 ]
 
 INPUT_SHAPE = (28, 28, 1)
 NUM_CLASSES = 10
-_PACKAGE = "mnist_audit"
+_PACKAGE = optimizers.PACKAGE
 
 
 # ---------------------------------------------------------------------------
@@ -75,176 +76,43 @@ class AlwaysOnDropout(layers.Dropout):
         return super().call(inputs, training=True)
 
 
-# ---------------------------------------------------------------------------
-# TF1 RMSProp
-# ---------------------------------------------------------------------------
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class TF1RMSprop(keras.optimizers.Optimizer):
-    """TF1 ``tf.train.RMSPropOptimizer`` (non-centered), in keras.ops.
-
-    Per variable, with ``ms`` starting at ``initial_accumulator`` (TF1: 1.0) and
-    ``mom`` at 0::
-
-        ms  = rho * ms + (1 - rho) * g**2
-        mom = momentum * mom + lr * g / sqrt(ms + epsilon)
-        var -= mom
-
-    Keras's own RMSprop starts ``ms`` at 0 and defaults to epsilon 1e-7.
-    """
-
-    def __init__(
-        self,
-        learning_rate=0.001,
-        rho=0.9,
-        momentum=0.0,
-        epsilon=1e-10,
-        initial_accumulator=1.0,
-        fused=False,
-        name="tf1_rmsprop",
-        **kwargs,
-    ):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.fused = bool(fused)
-        self.rho = float(rho)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.initial_accumulator = float(initial_accumulator)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._ms, self._mom = self.add_optimizer_variables(
-            var_list,
-            ["ms", "mom"],
-            initializer=[init.Constant(self.initial_accumulator), "zeros"],
-        )
-
-    def update_step(self, gradient, variable, learning_rate):
-        lr = ops.cast(learning_rate, variable.dtype)
-        g = ops.cast(gradient, variable.dtype)
-        i = self._get_variable_index(variable)
-        ms, mom = self._ms[i], self._mom[i]
-        if self.fused and keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            # TF1's own kernel, one pass per variable: ms += (g^2 - ms) * (1 - rho), ...
-            tf.raw_ops.ResourceApplyRMSProp(
-                var=variable.handle, ms=ms.handle, mom=mom.handle, lr=lr,
-                rho=ops.cast(self.rho, variable.dtype), momentum=ops.cast(self.momentum, variable.dtype),
-                epsilon=ops.cast(self.epsilon, variable.dtype), grad=g)
-            return
-        self.assign(ms, ops.add(ops.multiply(self.rho, ms), ops.multiply(1.0 - self.rho, ops.square(g))))
-        step = ops.divide(ops.multiply(lr, g), ops.sqrt(ops.add(ms, self.epsilon)))
-        self.assign(mom, ops.add(ops.multiply(self.momentum, mom), step))
-        self.assign_sub(variable, mom)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "rho": self.rho,
-                "momentum": self.momentum,
-                "epsilon": self.epsilon,
-                "initial_accumulator": self.initial_accumulator,
-                "fused": self.fused,
-            }
-        )
-        return config
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class TF1Adam(keras.optimizers.Optimizer):
-    """TF1 ``tf.train.AdamOptimizer``: on TensorFlow, its own fused kernel.
-
-    Per variable, one ``ResourceApplyAdam`` (the op the tutorials' programs ran)::
-
-        lr_t = lr * sqrt(1 - beta2_power) / (1 - beta1_power)
-        m += (g - m) * (1 - beta1);  v += (g^2 - v) * (1 - beta2)
-        var -= lr_t * m / (sqrt(v) + epsilon)
-
-    with ``beta1_power``/``beta2_power`` held as variables that start at beta1/beta2 and
-    are multiplied by them after each step, as TF1 did. Keras's ``Adam`` computes the
-    same update (bias-corrected "epsilon hat") in several element-wise passes per
-    variable: about 13 ms a step on thomas's 3.2M parameters on one CPU thread, against
-    one fused pass (issue "Train at least as fast as the tutorial's own program").
-    On another backend the same formulas run in ``keras.ops``.
-    """
-
-    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-8, name="tf1_adam", **kwargs):
-        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
-        self.beta_1, self.beta_2, self.epsilon = float(beta_1), float(beta_2), float(epsilon)
-
-    def build(self, var_list):
-        if self.built:
-            return
-        super().build(var_list)
-        self._m, self._v = self.add_optimizer_variables(var_list, ["m", "v"])
-        self._beta1_power = self.add_variable((), initializer=init.Constant(self.beta_1), name="beta1_power")
-        self._beta2_power = self.add_variable((), initializer=init.Constant(self.beta_2), name="beta2_power")
-
-    def _backend_update_step(self, grads, trainable_variables, learning_rate):
-        super()._backend_update_step(grads, trainable_variables, learning_rate)
-        # After every variable's update (TF1's _finish): the powers for the next step.
-        self._beta1_power.assign(ops.multiply(self._beta1_power, self.beta_1))
-        self._beta2_power.assign(ops.multiply(self._beta2_power, self.beta_2))
-
-    def update_step(self, gradient, variable, learning_rate):
-        dtype = variable.dtype
-        lr, g = ops.cast(learning_rate, dtype), ops.cast(gradient, dtype)
-        i = self._get_variable_index(variable)
-        m, v = self._m[i], self._v[i]
-        b1p, b2p = ops.cast(self._beta1_power, dtype), ops.cast(self._beta2_power, dtype)
-        if keras.backend.backend() == "tensorflow":
-            import tensorflow as tf
-
-            tf.raw_ops.ResourceApplyAdam(
-                var=variable.handle, m=m.handle, v=v.handle, beta1_power=b1p, beta2_power=b2p, lr=lr,
-                beta1=ops.cast(self.beta_1, dtype), beta2=ops.cast(self.beta_2, dtype),
-                epsilon=ops.cast(self.epsilon, dtype), grad=g)
-            return
-        lr_t = lr * ops.sqrt(1.0 - b2p) / (1.0 - b1p)
-        self.assign_add(m, ops.multiply(ops.subtract(g, m), 1.0 - self.beta_1))
-        self.assign_add(v, ops.multiply(ops.subtract(ops.square(g), v), 1.0 - self.beta_2))
-        self.assign_sub(variable, ops.divide(ops.multiply(lr_t, m), ops.add(ops.sqrt(v), self.epsilon)))
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
-        return config
-
-
-CUSTOM_OBJECTS = {
-    "WeightBiasConv2D": WeightBiasConv2D,
-    "AlwaysOnDropout": AlwaysOnDropout,
-    "TF1RMSprop": TF1RMSprop,
-    "TF1Adam": TF1Adam,
-    f"{_PACKAGE}>TF1Adam": TF1Adam,
-    f"{_PACKAGE}>WeightBiasConv2D": WeightBiasConv2D,
-    f"{_PACKAGE}>AlwaysOnDropout": AlwaysOnDropout,
-    f"{_PACKAGE}>TF1RMSprop": TF1RMSprop,
-}
+# What keras.saving.load_model needs to load a saved model: these layers, and the
+# optimizers and losses of mnist_audit.optimizers.
+CUSTOM_OBJECTS = {**optimizers.custom_objects(WeightBiasConv2D, AlwaysOnDropout), **optimizers.CUSTOM_OBJECTS}
 
 
 # ---------------------------------------------------------------------------
 # Builders: one readable layer list per architecture
 # ---------------------------------------------------------------------------
 
+_BUILDERS: dict[str, Callable[[str], list]] = {}  # architecture -> variant -> its layers
+
+
+def builder(name: str):
+    """Register the decorated function as the layer list of registry architecture ``name``."""
+    registry.get_architecture(name)  # RegistryError for a name the registry does not have
+
+    def register(fn: Callable[[str], list]) -> Callable[[str], list]:
+        if name in _BUILDERS:
+            raise RegistryError(f"two builders for architecture {name!r}")
+        _BUILDERS[name] = fn
+        return fn
+
+    return register
+
+
+def _weights(kernel_init, bias_init) -> dict:
+    """A layer's weight arguments: no bias at all when ``bias_init`` is None."""
+    return {
+        "use_bias": bias_init is not None,
+        "kernel_initializer": kernel_init,
+        "bias_initializer": bias_init if bias_init is not None else "zeros",
+    }
+
 
 def _conv(name, filters, k, *, kernel_init, bias_init=None, activation=None, cls=layers.Conv2D):
-    return cls(
-        filters,
-        k,
-        strides=1,
-        padding="same",
-        activation=activation,
-        use_bias=bias_init is not None,
-        kernel_initializer=kernel_init,
-        bias_initializer=bias_init if bias_init is not None else "zeros",
-        name=name,
-    )
+    return cls(filters, k, strides=1, padding="same", activation=activation, name=name,
+               **_weights(kernel_init, bias_init))
 
 
 def _pool(name):
@@ -252,16 +120,10 @@ def _pool(name):
 
 
 def _dense(name, units, *, kernel_init, bias_init=None, activation=None):
-    return layers.Dense(
-        units,
-        activation=activation,
-        use_bias=bias_init is not None,
-        kernel_initializer=kernel_init,
-        bias_initializer=bias_init if bias_init is not None else "zeros",
-        name=name,
-    )
+    return layers.Dense(units, activation=activation, name=name, **_weights(kernel_init, bias_init))
 
 
+@builder("jerkic")
 def _jerkic(variant):
     W = lambda: init.TruncatedNormal(stddev=0.1)  # noqa: E731  (fresh per layer)
     b = lambda: init.Zeros()  # noqa: E731
@@ -277,6 +139,7 @@ def _jerkic(variant):
     ]
 
 
+@builder("cnn_tutorial")
 def _cnn_tutorial(variant):
     W = lambda: init.TruncatedNormal(stddev=0.1)  # noqa: E731
     b = lambda: init.Constant(0.1)  # noqa: E731
@@ -295,6 +158,7 @@ def _cnn_tutorial(variant):
     ]
 
 
+@builder("singhal")
 def _singhal(variant):
     W = lambda: init.TruncatedNormal(stddev=0.05)  # noqa: E731
     b = lambda: init.Constant(0.05)  # noqa: E731
@@ -311,6 +175,7 @@ def _singhal(variant):
     ]
 
 
+@builder("thomas")
 def _thomas(variant):
     W = lambda: init.TruncatedNormal(stddev=0.03)  # noqa: E731
     conv_b = lambda: init.TruncatedNormal(stddev=1.0)  # noqa: E731
@@ -326,6 +191,7 @@ def _thomas(variant):
     ]
 
 
+@builder("zaccone")
 def _zaccone(variant):
     W = lambda: init.RandomNormal(stddev=0.01)  # noqa: E731
     return [  # no biases anywhere
@@ -345,6 +211,7 @@ def _zaccone(variant):
     ]
 
 
+@builder("softmax_regression")
 def _softmax_regression(variant):
     return [
         layers.Flatten(name="flatten"),
@@ -352,6 +219,7 @@ def _softmax_regression(variant):
     ]
 
 
+@builder("mlp")
 def _mlp(variant):
     W = lambda: init.RandomNormal(stddev=0.03)  # noqa: E731
     b = lambda: init.RandomNormal(stddev=1.0)  # noqa: E731  (tf.random_normal default)
@@ -362,22 +230,10 @@ def _mlp(variant):
     ]
 
 
-_BUILDERS = {
-    "jerkic": _jerkic,
-    "cnn_tutorial": _cnn_tutorial,
-    "singhal": _singhal,
-    "thomas": _thomas,
-    "zaccone": _zaccone,
-    "softmax_regression": _softmax_regression,
-    "mlp": _mlp,
-}
-assert list(_BUILDERS) == registry.list_models(), "models.py and registry.py disagree"
-
-
 def _check(name: str, variant: str) -> None:
     arch = registry.get_architecture(name)  # RegistryError for unknown names
     if variant not in arch.variants:
-        raise registry.RegistryError(
+        raise RegistryError(
             f"unknown variant {variant!r} of architecture {name!r}; {name} has: {', '.join(arch.variants)}"
         )
 
@@ -385,6 +241,8 @@ def _check(name: str, variant: str) -> None:
 def build_model(name: str, variant: str = "default") -> keras.Model:
     """A fresh, built model: (batch, 28, 28, 1) float32 -> (batch, 10) logits."""
     _check(name, variant)
+    if name not in _BUILDERS:
+        raise RegistryError(f"architecture {name!r} is in the registry but has no @builder in models.py")
     model_name = name if variant == "default" else f"{name}_{variant}"
     return keras.Sequential(
         [keras.Input(shape=INPUT_SHAPE, dtype="float32", name="image"), *_BUILDERS[name](variant)],
@@ -393,61 +251,8 @@ def build_model(name: str, variant: str = "default") -> keras.Model:
 
 
 # ---------------------------------------------------------------------------
-# Optimizers and compilation
+# Compilation
 # ---------------------------------------------------------------------------
-
-
-def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer, with TF1's defaults for any argument the recipe omits."""
-    if recipe.optimizer not in registry.OPTIMIZER_ARGS:
-        raise registry.RegistryError(
-            f"unknown optimizer {recipe.optimizer!r}; allowed: {', '.join(registry.OPTIMIZERS)}"
-        )
-    args = {**registry.OPTIMIZER_ARGS[recipe.optimizer], **recipe.optimizer_args}
-    lr = float(recipe.learning_rate)
-    if recipe.optimizer == "sgd":
-        return keras.optimizers.SGD(learning_rate=lr, momentum=args["momentum"], nesterov=args["nesterov"])
-    on_tf = keras.backend.backend() == "tensorflow"
-    if recipe.optimizer == "adam":
-        # TensorFlow: TF1's own fused kernel (the op the authors ran, and 1.13x faster a
-        # step on thomas); elsewhere Keras's Adam, the same update in keras.ops.
-        cls = TF1Adam if on_tf else keras.optimizers.Adam
-        return cls(learning_rate=lr, beta_1=args["beta_1"], beta_2=args["beta_2"], epsilon=args["epsilon"])
-    return TF1RMSprop(learning_rate=lr, fused=on_tf, **args)
-
-
-@keras.saving.register_keras_serializable(package=_PACKAGE)
-class ClippedBinaryCrossentropy(keras.losses.Loss):
-    """The mlp author's loss, on logits and integer labels::
-
-        p = clip(softmax(logits), 1e-10, 0.9999999)
-        loss = -mean_over_batch(sum_over_classes(y * log(p) + (1 - y) * log(1 - p)))
-
-    a per-class binary cross-entropy of the softmax outputs (y one-hot).
-    """
-
-    def __init__(self, low=1e-10, high=0.9999999, name="clipped_binary_xent", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.low, self.high = float(low), float(high)
-
-    def call(self, y_true, y_pred):
-        p = ops.clip(ops.softmax(y_pred, axis=-1), self.low, self.high)
-        y = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), ops.shape(y_pred)[-1], dtype=p.dtype)
-        return -ops.sum(y * ops.log(p) + (1.0 - y) * ops.log(1.0 - p), axis=-1)
-
-    def get_config(self):
-        return {**super().get_config(), "low": self.low, "high": self.high}
-
-
-CUSTOM_OBJECTS.update({"ClippedBinaryCrossentropy": ClippedBinaryCrossentropy,
-                       f"{_PACKAGE}>ClippedBinaryCrossentropy": ClippedBinaryCrossentropy})
-
-
-def make_loss(recipe: Recipe) -> keras.losses.Loss:
-    """The recipe's training loss on the model's logits."""
-    if recipe.loss == "clipped_binary_xent":
-        return ClippedBinaryCrossentropy()
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def compile_model(model: keras.Model, recipe: Recipe, **compile_kwargs) -> keras.Model:

@@ -1,5 +1,11 @@
 """The audited architectures: published recipes, claims and fidelity notes.
 
+The seven entries and the look-ups over them (``list_models``, ``get_architecture``,
+``list_variants``, ``resolve_recipe``, ``training_work``). The types of an entry and
+the rules of what an override may change are in ``mnist_audit.recipes``; ``Recipe``,
+``Claim``, ``Architecture`` and ``RegistryError`` are re-exported here as part of the
+look-up API (what ``resolve_recipe`` and ``get_architecture`` return and raise).
+
 Pure data (standard library only): the Snakefile imports this module to build the
 config schema's architecture enum and the wildcard constraints, so it must stay
 fast and must not import keras, tensorflow or numpy. The Keras builders for these
@@ -12,17 +18,15 @@ from the author's code, and why.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
+
+from .recipes import OPTIMIZER_ARGS, Architecture, Claim, Recipe, RegistryError, apply_changes
 
 __all__ = [
     "ARCHITECTURES",
     "BASELINES",
-    "OPTIMIZERS",
-    "OPTIMIZER_ARGS",
-    "OVERRIDABLE",
+    "MACS_PER_IMAGE",
     "Architecture",
     "Claim",
     "Recipe",
@@ -31,180 +35,8 @@ __all__ = [
     "list_models",
     "list_variants",
     "resolve_recipe",
+    "training_work",
 ]
-
-
-class RegistryError(ValueError):
-    """An unknown architecture, variant or override key, or a bad override value."""
-
-
-BUDGET_UNITS = ("steps", "epochs")
-# The training loss, as the author's code computed it.
-LOSSES = (
-    "softmax_xent",  # softmax cross-entropy on logits (the stable form of -sum(y*log(softmax)))
-    "clipped_binary_xent",  # softmax clipped to [1e-10, 0.9999999], -mean(sum(y*log p + (1-y)*log(1-p)))
-)
-SPLITS = ("test", "val")
-READINGS = ("final", "best epoch")
-OVERRIDABLE = (
-    "optimizer",
-    "learning_rate",
-    "optimizer_args",
-    "batch_size",
-    "budget",
-    "budget_unit",
-    "shuffle",
-    "drop_last",
-    "loss",
-)
-
-# Optimizer name -> its arguments with their TF1 defaults. A recipe's optimizer_args
-# always spells out every argument of its optimizer except for plain SGD (no arguments
-# in any recipe; momentum 0 is the TF1 GradientDescentOptimizer).
-OPTIMIZER_ARGS: Mapping[str, Mapping[str, float | bool]] = MappingProxyType(
-    {
-        # tf.train.GradientDescentOptimizer; keras SGD(momentum=0) is the same update.
-        "sgd": MappingProxyType({"momentum": 0.0, "nesterov": False}),
-        # tf.train.AdamOptimizer defaults; Keras's own Adam default epsilon is 1e-7.
-        "adam": MappingProxyType({"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
-        # tf.train.RMSPropOptimizer(lr, decay=0.9): ms starts at 1.0, eps 1e-10.
-        "rmsprop_tf1": MappingProxyType(
-            {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-10, "initial_accumulator": 1.0}
-        ),
-    }
-)
-OPTIMIZERS = tuple(OPTIMIZER_ARGS)
-
-# Allowed range of each optimizer argument: (low, high, low_inclusive, high_inclusive).
-_ARG_RANGES = {
-    "momentum": (0.0, 1.0, True, False),
-    "beta_1": (0.0, 1.0, True, False),
-    "beta_2": (0.0, 1.0, True, False),
-    "rho": (0.0, 1.0, True, False),
-    "epsilon": (0.0, math.inf, False, False),
-    "initial_accumulator": (0.0, math.inf, True, False),
-}
-
-
-def _frozen(mapping: Mapping | None) -> Mapping:
-    return MappingProxyType(dict(mapping or {}))
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """A training recipe as the original code ran it."""
-
-    optimizer: str  # "sgd" | "adam" | "rmsprop_tf1"
-    learning_rate: float
-    optimizer_args: Mapping  # read-only; see OPTIMIZER_ARGS for the names
-    batch_size: int
-    budget: int  # as the original counted it
-    budget_unit: str  # "steps" | "epochs"
-    shuffle: bool  # True: TF1 mnist.train.next_batch, reshuffled every epoch
-    drop_last: bool  # True: the last partial batch of an epoch is dropped
-    kernel_init: str  # human-readable
-    bias_init: str | None  # None when the net has no biases
-    dropout: tuple[float, ...] = ()  # Keras rates (1 - keep), in layer order
-    loss: str = "softmax_xent"  # see LOSSES
-
-    def __post_init__(self):
-        object.__setattr__(self, "optimizer_args", _frozen(self.optimizer_args))
-        object.__setattr__(self, "dropout", tuple(self.dropout))
-        if self.loss not in LOSSES:
-            raise RegistryError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
-
-    def steps_per_epoch(self, n_train: int) -> int:
-        """Optimizer steps in one pass over ``n_train`` images."""
-        if n_train <= 0:
-            raise ValueError(f"n_train must be positive, got {n_train}")
-        if self.drop_last:
-            return n_train // self.batch_size
-        return -(-n_train // self.batch_size)
-
-    def total_steps(self, n_train: int) -> int:
-        """The whole budget in optimizer steps."""
-        if self.budget_unit == "steps":
-            return self.budget
-        return self.budget * self.steps_per_epoch(n_train)
-
-    def as_dict(self) -> dict:
-        """JSON-serialisable copy (for logging)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
-        out["optimizer_args"] = dict(self.optimizer_args)
-        out["dropout"] = list(self.dropout)
-        return out
-
-
-@dataclass(frozen=True)
-class Claim:
-    """The accuracy the author claims, and how the original measured it."""
-
-    text: str | None  # the author's words; None if no claim
-    value: float | None  # headline figure as a fraction
-    lower: float | None  # lowest accuracy consistent with the claim's rounding: THE threshold
-    where: str  # how/where the original measured it
-    split: str = "test"  # the author's measure: "test" or "val" (the 5,000-image validation set)
-    reading: str = "final"  # "final" (after the whole budget) or "best epoch" (a running maximum)
-    reference: str | None = None  # a figure someone else stated (shown, never judged)
-    recipe_variant: str | None = None  # the variant whose recipe the claim sentence came from
-
-    def __post_init__(self):
-        if self.split not in SPLITS or self.reading not in READINGS:
-            raise RegistryError(f"claim measure {self.split}/{self.reading}: split one of {SPLITS}, "
-                                f"reading one of {READINGS}")
-
-    @property
-    def measure(self) -> str:
-        """The author's measure in words: "test, final" or "validation, best epoch"."""
-        return f"{'validation' if self.split == 'val' else 'test'}, {self.reading}"
-
-    def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass(frozen=True)
-class Architecture:
-    name: str
-    title: str
-    author: str
-    seed_file: str
-    baseline: bool
-    layers: str  # one-line description of the layer stack (SPEC table)
-    recipe: Recipe
-    claim: Claim
-    variants: Mapping[str, str]  # variant -> description; always has "default"
-    fidelity: tuple[str, ...]  # one line per fidelity decision
-    # variant -> recipe fields it changes (applied before user overrides)
-    variant_recipes: Mapping[str, Mapping] = field(default_factory=dict)
-
-    def __post_init__(self):
-        if "default" not in self.variants:
-            raise RegistryError(f"architecture {self.name!r} has no 'default' variant")
-        unknown = set(self.variant_recipes) - set(self.variants)
-        if unknown:
-            raise RegistryError(f"{self.name}: recipe changes for undeclared variants {sorted(unknown)}")
-        object.__setattr__(self, "variants", _frozen(self.variants))
-        object.__setattr__(
-            self,
-            "variant_recipes",
-            MappingProxyType({k: _frozen(v) for k, v in self.variant_recipes.items()}),
-        )
-        object.__setattr__(self, "fidelity", tuple(self.fidelity))
-
-    def as_dict(self) -> dict:
-        return {
-            "name": self.name,
-            "title": self.title,
-            "author": self.author,
-            "seed_file": self.seed_file,
-            "baseline": self.baseline,
-            "layers": self.layers,
-            "recipe": self.recipe.as_dict(),
-            "claim": self.claim.as_dict(),
-            "variants": dict(self.variants),
-            "fidelity": list(self.fidelity),
-        }
-
 
 # ---------------------------------------------------------------------------
 # Fidelity lines shared by several architectures
@@ -673,104 +505,6 @@ def list_variants(name: str) -> list[str]:
     return list(get_architecture(name).variants)
 
 
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_optimizer_args(optimizer: str, args, where: str) -> dict:
-    allowed = OPTIMIZER_ARGS[optimizer]
-    if not isinstance(args, Mapping):
-        raise RegistryError(
-            f"{where}: optimizer_args must be a mapping, got {args!r}; "
-            f"allowed keys for {optimizer}: {', '.join(allowed)}"
-        )
-    out = {}
-    for key, value in args.items():
-        if key not in allowed:
-            raise RegistryError(
-                f"{where}: unknown optimizer_args key {key!r} for optimizer {optimizer!r}; "
-                f"allowed: {', '.join(allowed)}"
-            )
-        if isinstance(allowed[key], bool):
-            if not isinstance(value, bool):
-                raise RegistryError(f"{where}: optimizer_args.{key} must be true or false, got {value!r}")
-        else:
-            lo, hi, lo_inc, hi_inc = _ARG_RANGES[key]
-            ok = _is_number(value) and (value >= lo if lo_inc else value > lo) and (
-                value <= hi if hi_inc else value < hi
-            )
-            if not ok:
-                rng = f"{'[' if lo_inc else '('}{lo}, {hi}{']' if hi_inc else ')'}"
-                raise RegistryError(
-                    f"{where}: optimizer_args.{key} = {value!r} is not allowed; "
-                    f"it must be a number in {rng}"
-                )
-            value = float(value)
-        out[key] = value
-    return out
-
-
-def _check_override(key: str, value, where: str):
-    """Validate one override value; return it normalised (e.g. int lr -> float)."""
-    if key == "optimizer":
-        if value not in OPTIMIZERS:
-            raise RegistryError(
-                f"{where}: optimizer = {value!r} is not allowed; choose one of: {', '.join(OPTIMIZERS)}"
-            )
-        return value
-    if key == "learning_rate":
-        if not _is_number(value) or value <= 0:
-            raise RegistryError(f"{where}: learning_rate = {value!r} is not allowed; it must be a number > 0")
-        return float(value)
-    if key in ("batch_size", "budget"):
-        if not _is_int(value) or value <= 0:
-            raise RegistryError(f"{where}: {key} = {value!r} is not allowed; it must be an integer >= 1")
-        return value
-    if key == "budget_unit":
-        if value not in BUDGET_UNITS:
-            raise RegistryError(
-                f"{where}: budget_unit = {value!r} is not allowed; choose one of: {', '.join(BUDGET_UNITS)}"
-            )
-        return value
-    if key == "loss":
-        if value not in LOSSES:
-            raise RegistryError(f"{where}: loss = {value!r} is not allowed; choose one of: {', '.join(LOSSES)}")
-        return value
-    if key in ("shuffle", "drop_last"):
-        if not isinstance(value, bool):
-            raise RegistryError(f"{where}: {key} = {value!r} is not allowed; it must be true or false")
-        return value
-    raise AssertionError(key)  # optimizer_args is handled by the caller
-
-
-def _apply(recipe: Recipe, changes: Mapping | None, where: str) -> Recipe:
-    if changes is None:
-        return recipe
-    if not isinstance(changes, Mapping):
-        raise RegistryError(f"{where}: overrides must be a mapping of {', '.join(OVERRIDABLE)}; got {changes!r}")
-    unknown = [k for k in changes if k not in OVERRIDABLE]
-    if unknown:
-        raise RegistryError(
-            f"{where}: unknown recipe key {unknown[0]!r}; overridable keys: {', '.join(OVERRIDABLE)}"
-        )
-    new = {k: _check_override(k, v, where) for k, v in changes.items() if k != "optimizer_args"}
-    optimizer = new.get("optimizer", recipe.optimizer)
-    # Changing the optimizer starts from the new optimizer's TF1 defaults; given
-    # optimizer_args are merged on top of whatever the base is.
-    if optimizer != recipe.optimizer:
-        base_args = {} if optimizer == "sgd" else dict(OPTIMIZER_ARGS[optimizer])
-    else:
-        base_args = dict(recipe.optimizer_args)
-    if "optimizer_args" in changes:
-        base_args.update(_check_optimizer_args(optimizer, changes["optimizer_args"], where))
-    new["optimizer_args"] = base_args
-    return replace(recipe, **new)
-
-
 def resolve_recipe(name: str, variant: str = "default", overrides: Mapping | None = None) -> Recipe:
     """The recipe one run uses: the published one, then the variant's changes, then overrides.
 
@@ -785,8 +519,8 @@ def resolve_recipe(name: str, variant: str = "default", overrides: Mapping | Non
             f"unknown variant {variant!r} of architecture {name!r}; "
             f"{name} has: {', '.join(arch.variants)}"
         )
-    recipe = _apply(arch.recipe, arch.variant_recipes.get(variant), f"{name}/{variant} variant recipe")
-    return _apply(recipe, overrides, f"recipe override for {name}")
+    recipe = apply_changes(arch.recipe, arch.variant_recipes.get(variant), f"{name}/{variant} variant recipe")
+    return apply_changes(recipe, overrides, f"recipe override for {name}")
 
 
 def _check_variant_recipes() -> None:

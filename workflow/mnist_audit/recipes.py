@@ -1,0 +1,323 @@
+"""Recipe types and the rules of what a recipe override may change.
+
+The types of the registry's entries (``Recipe``, ``Claim``, ``Architecture``), the
+vocabularies they use (optimizers and their arguments, losses, budget units, claim
+measures), and the one validator of recipe overrides (``apply_changes``). The
+entries themselves and the look-ups are in ``mnist_audit.registry``.
+
+The config schema does not restate these rules: ``config.resolved_schema`` copies
+``override_schema()`` into it, so the schema and the Python check are one statement.
+Standard library only (the Snakefile imports it through the registry).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from types import MappingProxyType
+
+__all__ = [
+    "ARG_RANGES",
+    "BUDGET_UNITS",
+    "LOSSES",
+    "OPTIMIZERS",
+    "OPTIMIZER_ARGS",
+    "OVERRIDABLE",
+    "OVERRIDE_RULES",
+    "READINGS",
+    "SPLITS",
+    "Architecture",
+    "Claim",
+    "Recipe",
+    "RegistryError",
+    "apply_changes",
+    "override_schema",
+]
+
+
+class RegistryError(ValueError):
+    """An unknown architecture, variant or override key, or a bad override value."""
+
+
+BUDGET_UNITS = ("steps", "epochs")
+# The training loss, as the author's code computed it.
+LOSSES = (
+    "softmax_xent",  # softmax cross-entropy on logits (the stable form of -sum(y*log(softmax)))
+    "clipped_binary_xent",  # softmax clipped to [1e-10, 0.9999999], -mean(sum(y*log p + (1-y)*log(1-p)))
+)
+SPLITS = ("test", "val")
+READINGS = ("final", "best epoch")
+
+# Optimizer name -> its arguments with their TF1 defaults. A recipe's optimizer_args
+# always spells out every argument of its optimizer except for plain SGD (no arguments
+# in any recipe; momentum 0 is the TF1 GradientDescentOptimizer).
+OPTIMIZER_ARGS: Mapping[str, Mapping[str, float | bool]] = MappingProxyType(
+    {
+        # tf.train.GradientDescentOptimizer; keras SGD(momentum=0) is the same update.
+        "sgd": MappingProxyType({"momentum": 0.0, "nesterov": False}),
+        # tf.train.AdamOptimizer defaults; Keras's own Adam default epsilon is 1e-7.
+        "adam": MappingProxyType({"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}),
+        # tf.train.RMSPropOptimizer(lr, decay=0.9): ms starts at 1.0, eps 1e-10.
+        "rmsprop_tf1": MappingProxyType(
+            {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-10, "initial_accumulator": 1.0}
+        ),
+    }
+)
+OPTIMIZERS = tuple(OPTIMIZER_ARGS)
+
+# Allowed range of each numeric optimizer argument: (low, high, low_inclusive, high_inclusive).
+# Which arguments are allowed depends on the optimizer, so these are checked in Python
+# only (_check_optimizer_args); the config schema just asks for a mapping.
+ARG_RANGES: Mapping[str, tuple[float, float, bool, bool]] = MappingProxyType({
+    "momentum": (0.0, 1.0, True, False),
+    "beta_1": (0.0, 1.0, True, False),
+    "beta_2": (0.0, 1.0, True, False),
+    "rho": (0.0, 1.0, True, False),
+    "epsilon": (0.0, math.inf, False, False),
+    "initial_accumulator": (0.0, math.inf, True, False),
+})
+
+# What each overridable recipe key may be, as JSON Schema: the one statement of these
+# rules. _check_override enforces them with messages that say what is allowed, and
+# override_schema() hands them to the config schema (which also types --config strings).
+OVERRIDE_RULES: Mapping[str, Mapping] = MappingProxyType({key: MappingProxyType(rule) for key, rule in {
+    "optimizer": {"type": "string", "enum": OPTIMIZERS},
+    "learning_rate": {"type": "number", "exclusiveMinimum": 0},
+    "optimizer_args": {"type": "object",
+                       "description": "arguments of the optimizer (names and ranges checked per optimizer)"},
+    "batch_size": {"type": "integer", "minimum": 1},
+    "budget": {"type": "integer", "minimum": 1, "description": "steps or epochs, per budget_unit"},
+    "budget_unit": {"type": "string", "enum": BUDGET_UNITS},
+    "shuffle": {"type": "boolean"},
+    "drop_last": {"type": "boolean"},
+    "loss": {"type": "string", "enum": LOSSES, "description": "the training loss"},
+}.items()})
+OVERRIDABLE = tuple(OVERRIDE_RULES)
+
+
+def override_schema() -> dict:
+    """JSON Schema of one architecture's recipe overrides (a fresh copy of OVERRIDE_RULES)."""
+    def plain(rule):
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in rule.items()}
+
+    return {"type": "object", "additionalProperties": False,
+            "properties": {key: plain(rule) for key, rule in OVERRIDE_RULES.items()}}
+
+
+def _frozen(mapping: Mapping | None) -> Mapping:
+    return MappingProxyType(dict(mapping or {}))
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A training recipe as the original code ran it."""
+
+    optimizer: str  # "sgd" | "adam" | "rmsprop_tf1"
+    learning_rate: float
+    optimizer_args: Mapping  # read-only; see OPTIMIZER_ARGS for the names
+    batch_size: int
+    budget: int  # as the original counted it
+    budget_unit: str  # "steps" | "epochs"
+    shuffle: bool  # True: TF1 mnist.train.next_batch, reshuffled every epoch
+    drop_last: bool  # True: the last partial batch of an epoch is dropped
+    kernel_init: str  # human-readable
+    bias_init: str | None  # None when the net has no biases
+    dropout: tuple[float, ...] = ()  # Keras rates (1 - keep), in layer order
+    loss: str = "softmax_xent"  # see LOSSES
+
+    def __post_init__(self):
+        object.__setattr__(self, "optimizer_args", _frozen(self.optimizer_args))
+        object.__setattr__(self, "dropout", tuple(self.dropout))
+        if self.loss not in LOSSES:
+            raise RegistryError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+
+    def steps_per_epoch(self, n_train: int) -> int:
+        """Optimizer steps in one pass over ``n_train`` images."""
+        if n_train <= 0:
+            raise ValueError(f"n_train must be positive, got {n_train}")
+        if self.drop_last:
+            return n_train // self.batch_size
+        return -(-n_train // self.batch_size)
+
+    def total_steps(self, n_train: int) -> int:
+        """The whole budget in optimizer steps."""
+        if self.budget_unit == "steps":
+            return self.budget
+        return self.budget * self.steps_per_epoch(n_train)
+
+    def as_dict(self) -> dict:
+        """JSON-serialisable copy (for logging)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["optimizer_args"] = dict(self.optimizer_args)
+        out["dropout"] = list(self.dropout)
+        return out
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The accuracy the author claims, and how the original measured it."""
+
+    text: str | None  # the author's words; None if no claim
+    value: float | None  # headline figure as a fraction
+    lower: float | None  # lowest accuracy consistent with the claim's rounding: THE threshold
+    where: str  # how/where the original measured it
+    split: str = "test"  # the author's measure: "test" or "val" (the 5,000-image validation set)
+    reading: str = "final"  # "final" (after the whole budget) or "best epoch" (a running maximum)
+    reference: str | None = None  # a figure someone else stated (shown, never judged)
+    recipe_variant: str | None = None  # the variant whose recipe the claim sentence came from
+
+    def __post_init__(self):
+        if self.split not in SPLITS or self.reading not in READINGS:
+            raise RegistryError(f"claim measure {self.split}/{self.reading}: split one of {SPLITS}, "
+                                f"reading one of {READINGS}")
+
+    @property
+    def measure(self) -> str:
+        """The author's measure in words: "test, final" or "validation, best epoch"."""
+        return f"{'validation' if self.split == 'val' else 'test'}, {self.reading}"
+
+    def as_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    title: str
+    author: str
+    seed_file: str
+    baseline: bool
+    layers: str  # one-line description of the layer stack (SPEC table)
+    recipe: Recipe
+    claim: Claim
+    variants: Mapping[str, str]  # variant -> description; always has "default"
+    fidelity: tuple[str, ...]  # one line per fidelity decision
+    # variant -> recipe fields it changes (applied before user overrides)
+    variant_recipes: Mapping[str, Mapping] = field(default_factory=dict)
+
+    def __post_init__(self):
+        if "default" not in self.variants:
+            raise RegistryError(f"architecture {self.name!r} has no 'default' variant")
+        unknown = set(self.variant_recipes) - set(self.variants)
+        if unknown:
+            raise RegistryError(f"{self.name}: recipe changes for undeclared variants {sorted(unknown)}")
+        object.__setattr__(self, "variants", _frozen(self.variants))
+        object.__setattr__(
+            self,
+            "variant_recipes",
+            MappingProxyType({k: _frozen(v) for k, v in self.variant_recipes.items()}),
+        )
+        object.__setattr__(self, "fidelity", tuple(self.fidelity))
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "title": self.title,
+            "author": self.author,
+            "seed_file": self.seed_file,
+            "baseline": self.baseline,
+            "layers": self.layers,
+            "recipe": self.recipe.as_dict(),
+            "claim": self.claim.as_dict(),
+            "variants": dict(self.variants),
+            "fidelity": list(self.fidelity),
+        }
+
+
+# ---------------------------------------------------------------------------
+# Overrides: the checks
+# ---------------------------------------------------------------------------
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_optimizer_args(optimizer: str, args, where: str) -> dict:
+    allowed = OPTIMIZER_ARGS[optimizer]
+    if not isinstance(args, Mapping):
+        raise RegistryError(
+            f"{where}: optimizer_args must be a mapping, got {args!r}; "
+            f"allowed keys for {optimizer}: {', '.join(allowed)}"
+        )
+    out = {}
+    for key, value in args.items():
+        if key not in allowed:
+            raise RegistryError(
+                f"{where}: unknown optimizer_args key {key!r} for optimizer {optimizer!r}; "
+                f"allowed: {', '.join(allowed)}"
+            )
+        if isinstance(allowed[key], bool):
+            if not isinstance(value, bool):
+                raise RegistryError(f"{where}: optimizer_args.{key} must be true or false, got {value!r}")
+        else:
+            lo, hi, lo_inc, hi_inc = ARG_RANGES[key]
+            ok = _is_number(value) and (value >= lo if lo_inc else value > lo) and (
+                value <= hi if hi_inc else value < hi
+            )
+            if not ok:
+                rng = f"{'[' if lo_inc else '('}{lo}, {hi}{']' if hi_inc else ')'}"
+                raise RegistryError(
+                    f"{where}: optimizer_args.{key} = {value!r} is not allowed; "
+                    f"it must be a number in {rng}"
+                )
+            value = float(value)
+        out[key] = value
+    return out
+
+
+def _check_override(key: str, value, where: str):
+    """Validate one override value against its rule in OVERRIDE_RULES; return it
+    normalised (a number becomes a float)."""
+    rule = OVERRIDE_RULES[key]
+    kind = rule["type"]
+    if "enum" in rule:
+        ok, allowed = value in rule["enum"], f"choose one of: {', '.join(rule['enum'])}"
+    elif kind == "boolean":
+        ok, allowed = isinstance(value, bool), "it must be true or false"
+    elif kind == "integer":
+        low = rule["minimum"]
+        ok, allowed = _is_int(value) and value >= low, f"it must be an integer >= {low}"
+    elif kind == "number":
+        low = rule["exclusiveMinimum"]
+        ok, allowed = _is_number(value) and value > low, f"it must be a number > {low}"
+    else:
+        raise AssertionError(key)  # optimizer_args is checked by _check_optimizer_args
+    if not ok:
+        raise RegistryError(f"{where}: {key} = {value!r} is not allowed; {allowed}")
+    return float(value) if kind == "number" else value
+
+
+def apply_changes(recipe: Recipe, changes: Mapping | None, where: str) -> Recipe:
+    """``recipe`` with ``changes`` (keys of OVERRIDABLE) applied, each checked first.
+
+    ``optimizer_args`` is merged into the current arguments; switching ``optimizer``
+    first resets them to the new optimizer's TF1 defaults. Raises RegistryError naming
+    ``where``, the key, the bad value and what is allowed.
+    """
+    if changes is None:
+        return recipe
+    if not isinstance(changes, Mapping):
+        raise RegistryError(f"{where}: overrides must be a mapping of {', '.join(OVERRIDABLE)}; got {changes!r}")
+    unknown = [k for k in changes if k not in OVERRIDABLE]
+    if unknown:
+        raise RegistryError(
+            f"{where}: unknown recipe key {unknown[0]!r}; overridable keys: {', '.join(OVERRIDABLE)}"
+        )
+    new = {k: _check_override(k, v, where) for k, v in changes.items() if k != "optimizer_args"}
+    optimizer = new.get("optimizer", recipe.optimizer)
+    # Changing the optimizer starts from the new optimizer's TF1 defaults; given
+    # optimizer_args are merged on top of whatever the base is.
+    if optimizer != recipe.optimizer:
+        base_args = {} if optimizer == "sgd" else dict(OPTIMIZER_ARGS[optimizer])
+    else:
+        base_args = dict(recipe.optimizer_args)
+    if "optimizer_args" in changes:
+        base_args.update(_check_optimizer_args(optimizer, changes["optimizer_args"], where))
+    new["optimizer_args"] = base_args
+    return replace(recipe, **new)
