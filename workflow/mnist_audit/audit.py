@@ -13,11 +13,11 @@ seed term, s^2/n (s: the sd of the runs' accuracies on the shared test set), and
 image term, the variance over test images of the runs' mean correctness divided by the
 number of images (from ``predictions.npz``: the runs are paired on the same images).
 The interval is Student's t with Welch-Satterthwaite degrees of freedom, bounded to
-[0, 1]. On simulated audits with a known true accuracy (``simulate_coverage``) it
-covers the truth 93-96% of the time across seed-dominated, image-dominated and mixed
-cases and 3 to 10 runs (tests/test_audit.py checks 1,000 simulations). A percentile
-bootstrap over seeds and images was tried first: with 5 seeds it over-covered (97.6%)
-once widened enough to be right when seeds dominate, so the analytic form was kept.
+[0, 1]. Its coverage of a known true accuracy on simulated audits (``simulate_coverage``:
+seed-dominated, image-dominated and mixed cases, 3 to 10 runs) is checked by
+tests/test_audit.py; a percentile bootstrap over seeds and images was tried first and
+over-covered with few seeds once widened enough for seed-dominated cases, so the
+analytic form was kept.
 
 The second half applies them to the runs table (one row per run, ``report.aggregate_runs``):
 ``claim_audit`` (one row per architecture and variant, on the author's measure and on the
