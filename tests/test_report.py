@@ -7,6 +7,7 @@ shared tiny workflow run (``tiny_run``)."""
 import json
 import math
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -16,7 +17,11 @@ import pytest
 from conftest import LOCAL_MIRROR, snakemake_cmd
 from scipy import stats
 
-from mnist_audit import registry, report
+from mnist_audit import registry, report, tracking
+from mnist_audit.audit import claim_audit, verdict
+from mnist_audit.plots import PLOT_FILES
+from mnist_audit.readme import compact_verdicts, verdict_summary
+from mnist_audit.tables import OVERRIDDEN_BANNER, SCALED_BANNER, markdown_table, order_rows, write_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 TABLES = ("claim_audit", "timing", "parameters", "layers", "port_vs_original")
@@ -118,7 +123,7 @@ def test_aggregate_is_one_tidy_row_per_run(tmp_path):
 def test_audit_numbers_equal_direct_computation(tmp_path):
     ms = [fake_metrics("thomas", s, a) for s, a in enumerate(THOMAS)]
     ms += [fake_metrics("singhal", s, a) for s, a in enumerate(SINGHAL)]
-    audit = report.claim_audit(runs_frame(tmp_path, ms)).set_index("model")
+    audit = claim_audit(runs_frame(tmp_path, ms)).set_index("model")
     for name, accs in (("thomas", THOMAS), ("singhal", SINGHAL)):
         x = 100 * np.array(accs)
         row = audit.loc[name]
@@ -156,7 +161,7 @@ def test_audit_numbers_equal_direct_computation(tmp_path):
 def test_verdict_on_the_authors_split_can_differ_from_the_test_set(tmp_path):
     """singhal: validation peak well above the bound, final test accuracy well below it."""
     ms = [fake_metrics("singhal", s, 0.975 + s * 1e-4, val=0.990, val_peak=0.004 + s * 1e-4) for s in range(5)]
-    row = report.claim_audit(runs_frame(tmp_path, ms)).iloc[0]
+    row = claim_audit(runs_frame(tmp_path, ms)).iloc[0]
     assert row["mean_pct"] == pytest.approx(99.4 + 0.02, abs=1e-6)  # best epoch, not the last
     assert row["verdict"] == "reproduced" and row["test_verdict"] == "not reproduced"
     assert row["runs_reaching"] == 5 and row["test_runs_reaching"] == 0
@@ -173,7 +178,7 @@ def test_interval_uses_the_per_image_predictions(tmp_path):
     y = np.arange(10000) % 10
     for p in mpaths:
         write_predictions(p.parent / "predictions.npz", y[:5000], y[:5000], y, y)
-    row = report.claim_audit(report.aggregate_runs(mpaths)).iloc[0]
+    row = claim_audit(report.aggregate_runs(mpaths)).iloc[0]
     assert row["interval_method"] == "seeds + paired images (per-image predictions)"
     assert row["ci_low_pct"] == 100 and row["ci_high_pct"] == 100 and row["verdict"] == "reproduced"
 
@@ -183,7 +188,7 @@ def test_one_threshold_for_verdict_and_time_to_bound(tmp_path):
     a run whose last epoch sits between the bound (98.5) and the claim (99) reaches it."""
     ms = [fake_metrics("thomas", s, 0.9870 + s * 1e-4) for s in range(5)]
     runs = runs_frame(tmp_path, ms)
-    row = report.claim_audit(runs).iloc[0]
+    row = claim_audit(runs).iloc[0]
     assert row["runs_reaching"] == 5
     timing = report.timing_table(runs).iloc[0]
     assert timing["runs_reached_bound"] == 5 and timing["bound_pct"] == pytest.approx(98.5)
@@ -192,17 +197,17 @@ def test_one_threshold_for_verdict_and_time_to_bound(tmp_path):
 def test_rows_without_an_authors_figure_get_no_claim(tmp_path):
     ms = [fake_metrics("cnn_tutorial", s, 0.995) for s in range(3)] + [
         fake_metrics("softmax_regression", s, 0.93) for s in range(3)]
-    audit = report.claim_audit(runs_frame(tmp_path, ms)).set_index("model")
+    audit = claim_audit(runs_frame(tmp_path, ms)).set_index("model")
     assert audit.loc["cnn_tutorial", "verdict"] == "no claim"
     assert "99.2%" in audit.loc["cnn_tutorial", "reference"] and "keep 0.5" in audit.loc["cnn_tutorial", "reference"]
     # softmax_regression's claim sentence is the book's: its default (TF beginners) row is a reference
     assert audit.loc["softmax_regression", "verdict"] == "no claim (not the claim's recipe)"
     assert audit.loc["softmax_regression", "claim_recipe"] == "book"
-    compact = report.compact_verdicts(report.claim_audit(runs_frame(tmp_path / "b", ms)))
+    compact = compact_verdicts(claim_audit(runs_frame(tmp_path / "b", ms)))
     assert len(compact.columns) <= 8 and list(compact["verdict"]) == [
         "no claim", "no claim (not the claim's recipe)"]
     assert compact.loc[1, "claim"] == "92% is softmax_regression:book's"
-    assert report.verdict_summary(audit.reset_index()) == "1 no claim, 1 no claim (not the claim's recipe)"
+    assert verdict_summary(audit.reset_index()) == "1 no claim, 1 no claim (not the claim's recipe)"
 
 
 @pytest.mark.parametrize(
@@ -225,7 +230,7 @@ def test_rows_without_an_authors_figure_get_no_claim(tmp_path):
     ],
 )
 def test_verdict_edges(n, lo, hi, lower, status, expected):
-    assert report.verdict(n, lo, hi, lower, status) == expected
+    assert verdict(n, lo, hi, lower, status) == expected
 
 
 @pytest.mark.parametrize(
@@ -240,19 +245,19 @@ def test_verdict_edges(n, lo, hi, lower, status, expected):
 )
 def test_a_scaled_or_overridden_run_is_never_reproduced(tmp_path, kwargs, expected):
     ms = [fake_metrics("thomas", s, 0.9990 + s * 1e-4, **kwargs) for s in range(5)]
-    audit = report.claim_audit(runs_frame(tmp_path, ms))
+    audit = claim_audit(runs_frame(tmp_path, ms))
     assert audit.loc[0, "verdict"] == expected
     assert audit.loc[0, "ci_low_pct"] > 98.5  # the numbers alone would say "reproduced"
 
 
 def test_one_scaled_seed_taints_the_row(tmp_path):
     ms = [fake_metrics("thomas", s, 0.995) for s in range(4)] + [fake_metrics("thomas", 4, 0.995, budget_scale=0.9)]
-    assert report.claim_audit(runs_frame(tmp_path, ms)).loc[0, "verdict"] == "inconclusive (scaled budget)"
+    assert claim_audit(runs_frame(tmp_path, ms)).loc[0, "verdict"] == "inconclusive (scaled budget)"
 
 
 def test_no_claim_and_single_seed_rows(tmp_path):
     ms = [fake_metrics("jerkic", s, 0.98) for s in range(3)] + [fake_metrics("thomas", 0, 0.995)]
-    audit = report.claim_audit(runs_frame(tmp_path, ms)).set_index("model")
+    audit = claim_audit(runs_frame(tmp_path, ms)).set_index("model")
     assert audit.loc["jerkic", "verdict"] == "no claim" and math.isnan(audit.loc["jerkic", "claim_pct"])
     assert audit.loc["thomas", "verdict"] == "inconclusive (n<2)"
     assert math.isnan(audit.loc["thomas", "sd_pct"]) and math.isnan(audit.loc["thomas", "ci_low_pct"])
@@ -273,8 +278,21 @@ def test_timing_table_time_to_target(tmp_path):
 
 def test_markdown_table_escapes_and_aligns():
     df = pd.DataFrame({"name": ["a|b", None], "value": [1.23456, math.nan]})
-    md = report.markdown_table(df, formats={"value": ".2f"}, headers={"value": "value %"})
-    assert md.splitlines() == ["| name | value % |", "|---|---:|", "| a\\|b | 1.23 |", "| n/a | n/a |"]
+    md = markdown_table(df, formats={"value": ".2f"}, headers={"value": "value %"})
+    rows = [[c.strip() for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in md.splitlines()]
+    assert rows[0] == ["name", "value %"]
+    assert re.fullmatch(r":-+", rows[1][0]) and re.fullmatch(r"-+:", rows[1][1])  # numbers right-aligned
+    assert rows[2:] == [["a\\|b", "1.23"], ["n/a", "n/a"]]  # formatted, escaped, missing values as n/a
+
+
+def test_rows_follow_the_registry_order():
+    names = registry.list_models()
+    df = pd.DataFrame({"architecture": [names[2], "unknown", names[0], names[0], names[0]],
+                       "variant": ["default", "default", "zz_unknown", "default", "original"], "seed": [0, 0, 1, 0, 0]})
+    out = order_rows(df, ["seed"])
+    assert list(zip(out["architecture"], out["variant"])) == [
+        (names[0], "default"), (names[0], "original"), (names[0], "zz_unknown"), (names[2], "default"),
+        ("unknown", "default")]
 
 
 def _outputs(base: Path) -> dict:
@@ -282,7 +300,7 @@ def _outputs(base: Path) -> dict:
     for t in ("claim_audit", "timing"):
         out[f"{t}_csv"] = base / "tables" / f"{t}.csv"
         out[f"{t}_md"] = base / "tables" / f"{t}.md"
-    for p in report.PLOT_FILES:
+    for p in PLOT_FILES:
         out[p] = base / "plots" / f"{p}.png"
     return {k: str(v) for k, v in out.items()}
 
@@ -304,7 +322,7 @@ def test_build_report_writes_every_output(tmp_path, scaled):
     mpaths, hpaths = write_runs(tmp_path, ms)
     base = tmp_path / "results" / "report"
     base.mkdir(parents=True)
-    report.write_csv(base / "runs.csv", report.aggregate_runs(mpaths, FAKE_PARAMS))
+    write_csv(base / "runs.csv", report.aggregate_runs(mpaths, FAKE_PARAMS))
     params = FAKE_PARAMS.assign(model=FAKE_PARAMS["architecture"] + np.where(FAKE_PARAMS["variant"] == "book",
                                                                                ":book", ""),
                                 layers="x", baseline="no",
@@ -321,8 +339,8 @@ def test_build_report_writes_every_output(tmp_path, scaled):
             assert_png(path)
     assert not list(base.rglob(".*.part"))  # atomic writes leave no temporary files
     text = Path(outputs["readme"]).read_text()
-    assert (report.SCALED_BANNER in text) is scaled
-    assert "Verdict rule" in text and "| thomas |" in text and "plots/learning_curves_wall.png" in text
+    assert (SCALED_BANNER in text) is scaled
+    assert "Verdict rule" in text and re.search(r"^\| thomas +\|", text, re.M) and "plots/learning_curves_wall.png" in text
     verdicts = dict(zip(result["audit"]["model"], result["audit"]["verdict"]))
     if scaled:
         assert set(verdicts.values()) == {"inconclusive (scaled budget)"}
@@ -330,31 +348,29 @@ def test_build_report_writes_every_output(tmp_path, scaled):
         assert verdicts["thomas"] == "reproduced"
     audit_md = Path(outputs["claim_audit_md"]).read_text()
     assert "Welch-Satterthwaite" in audit_md and "Verdict rule" in audit_md
-    assert audit_md.startswith("**") and "| our figure, 95% interval |" in audit_md  # compact table first
+    assert audit_md.startswith("**") and re.search(r"\| our figure, 95% interval +\|", audit_md)  # compact table first
     assert text.index("## Verdicts") < text.index("## Claim audit in full")
     assert "## Where the runs came from" in text
     page = Path(outputs["summary_html"]).read_text()
-    assert "<table" in page and "<th>verdict</th>" in page and (report.SCALED_BANNER in page) is scaled
+    assert "<table" in page and "<th>verdict</th>" in page and (SCALED_BANNER in page) is scaled
 
 
 def test_log_report_is_one_child_run_per_sweep(tmp_path):
     """Logged twice (a rerun): one active report run under the sweep's parent, with the artifacts."""
     from mlflow import MlflowClient
 
-    from mnist_audit import tracking
-
     ms = [fake_metrics("thomas", s, a) for s, a in enumerate(THOMAS[:2])]
     mpaths, _ = write_runs(tmp_path, ms)
     runs_csv = tmp_path / "runs.csv"
     runs = report.aggregate_runs(mpaths, FAKE_PARAMS)
-    report.write_csv(runs_csv, runs)
+    write_csv(runs_csv, runs)
     audit_csv = tmp_path / "claim_audit.csv"
-    report.write_csv(audit_csv, report.claim_audit(runs))
+    write_csv(audit_csv, claim_audit(runs))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     sweep = tracking.init_tracking(uri, "report-test", (tmp_path / "artifacts").as_uri(), {"id": "s1"}, {})
     artifacts = {"": [runs_csv], "tables": [audit_csv]}
-    first = report.log_report(sweep, artifacts, audit_csv, runs_csv)
-    second = report.log_report(sweep, artifacts, audit_csv, runs_csv)
+    first = tracking.log_report(sweep, artifacts, audit_csv, runs_csv)
+    second = tracking.log_report(sweep, artifacts, audit_csv, runs_csv)
     client = MlflowClient(tracking_uri=uri)
     found = client.search_runs([sweep["experiment_id"]], filter_string="tags.`mnist_audit.kind` = 'report'")
     assert [r.info.run_id for r in found] == [second["run_id"]] != [first["run_id"]]
@@ -420,7 +436,7 @@ def test_tiny_report_files(tiny_run):
     work, _ = tiny_run
     base = work / "results" / "report"
     plots = sorted((base / "plots").glob("*.png"))
-    assert {p.stem for p in plots} == set(report.PLOT_FILES)
+    assert {p.stem for p in plots} == set(PLOT_FILES)
     for p in plots:
         assert_png(p)
     for t in TABLES:
@@ -429,7 +445,7 @@ def test_tiny_report_files(tiny_run):
         start = {"claim_audit": "**", "port_vs_original": "No TF1 originals"}.get(t, "| ")  # tiny: no originals
         assert (base / "tables" / f"{t}.md").read_text().startswith(start), t
     text = (base / "README.md").read_text()
-    assert report.SCALED_BANNER in text
+    assert SCALED_BANNER in text
     assert "Verdict rule" in text and "Fidelity notes" in text and "Provenance" in text
     assert "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2" in text  # data checksum
     for p in plots:
@@ -447,7 +463,7 @@ def test_tiny_html_report(tiny_run):
     assert html.stat().st_size > 10000 and "accuracy_per_seed.png" in text and "claim_audit" in text
     assert "summary.html" in text and "forest.png" in text  # the verdict table as HTML, the forest plot
     page = (work / "results" / "report" / "summary.html").read_text()
-    assert "<th>verdict</th>" in page and report.SCALED_BANNER in page
+    assert "<th>verdict</th>" in page and SCALED_BANNER in page
 
 
 def test_tiny_mlflow_aggregate_run(tiny_run):
@@ -469,15 +485,15 @@ def test_tiny_mlflow_aggregate_run(tiny_run):
     top = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"README.md", "runs.csv", "tables", "plots", "training_runs.json"} <= top
     plots = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert plots == {f"{p}.png" for p in report.PLOT_FILES}
+    assert plots == {f"{p}.png" for p in PLOT_FILES}
     tables = {Path(a.path).name for a in client.list_artifacts(run.info.run_id, "tables")}
     assert tables == {f"{t}.{ext}" for t in TABLES for ext in ("csv", "md")}
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("subset", "banner"), [("--train-subset", report.SCALED_BANNER),
-                                                 ("--eval-subset", report.SCALED_BANNER),
-                                                 ("--overrides", report.OVERRIDDEN_BANNER)])
+@pytest.mark.parametrize(("subset", "banner"), [("--train-subset", SCALED_BANNER),
+                                                 ("--eval-subset", SCALED_BANNER),
+                                                 ("--overrides", OVERRIDDEN_BANNER)])
 def test_full_budget_with_a_subset_or_override_is_never_a_reproduction(split_path, tmp_path, subset, banner):
     """Real runs at the full published budget (softmax_regression:book, 13,750 steps) that
     change only one thing: a training subset, an evaluation subset, or one recipe override.
@@ -499,11 +515,11 @@ def test_full_budget_with_a_subset_or_override_is_never_a_reproduction(split_pat
         assert m["published_recipe"] is False
         mpaths.append(out / "metrics.json")
     runs = report.aggregate_runs(mpaths)
-    row = report.claim_audit(runs).iloc[0]
+    row = claim_audit(runs).iloc[0]
     assert row["verdict"].startswith("inconclusive (") and row["verdict"] != "reproduced", row["verdict"]
     base = tmp_path / "report"
     base.mkdir()
-    report.write_csv(base / "runs.csv", report.aggregate_runs(mpaths, FAKE_PARAMS))
+    write_csv(base / "runs.csv", report.aggregate_runs(mpaths, FAKE_PARAMS))
     params = FAKE_PARAMS.assign(model=FAKE_PARAMS["architecture"] + np.where(FAKE_PARAMS["variant"] == "book",
                                                                                ":book", ""),
                                 layers="x", baseline="no", layers_with_weights=2)

@@ -412,7 +412,7 @@ def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads:
 def _write(out_dir: Path, tp, lv, oh: dict, info: dict) -> None:
     import pandas as pd
 
-    from .report import markdown_table, write_csv
+    from .tables import markdown_table, write_csv
 
     raw = [{"arch": r.arch, "configuration": name, "repetition": i, "seconds": t,
             "images": r.images_per_call} for r in tp.itertuples() for name, ts in r.seconds.items()

@@ -187,7 +187,7 @@ TABLES = ("claim_audit", "timing", "port_vs_original")
 
 def report_outputs(report_dir: str | Path) -> dict[str, str]:
     """The files of the published report (the same set as the pipeline's report)."""
-    from . import report
+    from .plots import PLOT_FILES
 
     base = Path(report_dir)
     out = {"readme": base / "README.md", "status": base / "status.md", "runs": base / "runs.csv",
@@ -197,14 +197,15 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
     for t in TABLES:
         out[f"{t}_csv"] = base / "tables" / f"{t}.csv"
         out[f"{t}_md"] = base / "tables" / f"{t}.md"
-    for p in report.PLOT_FILES:
+    for p in PLOT_FILES:
         out[p] = base / "plots" / f"{p}.png"
     return {k: str(v) for k, v in out.items()}
 
 
 def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) -> str:
     """The README's "Status of the audit": the verdicts, the machines, the compute, the dates."""
-    from . import report
+    from .readme import compact_verdicts, verdict_summary
+    from .tables import markdown_table
 
     published = runs[runs["published_recipe"]]
     compute_h = float((published["job_seconds"].astype(float) * published["threads"].fillna(1).astype(float)).sum()
@@ -213,10 +214,10 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) 
     machines = ", ".join(f"{k} ({n} runs)" for k, n in runs.groupby("cpu_kind").size().items())
     seeds = runs.groupby("model", sort=False)["seed"].nunique()
     lines = [
-        f"**{report.verdict_summary(audit_table)}** ({len(runs)} published runs; seeds per row: "
+        f"**{verdict_summary(audit_table)}** ({len(runs)} published runs; seeds per row: "
         f"{', '.join(f'{m} {k}' for m, k in seeds.items())}).",
         "",
-        report.markdown_table(report.compact_verdicts(audit_table)).rstrip(),
+        markdown_table(compact_verdicts(audit_table)).rstrip(),
         "",
         f"Machines (CPU kind): {machines}. Compute: {compute_h:.1f} CPU-hours of training jobs. "
         f"Trained {dates[0] if dates else '?'} to {dates[-1] if dates else '?'}. "
@@ -231,6 +232,8 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
     The tables and the status are pure functions of the records (stable order), so two builds give byte-identical files.
     """
     from . import report
+    from .accounting import write_model_accounting
+    from .tables import read_runs, write_text
 
     audit_dir = Path(audit_dir)
     runs_dir, report_dir = audit_dir / "runs", audit_dir / "report"
@@ -241,13 +244,13 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
     from .config import original_of
 
     keys = sorted({(p.parts[-4], p.parts[-3]) for p in metrics if not original_of(p.parts[-3])})
-    report.write_model_accounting(keys, out)
+    write_model_accounting(keys, out)
     runs = report.write_runs(metrics, out["parameters_csv"], out["runs"])
     result = report.build_report(
         {"runs": out["runs"], "parameters": out["parameters_csv"], "layers_md": out["layers_md"],
          "histories": [p.parent / "history.csv" for p in metrics], "manifest": None}, out)
-    text = status_text(report.read_runs(out["runs"]), result["audit"], report_dir.as_posix())
-    report.write_text(out["status"], text)
+    text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix())
+    write_text(out["status"], text)
     return {"runs": len(runs), "status": text, **result}
 
 

@@ -1,4 +1,4 @@
-"""Snakemake: parameter and per-layer tables of the configured models (logic: mnist_audit.report)."""
+"""Snakemake: parameter and per-layer tables of the configured models (logic: mnist_audit.accounting)."""
 import os
 import sys
 from pathlib import Path
@@ -10,7 +10,7 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
-from mnist_audit import job, report
+from mnist_audit import accounting, job
 
 with job.step(snakemake):
-    report.write_model_accounting(snakemake.params.models, dict(snakemake.output.items()))
+    accounting.write_model_accounting(snakemake.params.models, dict(snakemake.output.items()))

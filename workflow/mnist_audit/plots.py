@@ -1,0 +1,257 @@
+"""The report's plots (seaborn on matplotlib's Agg backend), written atomically as PNG.
+
+Every title carries the scaled-run banner when the report's runs are scaled
+(``tables.is_scaled``, computed once per report and passed in as ``scaled``); the
+claim's lower bound, the report's one threshold, is drawn the same way everywhere.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from . import audit as stats
+from . import registry
+from .config import original_variant
+from .files import atomic_write_bytes
+from .tables import SCALED_BANNER, isnan
+
+PLOT_FILES = {
+    "port_vs_original": "Port versus the author's program (TF1): test accuracy after each epoch",
+    "forest": "Every claim's row: mean and 95% interval on the author's measure against the claim's bound",
+    "accuracy_per_seed": "Final full-test-set accuracy of every seed, with the claim's lower bound",
+    "learning_curves_epoch": "Held-out accuracy vs epochs (mean and sd band over seeds)",
+    "learning_curves_wall": "Held-out accuracy vs wall-clock seconds (mean and sd band over seeds)",
+    "accuracy_vs_params": "Final test accuracy vs trainable parameters (log x)",
+    "accuracy_vs_time": "Final test accuracy vs training time (log x)",
+}
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    return plt, sns
+
+
+def _save(fig, path: str | Path) -> None:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    atomic_write_bytes(Path(path), buf.getvalue())
+
+
+CLAIM_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.4}
+LOWER_STYLE = {"color": "#c0392b", "linestyle": ":", "linewidth": 1.4}
+
+
+def _claim_lines(ax, arch: str, side: str = "right", variant: str = "default") -> None:
+    """The claim's lower bound (the report's one threshold), dotted and labelled once."""
+    claim = registry.get_architecture(arch).claim
+    if claim.lower is None or variant != (claim.recipe_variant or "default"):
+        return
+    trans = ax.get_yaxis_transform()
+    x, ha = (0.99, "right") if side == "right" else (0.01, "left")
+    ax.axhline(100 * claim.lower, **LOWER_STYLE)
+    ax.text(x, 100 * claim.lower, f"claim {100 * claim.value:g}%: bound {100 * claim.lower:g}%", transform=trans,
+            ha=ha, va="bottom", fontsize=8, color=LOWER_STYLE["color"])
+
+
+def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
+    cols = max(1, min(max_cols, n))
+    return math.ceil(n / cols), cols
+
+
+def _title(scaled: bool, text: str) -> str:
+    return f"{text}\n[{SCALED_BANNER}]" if scaled else text
+
+
+def plot_accuracy_per_seed(runs: pd.DataFrame, audit: pd.DataFrame, path: str | Path, scaled: bool) -> None:
+    plt, sns = _pyplot()
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    nrow, ncol = _grid(len(audit))
+    fig, axes = plt.subplots(nrow, ncol, figsize=(3.6 * ncol, 3.4 * nrow + 0.8), squeeze=False)
+    for ax, a in zip(axes.flat, audit.itertuples(index=False)):
+        g = runs[runs["model"] == a.model].assign(acc=lambda d: 100 * d["test_accuracy"])
+        sns.scatterplot(data=g, x="seed", y="acc", ax=ax, s=60, color="#2c7fb8", zorder=3, legend=False)
+        lo_x, hi_x = g["seed"].min() - 0.5, g["seed"].max() + 0.5
+        ax.hlines(a.test_mean_pct, lo_x, hi_x, color="black", linewidth=1.2)
+        if not isnan(a.test_ci_low_pct):
+            ax.fill_between([lo_x, hi_x], a.test_ci_low_pct, a.test_ci_high_pct, color="grey", alpha=0.25,
+                            linewidth=0)
+        _claim_lines(ax, a.architecture, variant=a.variant)
+        ax.set_xlim(lo_x, hi_x)
+        ax.set_xticks(sorted(g["seed"].unique()))
+        ax.set_title(f"{a.model}\nfull test set: {a.test_verdict}", fontsize=9)
+        ax.set_xlabel("seed")
+        ax.set_ylabel("final test accuracy (%)")
+    for ax in list(axes.flat)[len(audit):]:
+        ax.set_visible(False)
+    # one y-axis for the tutorials, compared side by side (the baselines sit far lower)
+    tutorial_axes = [ax for ax, a in zip(axes.flat, audit.itertuples(index=False)) if not a.baseline]
+    if tutorial_axes:
+        lo = min(ax.get_ylim()[0] for ax in tutorial_axes)
+        hi = max(ax.get_ylim()[1] for ax in tutorial_axes)
+        for ax in tutorial_axes:
+            ax.set_ylim(lo, hi)
+    handles = [
+        Line2D([], [], marker="o", color="#2c7fb8", linestyle="", label="one run (seed)"),
+        Line2D([], [], color="black", label="mean over seeds"),
+        Patch(color="grey", alpha=0.25, label="95% interval (seeds x images)"),
+        Line2D([], [], **LOWER_STYLE, label="claim's lower bound"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(_title(scaled, "Final test accuracy per seed, with each tutorial's claim"))
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    _save(fig, path)
+
+
+def plot_learning_curves(hist: pd.DataFrame, path: str | Path, x: str, scaled: bool) -> None:
+    """Held-out accuracy vs ``x`` ("epochs_seen" or "wall_seconds_mean"), one facet per model.
+
+    When every run is shorter than one epoch (tiny runs), epochs become training images
+    seen, so the curve is not a lone dot at a fraction of an epoch.
+    """
+    plt, sns = _pyplot()
+    images_axis = x == "epochs_seen" and float(hist["epochs_seen"].max()) < 1
+    if images_axis:
+        hist = hist.assign(images_seen=hist["epochs_seen"] * hist["n_train"])
+        x = "images_seen"
+    long = hist.melt(id_vars=["architecture", "model", "seed", "epoch", x],
+                     value_vars=["test_accuracy", "val_accuracy"], var_name="split", value_name="accuracy")
+    long["split"] = long["split"].map({"test_accuracy": "test", "val_accuracy": "validation"})
+    long["accuracy (%)"] = 100 * long["accuracy"]
+    models = list(dict.fromkeys(hist["model"]))
+    nrow, ncol = _grid(len(models))
+    g = sns.relplot(data=long, kind="line", x=x, y="accuracy (%)", hue="split", hue_order=["test", "validation"],
+                    col="model", col_order=models, col_wrap=ncol if len(models) > 1 else None,
+                    errorbar="sd", marker="o", markersize=5, height=3.2, aspect=1.25,
+                    facet_kws={"sharex": False, "sharey": False})
+    g.legend.set_title("held-out set")
+    arch_of = dict(zip(hist["model"], hist["architecture"]))
+    var_of = dict(zip(hist["model"], hist["variant"]))
+    for name, ax in g.axes_dict.items():
+        _claim_lines(ax, arch_of[name], side="left", variant=var_of[name])  # curves rise to the right
+    if x == "images_seen":
+        short, long_label, what = "images seen", "training images seen (every run is shorter than an epoch)", \
+            "images seen"
+    elif x == "epochs_seen":
+        short, long_label, what = "epochs", "epochs = passes over the training images", "epochs"
+    else:
+        short, long_label, what = ("wall-clock s", "wall-clock seconds since training start (training + per-epoch "
+                                   "evaluation), each epoch at its mean over seeds", "wall-clock time")
+    g.set_axis_labels(short, "held-out accuracy (%)")
+    g.set_titles("{col_name}")
+    g.figure.supxlabel(long_label, y=-0.02, fontsize=10)
+    g.figure.suptitle(_title(scaled, f"Learning curves vs {what}: mean over seeds, band = +-1 sd"),
+                      y=1.01, va="bottom")
+    _save(g.figure, path)
+
+
+def plot_accuracy_vs(runs: pd.DataFrame, path: str | Path, x: str, xlabel: str, title: str,
+                     scaled: bool) -> None:
+    plt, sns = _pyplot()
+    d = runs.assign(acc=100 * runs["test_accuracy"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    # one marker per architecture (baselines hollow), named in the legend, not on the points
+    d = d.assign(kind=np.where(d["baseline"].astype(bool), "baseline", "tutorial"))
+    style = {"device_kind": None} if d["device_kind"].nunique() < 2 else {"size": "device_kind"}
+    sns.scatterplot(data=d, x=x, y="acc", hue="model", style="kind", markers={"tutorial": "o", "baseline": "X"},
+                    s=70, ax=ax, **{k: v for k, v in style.items() if v})
+    ax.set_xscale("log")
+    lo, hi = float(d[x].min()), float(d[x].max())
+    if lo > 0 and hi / lo < 30:  # less than ~1.5 decades: label the ticks plainly (1.2, not 1.2x10^0)
+        from matplotlib.ticker import FuncFormatter
+
+        plain = FuncFormatter(lambda v, _: f"{v:,.3g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
+        ax.tick_params(axis="x", which="minor", labelsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("final test accuracy (%)")
+    ax.set_title(_title(scaled, title))
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False, fontsize=8)
+    _save(fig, path)
+
+
+def plot_forest(audit_table: pd.DataFrame, path: str | Path, scaled: bool) -> None:
+    """Every row's mean and 95% interval on its author's measure, against its claim's
+    bound, on one shared axis (baselines in grey)."""
+    plt, _ = _pyplot()
+    d = audit_table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.55 * len(d) + 1.6))
+    ys = np.arange(len(d))[::-1]
+    for y, r in zip(ys, d.itertuples(index=False)):
+        color = "#7f7f7f" if r.baseline else "#2c7fb8"
+        if not isnan(r.ci_low_pct):
+            ax.plot([r.ci_low_pct, r.ci_high_pct], [y, y], color=color, linewidth=2.2, solid_capstyle="butt")
+        ax.plot([r.mean_pct], [y], "o", color=color, markersize=6)
+        if not isnan(r.claim_lower_pct) and not r.verdict.startswith(stats.NO_CLAIM):
+            ax.plot([r.claim_lower_pct] * 2, [y - 0.35, y + 0.35], color=LOWER_STYLE["color"], linewidth=1.6)
+    labels = [f"{r.model} ({'val' if r.measure == 'val' else 'test'}, {r.reading}): {r.verdict}"
+              for r in d.itertuples(index=False)]
+    ax.set_yticks(ys, labels, fontsize=8)
+    ax.set_xlabel("accuracy on the author's measure (%): mean over seeds and 95% interval (seeds x images)")
+    from matplotlib.lines import Line2D
+
+    ax.legend(handles=[Line2D([], [], color="#2c7fb8", marker="o", label="tutorial"),
+                       Line2D([], [], color="#7f7f7f", marker="o", label="baseline"),
+                       Line2D([], [], color=LOWER_STYLE["color"], label="claim's lower bound")],
+              loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8, frameon=False)
+    ax.set_title(_title(scaled, "Each claim against its bound"))
+    _save(fig, path)
+
+
+def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | Path, scaled: bool) -> None:
+    """Test accuracy after each epoch, port and original overlaid (mean over seeds)."""
+    plt, sns = _pyplot()
+    if table.empty:
+        fig, ax = plt.subplots(figsize=(6, 2))
+        ax.axis("off")
+        ax.text(0.5, 0.5, "No TF1 originals in these runs (config key originals).", ha="center", va="center")
+        _save(fig, path)
+        return
+    frames = []
+    for r in table.itertuples(index=False):
+        for side, variant in (("port", r.variant), ("original", original_variant(r.variant))):
+            h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)]
+            frames.append(h.assign(side=side, panel=r.model, acc=100 * h["test_accuracy"]))
+    d = pd.concat(frames, ignore_index=True)
+    g = sns.relplot(data=d, kind="line", x="epochs_seen", y="acc", hue="side", hue_order=["port", "original"],
+                    col="panel", col_wrap=min(4, len(table)), errorbar="sd", marker="o", markersize=4,
+                    height=3.0, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    g.set_axis_labels("epochs", "test accuracy (%)")
+    g.set_titles("{col_name}")
+    g.figure.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1): mean over seeds, +-1 sd"),
+                      y=1.02, va="bottom")
+    _save(g.figure, path)
+
+
+def make_plots(runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, pvo: pd.DataFrame,
+               outputs: Mapping[str, str], scaled: bool) -> None:
+    """Every plot named in ``outputs`` (``pvo``: the port-versus-original table)."""
+    plot_accuracy_per_seed(runs, audit, outputs["accuracy_per_seed"], scaled)
+    if "forest" in outputs:
+        plot_forest(audit, outputs["forest"], scaled)
+    if "port_vs_original" in outputs:
+        plot_port_vs_original(hist, pvo, outputs["port_vs_original"], scaled)
+    plot_learning_curves(hist, outputs["learning_curves_epoch"], "epochs_seen", scaled)
+    plot_learning_curves(hist, outputs["learning_curves_wall"], "wall_seconds_mean", scaled)
+    plot_accuracy_vs(runs, outputs["accuracy_vs_params"], "params", "trainable parameters (log scale)",
+                     "Final test accuracy vs model size", scaled)
+    plot_accuracy_vs(runs, outputs["accuracy_vs_time"], "total_train_seconds",
+                     "training time per run (seconds, log scale; excludes evaluation)",
+                     "Final test accuracy vs training time", scaled)
