@@ -196,10 +196,11 @@ class Postgres:
 
 
 class MlflowServer:
-    """``mlflow server`` on 127.0.0.1 with a database backend and a local artifact root."""
+    """``mlflow server`` (or, with ``ui=True``, ``mlflow ui``, as the README starts it) on
+    127.0.0.1 with a database backend and a local artifact root, ended by its PID."""
 
-    def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None):
-        self.backend_uri, self.artifacts = backend_uri, Path(artifacts)
+    def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None, ui: bool = False):
+        self.backend_uri, self.artifacts, self.ui = backend_uri, Path(artifacts), ui
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -208,9 +209,9 @@ class MlflowServer:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         self.log = open(self.artifacts.parent / f"mlflow-server-{self.port}.log", "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend_uri,
+            [sys.executable, "-m", "mlflow", "ui" if self.ui else "server", "--backend-store-uri", self.backend_uri,
              "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
-             "--workers", "2"],
+             *([] if self.ui else ["--workers", "2"])],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
         def healthy():

@@ -11,7 +11,7 @@ import pytest
 from conftest import ROOT, needs_mnist
 from scipy import stats
 
-from mnist_audit import audit, publish
+from mnist_audit import audit, portcheck, publish
 from mnist_audit.devices import cpu_info
 from mnist_audit.runs import read_predictions
 
@@ -228,7 +228,7 @@ def test_published_run_reproduces_exactly_on_its_cpu_kind(arch, variant, seed, s
 def test_port_and_original_from_one_distribution_are_equivalent():
     rng = np.random.default_rng(0)
     port, orig = 0.99 + rng.normal(0, 0.0005, 8), 0.99 + rng.normal(0, 0.0005, 8)
-    r = audit.compare_port_original(port, orig)
+    r = portcheck.compare_port_original(port, orig)
     assert r["verdict"] == "equivalent" and r["tost_p"] < 0.05
     assert r["diff_low"] < r["difference"] < r["diff_high"]
     w = stats.ttest_ind(orig, port, equal_var=False)
@@ -238,17 +238,17 @@ def test_port_and_original_from_one_distribution_are_equivalent():
 def test_a_shifted_original_is_different_and_a_noisy_one_inconclusive():
     rng = np.random.default_rng(1)
     port = 0.99 + rng.normal(0, 0.0005, 5)
-    assert audit.compare_port_original(port, port - 0.01)["verdict"] == "different"
-    noisy = audit.compare_port_original(port, 0.99 + rng.normal(0, 0.01, 5))
+    assert portcheck.compare_port_original(port, port - 0.01)["verdict"] == "different"
+    noisy = portcheck.compare_port_original(port, 0.99 + rng.normal(0, 0.01, 5))
     assert noisy["verdict"] == "inconclusive" and noisy["tost_p"] >= 0.05
-    assert audit.compare_port_original(port[:1], port[:1])["verdict"] == "inconclusive (n<2)"
+    assert portcheck.compare_port_original(port[:1], port[:1])["verdict"] == "inconclusive (n<2)"
 
 
 def test_mcnemar_counts_discordant_images_on_matched_seeds():
     port = np.array([[1, 1, 0, 0, 1], [1, 0, 1, 1, 1]], bool)
     orig = np.array([[1, 0, 0, 1, 1], [1, 0, 1, 1, 1]], bool)
-    r = audit.mcnemar(port, orig)
+    r = portcheck.mcnemar(port, orig)
     assert (r["original_only"], r["port_only"]) == (1, 1) and r["mcnemar_p"] == 1.0
-    many = audit.mcnemar(np.zeros((1, 40), bool), np.ones((1, 40), bool))
+    many = portcheck.mcnemar(np.zeros((1, 40), bool), np.ones((1, 40), bool))
     assert many["original_only"] == 40 and many["mcnemar_p"] == pytest.approx(stats.binomtest(40, 40).pvalue)
-    assert audit.mcnemar(port, port)["mcnemar_p"] == 1.0
+    assert portcheck.mcnemar(port, port)["mcnemar_p"] == 1.0

@@ -148,3 +148,19 @@ def test_interleaved_alternates_the_order_and_times_every_call():
     assert seen == [1, 2]
     assert bench.ratios({"fast": [1.0, 2.0], "slow": [3.0, 8.0]}, "fast", "slow") == [3.0, 4.0]
     assert bench.median_ratio({"fast": [1.0, 2.0], "slow": [3.0, 8.0]}, "fast", "slow") == 3.5
+
+
+@pytest.mark.slow
+def test_profile_sums_the_kernels_of_both_sides(split_path):
+    """The profiler's trace is read back: the same matmul kernels on the pipeline's step
+    and on the author's TF1 step, none of the executor's own events."""
+    from mnist_audit.profiling import profile
+
+    table, totals = profile("softmax_regression", split_path, steps=3, warmup=1, repeats=2)
+    kernels = set(table["kernel"])
+    matmul = {k for k in kernels if "MatMul" in k}
+    assert matmul, sorted(kernels)
+    rows = table.set_index("kernel").loc[sorted(matmul)]
+    assert (rows["pipeline_ms_per_step"] > 0).any() and (rows["original_ms_per_step"] > 0).any()
+    assert not any("::" in k or " " in k for k in kernels)  # only TF ops
+    assert 0 < totals["pipeline"] < 1e4 and 0 < totals["original"] < 1e4

@@ -117,6 +117,43 @@ def test_more_seeds_log_each_run_once(tmp_path):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
+def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_path):
+    """``mlflow ui`` started as the README starts it; through its REST API, the saved view
+    the README's URL opens (filter, order) returns the training runs, best test accuracy first."""
+    import urllib.parse
+    import urllib.request
+
+    from engines import MlflowServer
+
+    from mnist_audit import tracking
+
+    work, _ = tiny_run
+    db = f"sqlite:///{work}/results/mlflow/mlflow.db"
+    with MlflowServer(db, tmp_path / "artifacts", ui=True) as ui:
+        def get(path, **query):
+            with urllib.request.urlopen(f"{ui.uri}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}") as r:
+                return json.loads(r.read())
+
+        exp = get("experiments/get-by-name", experiment_name="tiny-test")["experiment"]
+        tags = {t["key"]: t["value"] for t in exp["tags"]}
+        assert tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table, not GenAI
+        view = json.loads(tags[f"mlflow.sharedViewState.{tracking.RUNS_VIEW_KEY}"])
+        assert "metrics.`test_accuracy`" in view["selectedColumns"] and view["runsHiddenMode"] == "SHOW_ALL"
+        direction = "ASC" if view["orderByAsc"] else "DESC"
+        found = get("runs/search", experiment_ids=exp["experiment_id"], filter=view["searchFilter"],
+                    order_by=f"{view['orderByKey']} {direction}")["runs"]
+        accuracy = [{m["key"]: m["value"] for m in r["data"]["metrics"]}["test_accuracy"] for r in found]
+        names = [r["info"]["run_name"] for r in found]
+        assert sorted(names) == sorted(f"{a} s{s}" for a, s in TINY_RUNS)  # no sweep or report run
+        assert accuracy == sorted(accuracy, reverse=True) and len(set(accuracy)) > 1
+        url = tracking.runs_view_url(ui.uri, exp["experiment_id"])
+        assert f"viewStateShareKey={tracking.RUNS_VIEW_KEY}" in url and "workflowType=machine_learning" in url
+        with urllib.request.urlopen(url.split("#")[0]) as r:  # the page itself is served
+            assert r.status == 200 and b"<html" in r.read().lower()
+    readme = (ROOT / "README.md").read_text()
+    assert tracking.runs_view_url("http://127.0.0.1:5000", "1") in readme
+
+
 def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
     work, _ = tiny_run
     sweep = json.loads((work / "results" / "mlflow" / "sweep.json").read_text())

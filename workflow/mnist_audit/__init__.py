@@ -1,18 +1,35 @@
 """mnist_audit: the library behind the MNIST tutorial-claims benchmark.
 
-Modules:
-    registry  architectures, published recipes, claims and fidelity notes (pure data)
-    models    Keras 3 builders for the registry, optimizers, parameter/MAC accounting
-    originals the authors' programs in TF1 graph mode: an independent check of the ports
-    data      MNIST download from ordered mirrors, checksum verification, IDX parsing, split
-    config    config helpers shared by the Snakefile and the CLI (schema, coercion, run keys)
-    train     one training job: TF1-style data order, deterministic, timed, resumable
-    devices   GPU detection, per-GPU leases, backend set-up
-    tracking  MLflow store set-up and idempotent run logging
-    report    aggregation, the claim audit, tables, plots, the report README
-    bench     the training-path benchmark and its levers
-    provenance  code version, package versions, platform
-    cli       the mnist-audit command
+Modules, from the bottom up (each imports only modules above it in this list):
+    files        the one atomic writer (temporary name, then rename) and checksums
+    retry        one retry policy for network work (downloads, the tracking store)
+    recipes      the types (Recipe, Claim, Architecture) and the rules of overrides
+    registry     the seven architectures: published recipes, claims, fidelity notes; look-ups
+    config       config helpers shared by the Snakefile and the CLI (schema, coercion, run keys)
+    data         MNIST files and checksums, IDX parsing, the split, a job's arrays
+    download     fetch and verify the files from ordered mirrors
+    devices      GPU detection, per-GPU leases, backend set-up
+    provenance   code version, package versions, platform
+    optimizers   TF1's Adam and RMSProp and the recipes' losses, in Keras 3
+    models       Keras 3 builders (@builder), compilation, parameter and MAC counts
+    loops        data order, budget plan, the compiled epoch loop, evaluation sets
+    checkpoint   resume state: model, optimizer and dropout RNG after each chunk
+    runs         the run record (RunRecord): written and read here only; the arch:variant label
+    train        one training job of the port, as a short list of steps
+    originals/   the authors' programs in TF1 graph mode: an independent check of the ports
+    job          the scripts' runtime: logging, one error message, the training job
+    tracking     MLflow: store set-up, one run per result, the report run
+    tables       what the report's modules share: row order, Markdown, banners
+    audit        statistics of the claim audit: intervals, k/n, verdicts
+    portcheck    port versus original: Welch, TOST, McNemar, speed both ways
+    accounting   parameters, layers and MACs per architecture
+    plots        the report's plots (seaborn)
+    readme       the report's text
+    summary_html the landing page of Snakemake's HTML report
+    report       aggregation of runs and the whole report build
+    publish      the published audit: copy finished runs in, rebuild its report
+    bench        the training-path benchmark and its levers
+    cli          the mnist-audit command (argparse only)
 """
 
 __version__ = "0.1.0"

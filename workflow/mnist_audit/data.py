@@ -1,17 +1,10 @@
 """MNIST: the files and their checksums, IDX parsing, the split, the arrays a job trains on.
 
-Fetching the files from mirrors is ``mnist_audit.download``.
-
-The integrity contract is the SHA-256 of each file's *decompressed* IDX payload
-(SPEC section 1): it holds for every source, including recompressed local copies.
-The SHA-256 of the .gz archive is checked in addition for mirrors that serve the
-canonical archive bytes (the public mirrors do; local copies usually do not).
-
-Every file is written to a temporary name in its destination folder and renamed
-into place only after it verified, so an interrupted or failed run never leaves a
-file that looks complete. A file already in place that verifies is kept as it is
-(not fetched again, not rewritten): a file's identity is its content, not the mirror
-it came from. Network failures follow the one retry policy of ``mnist_audit.retry``.
+Each file is identified by the SHA-256 of its *decompressed* IDX payload (SPEC
+section 1), which holds for every source, including recompressed local copies; the
+archive's own SHA-256 is known too, for mirrors that serve the canonical bytes.
+Fetching and verifying the files is ``mnist_audit.download``; the prepared split is
+written through a temporary name and a rename, like every output.
 """
 
 from __future__ import annotations

@@ -176,7 +176,7 @@ def scheduler_assigned_gpus() -> bool:
 # never uses: scikit-learn for Keras's sklearn wrappers, matplotlib for its plotting
 # utilities, and JAX for TensorFlow Lite's JAX interop (when the backend is not JAX).
 # Each import is optional there (guarded by ``except ImportError``), and together
-# they are 2-3 s of the job's start on a small CPU: see results/bench/bench.md.
+# they are a large part of the job's start on a small CPU: results/bench/bench.md measures it.
 UNUSED_IN_TRAINING = ("sklearn", "matplotlib", "jax")
 
 

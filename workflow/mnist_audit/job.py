@@ -58,8 +58,8 @@ def logged_errors():
 def exit_now(code: int = 0) -> None:
     """End a training process without the interpreter's teardown.
 
-    Tearing down TensorFlow (thread pools, graphs, the arrays) takes 0.6-0.8 s on a
-    small CPU and does nothing for us: every output is already written, closed and
+    Tearing down TensorFlow (thread pools, graphs, the arrays) takes a noticeable part
+    of a short job's time and does nothing for us: every output is already written, closed and
     renamed into place. Logs and standard streams are flushed first.
     """
     logging.shutdown()
@@ -106,8 +106,8 @@ def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dic
 def step(snakemake, lean: bool = False, fast_exit: bool = False) -> Iterator[None]:
     """The body of a Snakemake script: log to its log file; an error is logged once and
     fails the job. ``lean``: the process only trains (skip Keras's unused optional
-    imports, 2-3 s). ``fast_exit``: end the process at once when the body succeeds
-    (its outputs are written and closed; see ``exit_now``)."""
+    imports). ``fast_exit``: end the process at once when the body succeeds (its
+    outputs are written and closed; see ``exit_now``)."""
     if lean:
         from .devices import lean_imports
 

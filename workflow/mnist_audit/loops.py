@@ -69,7 +69,7 @@ def fit_chunk(model, x, y, idx, batch_size):
 
 
 # Forward multiply-accumulates one call into the compiled training function should
-# hold, so that the fixed cost of a call (Python, dispatch: about a millisecond)
+# hold, so that the fixed cost of a call (Python, dispatch)
 # is a few percent of it. A GPU does ~100x the arithmetic of a small CPU per second.
 MACS_PER_EXECUTION = {"cpu": 5e8, "gpu": 5e10}
 MAX_STEPS_PER_EXECUTION = 64
@@ -103,8 +103,8 @@ def static_pipeline_options():
     """tf.data options for a pipeline over tensors already in memory: autotuning off.
 
     With autotuning on, every iterator starts a background tuning thread that its
-    destruction waits for: about 0.15 s per ``fit``, ``evaluate`` or ``predict`` call
-    on a small CPU (results/bench/ shows it as a second mode in the call times).
+    destruction waits for, on every ``fit``, ``evaluate`` or ``predict`` call
+    (results/bench/ measures it: a second mode in the call times).
     Nothing here needs tuning: the data are resident and the pipelines are one op deep.
     """
     import tensorflow as tf

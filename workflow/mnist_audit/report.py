@@ -38,6 +38,7 @@ from . import audit as stats
 from . import registry
 from .config import original_of
 from .plots import make_plots
+from .portcheck import port_vs_original
 from .runs import RunRecord
 from .readme import claim_audit_markdown, port_markdown, readme
 from .summary_html import html_summary
@@ -262,7 +263,7 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     params = pd.read_csv(inputs["parameters"])
     manifest = json.loads(Path(inputs["manifest"]).read_text()) if inputs.get("manifest") else None
     audit = stats.claim_audit(runs)
-    pvo = stats.port_vs_original(runs)
+    pvo = port_vs_original(runs)
     timing = timing_table(runs)
     hist = load_histories(runs, inputs["histories"])
     scaled = is_scaled(runs)

@@ -1,0 +1,114 @@
+"""Port versus original: each port's accuracies against its author's program in TF1's API.
+
+Welch's t-test and TOST equivalence at a stated margin on the runs' test accuracies,
+McNemar's test on the images of matched seeds, and training speed both ways; one row
+per original in the runs table (``port_vs_original``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+from .audit import INCONCLUSIVE, correctness
+from .config import original_of
+from .runs import label as model_label
+from .tables import budget_detail, groups, pct
+
+# Equivalence margin for a port against its original, in accuracy (0.2 points): about
+# twice the binomial standard error of one 10,000-image evaluation at 99% (0.1 point)
+# and above the seed-to-seed spread of these models (0.05-0.15 points), yet well inside
+# any claim's rounding (a "99%" claim's bound is 0.5 points below it).
+EQUIVALENCE_MARGIN = 0.002
+EQUIVALENT, DIFFERENT = "equivalent", "different"
+
+
+def compare_port_original(port: Sequence[float], original: Sequence[float], margin: float = EQUIVALENCE_MARGIN,
+                          alpha: float = 0.05) -> dict:
+    """Welch's t-test and TOST equivalence (two one-sided Welch tests at +-margin) of the
+    original's accuracies against the port's; verdict equivalent / different / inconclusive."""
+    from scipy import stats
+
+    a, b = np.asarray(original, float), np.asarray(port, float)
+    out = {"n_port": len(b), "n_original": len(a), "mean_port": float(b.mean()) if len(b) else math.nan,
+           "mean_original": float(a.mean()) if len(a) else math.nan}
+    out["difference"] = out["mean_original"] - out["mean_port"]
+    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
+        same = len(a) and len(b) and abs(out["difference"]) < margin and a.std() == 0 and b.std() == 0
+        return {**out, "diff_low": math.nan, "diff_high": math.nan, "welch_p": math.nan, "tost_p": math.nan,
+                "verdict": EQUIVALENT if same and len(a) >= 2 else f"{INCONCLUSIVE} (n<2)"
+                if min(len(a), len(b)) < 2 else INCONCLUSIVE}
+    welch = stats.ttest_ind(a, b, equal_var=False)
+    ci = welch.confidence_interval(1 - alpha)
+    lower = stats.ttest_ind(a, b - margin, equal_var=False, alternative="greater").pvalue  # diff > -margin
+    upper = stats.ttest_ind(a, b + margin, equal_var=False, alternative="less").pvalue  # diff < +margin
+    tost = float(max(lower, upper))
+    if tost < alpha:
+        verdict = EQUIVALENT
+    elif welch.pvalue < alpha:
+        verdict = DIFFERENT
+    else:
+        verdict = INCONCLUSIVE
+    return {**out, "diff_low": float(ci.low), "diff_high": float(ci.high), "welch_p": float(welch.pvalue),
+            "tost_p": tost, "verdict": verdict}
+
+
+def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
+    """McNemar's exact test on matched seeds, the discordant images pooled over the
+    seeds: b = the original right where the port is wrong, c = the reverse."""
+    from scipy import stats
+
+    p, o = np.asarray(port_correct, bool), np.asarray(original_correct, bool)
+    b, c = int((o & ~p).sum()), int((p & ~o).sum())
+    pvalue = float(stats.binomtest(b, b + c, 0.5).pvalue) if b + c else 1.0
+    return {"original_only": b, "port_only": c, "mcnemar_p": pvalue}
+
+
+# ---------------------------------------------------------------------------
+# The claim audit of a runs table
+# ---------------------------------------------------------------------------
+
+
+PORT_COLUMNS = ["architecture", "variant", "model", "budget", "n_port", "n_original", "port_mean_pct",
+                "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "welch_p", "tost_p",
+                "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
+                "original_images_per_s", "verdict"]
+
+
+def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per TF1 original run in ``runs``, against its port at the same budget:
+    n per side, means, the difference with its 95% Welch interval, TOST at the stated
+    margin, McNemar on matched seeds, training images/s both ways, and a verdict."""
+    rows = []
+    for (arch, variant), g in groups(runs):
+        of = original_of(variant)
+        if not of:
+            continue
+        port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
+        same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
+                           & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
+        r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
+        matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
+        mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
+        if matched:
+            po = correctness(same_budget.set_index("seed").loc[matched].reset_index(), "test")
+            oo = correctness(g.set_index("seed").loc[matched].reset_index(), "test")
+            if po is not None and oo is not None and po.shape == oo.shape:
+                mc = mcnemar(po, oo)
+        rows.append({
+            "architecture": arch, "variant": of, "model": model_label(arch, of),
+            "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
+            "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
+            "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
+            "diff_high_pt": pct(r["diff_high"]), "welch_p": r["welch_p"], "tost_p": r["tost_p"],
+            "matched_seeds": len(matched), "original_only_right": mc["original_only"],
+            "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
+            "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())
+            if len(same_budget) else math.nan,
+            "original_images_per_s": float(g["train_images_per_second"].astype(float).median()),
+            "verdict": r["verdict"],
+        })
+    return pd.DataFrame(rows, columns=PORT_COLUMNS)
