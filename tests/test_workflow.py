@@ -134,14 +134,20 @@ def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_pa
             with urllib.request.urlopen(f"{ui.uri}/api/2.0/mlflow/{path}?{urllib.parse.urlencode(query)}") as r:
                 return json.loads(r.read())
 
+        def post(path, body):
+            req = urllib.request.Request(f"{ui.uri}/api/2.0/mlflow/{path}", data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(req) as r:
+                return json.loads(r.read())
+
         exp = get("experiments/get-by-name", experiment_name="tiny-test")["experiment"]
         tags = {t["key"]: t["value"] for t in exp["tags"]}
         assert tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table, not GenAI
         view = json.loads(tags[f"mlflow.sharedViewState.{tracking.RUNS_VIEW_KEY}"])
         assert "metrics.`test_accuracy`" in view["selectedColumns"] and view["runsHiddenMode"] == "SHOW_ALL"
         direction = "ASC" if view["orderByAsc"] else "DESC"
-        found = get("runs/search", experiment_ids=exp["experiment_id"], filter=view["searchFilter"],
-                    order_by=f"{view['orderByKey']} {direction}")["runs"]
+        found = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "filter": view["searchFilter"],
+                                     "order_by": [f"{view['orderByKey']} {direction}"]})["runs"]
         accuracy = [{m["key"]: m["value"] for m in r["data"]["metrics"]}["test_accuracy"] for r in found]
         names = [r["info"]["run_name"] for r in found]
         assert sorted(names) == sorted(f"{a} s{s}" for a, s in TINY_RUNS)  # no sweep or report run
@@ -152,6 +158,43 @@ def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_pa
             assert r.status == 200 and b"<html" in r.read().lower()
     readme = (ROOT / "README.md").read_text()
     assert tracking.runs_view_url("http://127.0.0.1:5000", "1") in readme
+
+
+@pytest.mark.slow
+def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tiny_run, tmp_path):
+    """Snakemake itself killed (SIGKILL, the whole process group) while a job trains: after
+    ``--unlock``, the same command reruns the incomplete job (rerun-incomplete in the
+    profile), which resumes from its checkpoint and ends with the uninterrupted run's
+    numbers, history, weights and predictions (the shared tiny run's thomas seed 0)."""
+    import signal
+    import time
+
+    from test_train import _assert_same_run
+
+    work = tmp_path / "killed"
+    cmd = snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "architectures=[thomas]",
+                        "seeds=[0]", cores=1)
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
+                            start_new_session=True)
+    run = work / "results" / "runs" / "thomas" / "default" / "seed0"
+    state = run / "checkpoint" / "state.json"
+    deadline = time.monotonic() + 600
+    while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.exists(), "no checkpoint appeared before the workflow ended"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (run / "metrics.json").exists()
+    done = json.loads(state.read_text())["chunk"] + 1
+    unlock = subprocess.run(snakemake_cmd(work, "--unlock", cores=None), capture_output=True, text=True, env=env)
+    assert unlock.returncode == 0, unlock.stderr[-2000:]
+    again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1200)
+    assert again.returncode == 0, (again.stdout + again.stderr)[-4000:]
+    log = (work / "results" / "logs" / "train_model" / "thomas" / "default" / "seed0.log").read_text()
+    assert "resuming thomas/default seed 0" in log
+    assert json.loads((run / "metrics.json").read_text())["resumed_from_epoch"] == done
+    _assert_same_run(tiny_run[0] / "results" / "runs" / "thomas" / "default" / "seed0", run)
 
 
 def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
