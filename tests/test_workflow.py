@@ -161,19 +161,20 @@ def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_pa
 
 
 @pytest.mark.slow
-def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tiny_run, tmp_path):
+def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tmp_path):
     """Snakemake itself killed (SIGKILL, the whole process group) while a job trains: after
     ``--unlock``, the same command reruns the incomplete job (rerun-incomplete in the
-    profile), which resumes from its checkpoint and ends with the uninterrupted run's
-    numbers, history, weights and predictions (the shared tiny run's thomas seed 0)."""
+    profile), which resumes from its checkpoint and ends with the numbers, history,
+    weights and predictions of the same job trained without a break."""
     import signal
     import time
 
     from test_train import _assert_same_run
 
     work = tmp_path / "killed"
+    # 5 chunks of 10 steps: a checkpoint after each of the first four
     cmd = snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "architectures=[thomas]",
-                        "seeds=[0]", cores=1)
+                        "seeds=[0]", "budget_scale=0.5", cores=1)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
                             start_new_session=True)
@@ -181,7 +182,7 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tiny_run, tmp_pa
     state = run / "checkpoint" / "state.json"
     deadline = time.monotonic() + 600
     while not state.exists() and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert state.exists(), "no checkpoint appeared before the workflow ended"
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
@@ -194,7 +195,14 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tiny_run, tmp_pa
     log = (work / "results" / "logs" / "train_model" / "thomas" / "default" / "seed0.log").read_text()
     assert "resuming thomas/default seed 0" in log
     assert json.loads((run / "metrics.json").read_text())["resumed_from_epoch"] == done
-    _assert_same_run(tiny_run[0] / "results" / "runs" / "thomas" / "default" / "seed0", run)
+
+    whole = tmp_path / "whole"  # the same job, never interrupted (one thread, as the workflow's jobs)
+    ref = subprocess.run([sys.executable, "-m", "mnist_audit.cli", "train", "--arch", "thomas", "--seed", "0",
+                          "--budget-scale", "0.5", "--train-subset", "500", "--eval-subset", "500", "--threads", "1",
+                          "--data", str(work / "results" / "data" / "mnist" / "mnist.npz"), "--out", str(whole)],
+                         capture_output=True, text=True, cwd=ROOT / "workflow", timeout=600)
+    assert ref.returncode == 0, ref.stderr[-3000:]
+    _assert_same_run(whole, run)
 
 
 def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
