@@ -97,10 +97,9 @@ def main(argv=None) -> int:
     if args.record:
         stored = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}
         stored[kind] = {"settings": SETTINGS, "hashes": hashes}
-        RECORDED.parent.mkdir(parents=True, exist_ok=True)
-        tmp = RECORDED.with_suffix(".tmp")
-        tmp.write_text(json.dumps(stored, indent=2, sort_keys=True) + "\n")
-        tmp.replace(RECORDED)
+        from mnist_audit.files import atomic_write_json
+
+        atomic_write_json(RECORDED, stored)
     return 0
 
 

@@ -11,7 +11,6 @@ weights) x images per second / measured MAC/s.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ import numpy as np
 from . import data as mdata
 from . import files
 from . import registry
+from .runs import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -346,7 +346,7 @@ def one_job_overhead(data_path: Path, threads: int, workdir: Path) -> dict:
     t = time.perf_counter()
     subprocess.run(cmd, check=True, env=env, capture_output=True)
     wall = time.perf_counter() - t
-    m = json.loads((out / "metrics.json").read_text())
+    m = RunRecord.read(out).metrics
     in_training = m["timing"]["total_train_seconds"] + m["timing"]["total_eval_seconds"]
     t = time.perf_counter()
     import mlflow  # noqa: F401  (once per workflow in the Snakemake process)

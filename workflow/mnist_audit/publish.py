@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 
 from .files import atomic_write_json, sha256_file
+from .runs import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +89,7 @@ def sanitise(m: dict) -> dict:
 
 def _same_results(a_dir: Path, b_dir: Path) -> tuple[bool, str]:
     """Whether two run folders hold the same results (numbers, not timings)."""
-    a, b = (json.loads((d / "metrics.json").read_text()) for d in (a_dir, b_dir))
+    a, b = (RunRecord.read(d).metrics for d in (a_dir, b_dir))
     for key in ("test_accuracy", "test_loss", "val_accuracy", "val_loss", "train_loss"):
         if a.get(key) != b.get(key):
             return False, f"{key} {b.get(key)!r} published, {a.get(key)!r} now"
@@ -111,7 +112,7 @@ def publish_run(run_dir: str | Path, audit_runs: str | Path) -> str:
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
         raise PublishError(f"{run_dir}: no metrics.json (the run has not finished)")
-    m = json.loads(metrics_path.read_text())
+    m = dict(RunRecord.read(metrics_path).metrics)
     reasons = why_not_publishable(m, run_dir)
     if reasons:
         raise PublishError(f"{run_label(m)} ({run_dir}) is not a published-recipe run: " + "; ".join(reasons))
@@ -153,7 +154,7 @@ def publish_runs(run_dirs: Iterable[str | Path], audit_runs: str | Path) -> dict
     problems = []
     for d in run_dirs:
         try:
-            m = json.loads((d / "metrics.json").read_text())
+            m = dict(RunRecord.read(d).metrics)
         except FileNotFoundError:
             problems.append(f"{d}: no metrics.json (the run has not finished)")
             continue

@@ -67,12 +67,6 @@ class RunRecord:
             path = path / "metrics.json"
         return cls(json.loads(path.read_text()), path)
 
-    def __getitem__(self, key):
-        return self.metrics[key]
-
-    def get(self, key, default=None):
-        return self.metrics.get(key, default)
-
     @property
     def label(self) -> str:
         return label(self.metrics["arch"], self.metrics["variant"])

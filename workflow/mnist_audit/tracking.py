@@ -326,7 +326,7 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
     from .files import sha256_file
 
     run_dir = Path(run_dir)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = runs.RunRecord.read(run_dir).metrics
     history = pd.read_csv(run_dir / "history.csv").to_dict("records")
     manifest = json.loads(Path(manifest_path).read_text()) if manifest_path else None
     payload = run_payload(metrics, history, manifest)
