@@ -17,6 +17,7 @@ from mnist_audit.runs import read_predictions
 
 AUDIT = ROOT / "audit"
 PUBLISHED = publish.published_metrics(AUDIT / "runs")
+STUDY = publish.published_metrics(AUDIT / publish.PORTCHECK_DIR)  # port versus original at budget x0.02
 needs_audit = pytest.mark.skipif(not PUBLISHED, reason="no published runs in audit/runs")
 
 
@@ -133,6 +134,24 @@ def test_publish_refuses_anything_but_a_published_recipe(tmp_path, changes, reas
     assert not (tmp_path / "audit").exists()  # nothing half-published
 
 
+@needs_audit
+def test_publish_study_takes_only_the_stated_reduced_budget_and_keeps_it_apart(tmp_path):
+    src = PUBLISHED[0].parent
+    study = _fake_run(tmp_path / "s", src, budget_scale=publish.PORTCHECK_SCALE)
+    full = _fake_run(tmp_path / "f", src)
+    dest = tmp_path / "audit" / publish.PORTCHECK_DIR
+    with pytest.raises(publish.PublishError, match=r"budget_scale is 1.0 \(publish --study needs 0.02\)"):
+        publish.publish_runs([full], dest, study=True)
+    with pytest.raises(publish.PublishError, match="budget_scale is 0.02 \\(publish needs 1.0\\)"):
+        publish.publish_runs([study], tmp_path / "audit" / "runs")
+    assert not (tmp_path / "audit").exists()
+    for changes, reason in (({"train_subset": 500}, "train_subset"), ({"overrides": {"batch_size": 2}}, "overrides")):
+        bad = _fake_run(tmp_path / reason, src, budget_scale=publish.PORTCHECK_SCALE, **changes)
+        with pytest.raises(publish.PublishError, match=reason):
+            publish.publish_runs([bad], dest, study=True)
+    assert publish.publish_runs([study], dest, study=True)["published"] == [str(study)]
+
+
 def test_publish_sanitises_local_paths():
     m = {"config": {"mirrors": ["/home/me/mnist", "file:///x/", {"url": "/y", "canonical": False},
                                 "https://example.org/mnist/"]}}
@@ -144,18 +163,26 @@ def test_publish_sanitises_local_paths():
 # ---------------------------------------------------------------------------
 
 
+# cnn_tutorial:printed keeps the README's dropout at evaluation (registry fidelity notes)
+RANDOM_AT_EVALUATION = {("cnn_tutorial", "printed")}
+
+
 @needs_audit
 def test_published_records_are_complete_and_consistent():
-    """Every published run: its files, no weights, no local path, and per-image
-    predictions whose correctness sums to its reported accuracies."""
-    for path in PUBLISHED:
+    """Every published run (and every run of the port-versus-original study): its files, no
+    weights, no local path, and per-image predictions whose correctness sums to its
+    reported accuracies."""
+    for path in PUBLISHED + STUDY:
         d = path.parent
         assert sorted(p.name for p in d.iterdir()) == sorted([*publish.RECORD_FILES, "publication.json"]), d
         m = json.loads(path.read_text())
-        assert not publish.why_not_publishable(m, d), d
+        assert not publish.why_not_publishable(m, d, study=path in STUDY), d
         text = path.read_text()
         assert "/work/" not in text and "/home/" not in text and "/root/" not in text, d
         p = read_predictions(d / "predictions.npz")
+        assert p["test_correct"].sum() == round(m["test_accuracy_predict"] * m["n_test"]), d
+        if (m["arch"], m["variant"]) in RANDOM_AT_EVALUATION:
+            continue  # predictions are another random draw than the evaluation's
         assert p["test_correct"].sum() == round(m["test_accuracy"] * m["n_test"]), d
         assert p["val_correct"].sum() == round(m["val_accuracy"] * m["n_val"]), d
 
@@ -164,6 +191,8 @@ def test_published_records_are_complete_and_consistent():
 def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
     work = tmp_path / "audit"
     shutil.copytree(AUDIT / "runs", work / "runs")
+    if STUDY:
+        shutil.copytree(AUDIT / publish.PORTCHECK_DIR, work / publish.PORTCHECK_DIR)
     publish.build_audit_report(work)
     first = {p.relative_to(work): p.read_bytes() for p in (work / "report").rglob("*") if p.is_file()}
     publish.build_audit_report(work)
@@ -174,7 +203,8 @@ def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
             assert first[name] == second[name], name
     # the committed report is the one these records give, and so is the README's table
     committed = AUDIT / "report"
-    for name in ("tables/claim_audit.csv", "tables/timing.csv", "runs.csv", "status.md"):
+    for name in ("tables/claim_audit.csv", "tables/timing.csv", "tables/port_vs_original.csv", "runs.csv",
+                 "status.md", *(["portcheck_runs.csv"] if STUDY else [])):
         generated = (work / "report" / name).read_text().replace(str(work), "audit")
         assert generated == (committed / name).read_text(), f"audit/report/{name} is stale: run audit_report"
     status = (committed / "status.md").read_text()

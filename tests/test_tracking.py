@@ -65,7 +65,11 @@ def test_new_results_replace_the_old_run(one_run):
     second = tracking.log_run(sweep, run_dir, manifest)
     assert not second["already_logged"] and second["identity"] == first["identity"]
     assert [r.info.run_id for r in _active(sweep)] == [second["run_id"]]
-    assert MlflowClient(sweep["tracking_uri"]).get_run(first["run_id"]).info.lifecycle_stage == "deleted"
+    client = MlflowClient(sweep["tracking_uri"])
+    assert client.get_run(first["run_id"]).info.lifecycle_stage == "deleted"
+    # and so is its logged model: the Models tab shows the retrained one only
+    models = client.search_logged_models([sweep["experiment_id"]])
+    assert [lm.source_run_id for lm in models] == [second["run_id"]]
     # another budget is another run: kept beside it
     (run_dir / "metrics.json").write_text(json.dumps({**m, "budget_scale": 0.5, "result_id": "other"}))
     third = tracking.log_run(sweep, run_dir, manifest)
@@ -108,8 +112,10 @@ def test_runs_logged_before_identities_are_adopted_not_duplicated(one_run):
 
 
 def test_the_model_is_stored_once(one_run):
-    """The run folder keeps model.keras; MLflow records its path and SHA-256, not a copy."""
+    """The run folder keeps model.keras; MLflow records it as an external logged model (its
+    signature, path and SHA-256, the final metrics linked), not a copy of the weights."""
     from mlflow import MlflowClient
+    from mlflow.models import Model
 
     run_dir, manifest, sweep = one_run
     res = tracking.log_run(sweep, run_dir, manifest)
@@ -119,8 +125,49 @@ def test_the_model_is_stored_once(one_run):
     assert run.data.tags["model.sha256"] == hashlib.sha256(model.read_bytes()).hexdigest()
     assert run.data.params["model.path"] == str(model.resolve())
     assert {a.path for a in client.list_artifacts(res["run_id"])} <= {
-        "metrics.json", "history.csv", "confusion.csv", "predictions.npz", "provenance.json"}
+        "metrics.json", "history.csv", "confusion.csv", "predictions.npz", "provenance.json", "system_metrics.csv"}
     assert "model.keras" not in {a.path for a in client.list_artifacts(res["run_id"])}
+    (lm,) = client.search_logged_models([sweep["experiment_id"]])
+    assert lm.source_run_id == res["run_id"] and str(lm.status) == "READY" and lm.name == "thomas-default-seed0"
+    assert lm.tags["model.sha256"] == run.data.tags["model.sha256"] and lm.tags["mlflow.external"] == "true"
+    assert {m.key: m.value for m in lm.metrics}["test_accuracy"] == run.data.metrics["test_accuracy"]
+    assert [a.path for a in client.list_logged_model_artifacts(lm.model_id)] == ["MLmodel"]  # no weights
+    spec = Model.load(_logged_model_file(client, lm, run_dir.parent))
+    sig = spec.signature.to_dict()
+    assert json.loads(sig["inputs"]) == [{"type": "tensor", "tensor-spec": {"dtype": "float32", "shape": [-1, 28, 28, 1]},
+                                          "name": "image"}]
+    assert json.loads(sig["outputs"])[0]["tensor-spec"]["shape"] == [-1, 10]
+    assert spec.metadata["sha256"] == lm.tags["model.sha256"]
+    # the run lists the model among its outputs (the run page's "Logged models")
+    assert [o.model_id for o in client.get_run(res["run_id"]).outputs.model_outputs] == [lm.model_id]
+
+
+def test_system_metrics_sampled_while_training_reach_the_runs_system_tab(one_run):
+    """The job samples CPU and memory while it trains (system_metrics.csv, MLflow's names);
+    the run gets them as system/<name> series, one step per sample, in the job's time."""
+    from mlflow import MlflowClient
+
+    from mnist_audit import sysmetrics
+
+    run_dir, manifest, sweep = one_run
+    table = sysmetrics.read(run_dir)
+    assert list(table.columns) == sysmetrics.COLUMNS and len(table) >= 2  # a sample at each end at least
+    assert table["wall_seconds"].is_monotonic_increasing and (table["process_memory_rss_megabytes"] > 50).all()
+    assert (table["system_memory_usage_percentage"].between(0, 100)).all()
+    res = tracking.log_run(sweep, run_dir, manifest)
+    client = MlflowClient(sweep["tracking_uri"])
+    run = client.get_run(res["run_id"])
+    assert {f"system/{c}" for c in sysmetrics.COLUMNS[1:]} <= set(run.data.metrics)
+    series = client.get_metric_history(res["run_id"], "system/process_memory_rss_megabytes")
+    assert [m.step for m in series] == list(range(len(table)))
+    assert [m.value for m in series] == pytest.approx(table["process_memory_rss_megabytes"].tolist())
+    assert run.info.start_time <= series[0].timestamp <= series[-1].timestamp <= run.info.end_time + 1000
+
+
+def _logged_model_file(client, lm, where):
+    from mlflow.artifacts import download_artifacts
+
+    return download_artifacts(artifact_uri=f"{lm.artifact_location}/MLmodel", dst_path=str(where / "dl"))
 
 
 def test_unreachable_server_gives_clear_error(one_run):

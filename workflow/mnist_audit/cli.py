@@ -4,6 +4,7 @@
     mnist-audit train --arch thomas --seed 0 --data results/data/mnist/mnist.npz --out DIR
     mnist-audit models                      # the registry: names, parameters, MACs, claims
     mnist-audit publish results/runs/*/*/seed*   # into audit/runs (published recipes only)
+    mnist-audit publish --study DIR ...      # port-vs-original study runs (budget x0.02) into audit/portcheck
     mnist-audit report --audit audit        # audit/report/ from the committed records alone
 """
 
@@ -72,7 +73,8 @@ def _cmd_publish(a) -> int:
     from . import publish
 
     try:
-        done = publish.publish_runs(a.runs, a.to)
+        to = a.to or (f"audit/{publish.PORTCHECK_DIR}" if a.study else "audit/runs")
+        done = publish.publish_runs(a.runs, to, study=a.study)
     except publish.PublishError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -139,7 +141,9 @@ def main(argv=None) -> int:
     m.set_defaults(fn=_cmd_models)
     p = sub.add_parser("publish", help="copy finished published-recipe runs into the published audit")
     p.add_argument("runs", nargs="+", help="run folders (results/runs/ARCH/VARIANT/seedN)")
-    p.add_argument("--to", default="audit/runs")
+    p.add_argument("--to", help="where (default audit/runs; with --study, audit/portcheck)")
+    p.add_argument("--study", action="store_true",
+                   help="runs of the port-versus-original study at its stated reduced budget (audit/portcheck)")
     p.set_defaults(fn=_cmd_publish)
     r = sub.add_parser("report", help="rebuild the published report from the committed records alone")
     r.add_argument("--audit", default="audit", help="the audit folder (runs/ in it, report/ written)")

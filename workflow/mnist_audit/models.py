@@ -24,6 +24,7 @@ from keras import initializers as init
 from keras import layers, ops
 
 from . import optimizers, registry
+from .data import IMAGE_SHAPE
 from .optimizers import make_loss, make_optimizer
 from .recipes import Recipe, RegistryError
 
@@ -39,7 +40,7 @@ __all__ = [
     "param_count",
 ]
 
-INPUT_SHAPE = (28, 28, 1)
+INPUT_SHAPE = IMAGE_SHAPE
 NUM_CLASSES = 10
 _PACKAGE = optimizers.PACKAGE
 

@@ -227,8 +227,10 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
     frames = []
     for r in table.itertuples(index=False):
         for side, variant in (("port", r.variant), ("original", original_variant(r.variant))):
-            h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)]
-            frames.append(h.assign(side=side, panel=r.model, acc=100 * h["test_accuracy"]))
+            h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)
+                     & (hist["budget_scale"] == r.budget_scale)]
+            panel = r.model if r.budget_scale == 1 else f"{r.model}, budget x{r.budget_scale:g}"
+            frames.append(h.assign(side=side, panel=panel, acc=100 * h["test_accuracy"]))
     d = pd.concat(frames, ignore_index=True)
     g = sns.relplot(data=d, kind="line", x="epochs_seen", y="acc", hue="side", hue_order=["port", "original"],
                     col="panel", col_wrap=min(4, len(table)), errorbar="sd", marker="o", markersize=4,
@@ -241,13 +243,14 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
 
 
 def make_plots(runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, pvo: pd.DataFrame,
-               outputs: Mapping[str, str], scaled: bool) -> None:
-    """Every plot named in ``outputs`` (``pvo``: the port-versus-original table)."""
+               outputs: Mapping[str, str], scaled: bool, pvo_hist: pd.DataFrame | None = None) -> None:
+    """Every plot named in ``outputs`` (``pvo``: the port-versus-original table; ``pvo_hist``:
+    its histories, when they include a study's beyond ``hist``)."""
     plot_accuracy_per_seed(runs, audit, outputs["accuracy_per_seed"], scaled)
     if "forest" in outputs:
         plot_forest(audit, outputs["forest"], scaled)
     if "port_vs_original" in outputs:
-        plot_port_vs_original(hist, pvo, outputs["port_vs_original"], scaled)
+        plot_port_vs_original(hist if pvo_hist is None else pvo_hist, pvo, outputs["port_vs_original"], scaled)
     plot_learning_curves(hist, outputs["learning_curves_epoch"], "epochs_seen", scaled)
     plot_learning_curves(hist, outputs["learning_curves_wall"], "wall_seconds_mean", scaled)
     plot_accuracy_vs(runs, outputs["accuracy_vs_params"], "params", "trainable parameters (log scale)",

@@ -72,7 +72,7 @@ def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------
 
 
-PORT_COLUMNS = ["architecture", "variant", "model", "budget", "n_port", "n_original", "port_mean_pct",
+PORT_COLUMNS = ["architecture", "variant", "model", "budget_scale", "budget", "n_port", "n_original", "port_mean_pct",
                 "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "welch_p", "tost_p",
                 "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
                 "original_images_per_s", "verdict"]
@@ -83,32 +83,40 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
     n per side, means, the difference with its 95% Welch interval, TOST at the stated
     margin, McNemar on matched seeds, training images/s both ways, and a verdict."""
     rows = []
-    for (arch, variant), g in groups(runs):
+    for (arch, variant), g_all in groups(runs):
         of = original_of(variant)
         if not of:
             continue
-        port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
-        same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
-                           & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
-        r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
-        matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
-        mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
-        if matched:
-            po = correctness(same_budget.set_index("seed").loc[matched].reset_index(), "test")
-            oo = correctness(g.set_index("seed").loc[matched].reset_index(), "test")
-            if po is not None and oo is not None and po.shape == oo.shape:
-                mc = mcnemar(po, oo)
-        rows.append({
-            "architecture": arch, "variant": of, "model": model_label(arch, of),
-            "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
-            "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
-            "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
-            "diff_high_pt": pct(r["diff_high"]), "welch_p": r["welch_p"], "tost_p": r["tost_p"],
-            "matched_seeds": len(matched), "original_only_right": mc["original_only"],
-            "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
-            "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())
-            if len(same_budget) else math.nan,
-            "original_images_per_s": float(g["train_images_per_second"].astype(float).median()),
-            "verdict": r["verdict"],
-        })
+        for scale in sorted(set(g_all["budget_scale"].astype(float)), reverse=True):
+            rows.append(_port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale]))
     return pd.DataFrame(rows, columns=PORT_COLUMNS)
+
+
+def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame) -> dict:
+    """One original's runs ``g`` (one budget) against the port ``of`` at that budget."""
+    port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
+    same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
+                       & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
+    r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
+    matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
+    mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
+    if matched:
+        po = correctness(same_budget.set_index("seed").loc[matched].reset_index(), "test")
+        oo = correctness(g.set_index("seed").loc[matched].reset_index(), "test")
+        if po is not None and oo is not None and po.shape == oo.shape:
+            mc = mcnemar(po, oo)
+    return {
+        "architecture": arch, "variant": of, "model": model_label(arch, of),
+        "budget_scale": float(g["budget_scale"].iloc[0]),
+        "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
+        "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
+        "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
+        "diff_high_pt": pct(r["diff_high"]), "welch_p": r["welch_p"], "tost_p": r["tost_p"],
+        "matched_seeds": len(matched), "original_only_right": mc["original_only"],
+        "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
+        "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())
+        if len(same_budget) else math.nan,
+        "original_images_per_s": float(g["train_images_per_second"].astype(float).median()),
+        "verdict": r["verdict"],
+    }
+

@@ -9,7 +9,13 @@ and published, every record file's SHA-256). No weights.
 
 Only published-recipe runs can be published: the full budget (``budget_scale`` 1), the
 full training, validation and test sets, no recipe overrides, committed code (no
-``-dirty`` commit), and per-image predictions. Publishing a run whose folder already
+``-dirty`` commit), and per-image predictions.
+
+One exception, kept apart: ``audit/portcheck/`` holds the port-versus-original study of
+the architectures too costly to train twice at full budget (thomas, cnn_tutorial,
+zaccone), ports and TF1 originals alike at the one stated budget ``PORTCHECK_SCALE``
+(``publish --study``). Those runs feed only the report's port-versus-original section,
+never a claim verdict. Publishing a run whose folder already
 holds the same numbers changes nothing; different numbers for the same architecture,
 variant and seed are an error that names the run and both figures, never an overwrite.
 """
@@ -41,6 +47,13 @@ RESULT_COLUMNS = ("epoch", "steps", "train_loss", "train_accuracy", "val_loss", 
 LOCAL = "<local mirror>"
 
 
+# The port-versus-original study's one stated budget, the same on both sides (issue 18): 2%
+# of each published recipe's steps (thomas 220, cnn_tutorial 400, zaccone 858 of 42,900),
+# chosen so that 5 seeds a side of the three costly CNNs fit in about 40 CPU-minutes.
+PORTCHECK_SCALE = 0.02
+PORTCHECK_DIR = "portcheck"
+
+
 class PublishError(ValueError):
     """A run that cannot be published, or that contradicts a published one."""
 
@@ -49,11 +62,14 @@ def run_label(m: dict) -> str:
     return f"{m['arch']}:{m['variant']} seed {m['seed']}"
 
 
-def why_not_publishable(m: dict, run_dir: Path) -> list[str]:
-    """Every reason this run is not a published-recipe run on the full data ([] if none)."""
+def why_not_publishable(m: dict, run_dir: Path, study: bool = False) -> list[str]:
+    """Every reason this run is not a published-recipe run on the full data ([] if none);
+    ``study``: a run of the port-versus-original study, at ``PORTCHECK_SCALE`` instead."""
     reasons = []
-    if float(m.get("budget_scale", 0)) != 1.0:
-        reasons.append(f"budget_scale is {m.get('budget_scale')} (publish needs 1.0)")
+    scale = PORTCHECK_SCALE if study else 1.0
+    if float(m.get("budget_scale", 0)) != scale:
+        reasons.append(f"budget_scale is {m.get('budget_scale')} (publish{' --study' if study else ''} "
+                       f"needs {scale})")
     for key in ("train_subset", "eval_subset"):
         if m.get(key):
             reasons.append(f"{key} is {m[key]} (publish needs the full sets)")
@@ -106,16 +122,16 @@ def _utc(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def publish_run(run_dir: str | Path, audit_runs: str | Path) -> str:
+def publish_run(run_dir: str | Path, audit_runs: str | Path, study: bool = False) -> str:
     """Copy one finished run into ``audit_runs``; returns "published" or "unchanged"."""
     run_dir, audit_runs = Path(run_dir), Path(audit_runs)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
         raise PublishError(f"{run_dir}: no metrics.json (the run has not finished)")
     m = dict(RunRecord.read(metrics_path).metrics)
-    reasons = why_not_publishable(m, run_dir)
+    reasons = why_not_publishable(m, run_dir, study)
     if reasons:
-        raise PublishError(f"{run_label(m)} ({run_dir}) is not a published-recipe run: " + "; ".join(reasons))
+        raise PublishError(f"{run_label(m)} ({run_dir}) is not a {_kind(study)}: " + "; ".join(reasons))
     dest = audit_runs / m["arch"] / m["variant"] / f"seed{m['seed']}"
     if (dest / "metrics.json").exists():
         same, diff = _same_results(run_dir, dest)
@@ -148,8 +164,13 @@ def publish_run(run_dir: str | Path, audit_runs: str | Path) -> str:
     return "published"
 
 
-def publish_runs(run_dirs: Iterable[str | Path], audit_runs: str | Path) -> dict[str, list[str]]:
-    """Publish every run; checks them all first, so one bad run publishes nothing."""
+def _kind(study: bool) -> str:
+    return f"port-versus-original study run (budget_scale {PORTCHECK_SCALE})" if study else "published-recipe run"
+
+
+def publish_runs(run_dirs: Iterable[str | Path], audit_runs: str | Path, study: bool = False) -> dict[str, list[str]]:
+    """Publish every run; checks them all first, so one bad run publishes nothing.
+    ``study``: runs of the port-versus-original study (into ``audit/portcheck``)."""
     run_dirs = [Path(d) for d in run_dirs]
     problems = []
     for d in run_dirs:
@@ -158,15 +179,16 @@ def publish_runs(run_dirs: Iterable[str | Path], audit_runs: str | Path) -> dict
         except FileNotFoundError:
             problems.append(f"{d}: no metrics.json (the run has not finished)")
             continue
-        reasons = why_not_publishable(m, d)
+        reasons = why_not_publishable(m, d, study)
         if reasons:
             problems.append(f"{run_label(m)} ({d}): " + "; ".join(reasons))
     if problems:
-        raise PublishError("refusing to publish; only published-recipe runs on the full data can be "
-                           "published:\n  " + "\n  ".join(problems))
+        what = (f"only port-versus-original study runs at budget_scale {PORTCHECK_SCALE} on the full data"
+                if study else "only published-recipe runs on the full data")
+        raise PublishError(f"refusing to publish; {what} can be published:\n  " + "\n  ".join(problems))
     done: dict[str, list[str]] = {"published": [], "unchanged": []}
     for d in run_dirs:
-        done[publish_run(d, audit_runs)].append(str(d))
+        done[publish_run(d, audit_runs, study)].append(str(d))
     log.info("published %d runs, %d unchanged, into %s", len(done["published"]), len(done["unchanged"]),
              audit_runs)
     return done
@@ -192,6 +214,7 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
 
     base = Path(report_dir)
     out = {"readme": base / "README.md", "status": base / "status.md", "runs": base / "runs.csv",
+           "portcheck_runs": base / "portcheck_runs.csv",
            "summary_html": base / "summary.html",
            "parameters_csv": base / "tables" / "parameters.csv", "parameters_md": base / "tables" / "parameters.md",
            "layers_csv": base / "tables" / "layers.csv", "layers_md": base / "tables" / "layers.md"}
@@ -228,7 +251,8 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) 
 
 
 def build_audit_report(audit_dir: str | Path = "audit") -> dict:
-    """Rebuild ``audit/report/`` from ``audit/runs/`` alone: no training, no download.
+    """Rebuild ``audit/report/`` from ``audit/runs/`` (and the port-versus-original study in
+    ``audit/portcheck/``, if any) alone: no training, no download.
 
     The tables and the status are pure functions of the records (stable order), so two builds give byte-identical files.
     """
@@ -247,9 +271,15 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
     keys = sorted({(p.parts[-4], p.parts[-3]) for p in metrics if not original_of(p.parts[-3])})
     write_model_accounting(keys, out)
     runs = report.write_runs(metrics, out["parameters_csv"], out["runs"])
-    result = report.build_report(
-        {"runs": out["runs"], "parameters": out["parameters_csv"], "layers_md": out["layers_md"],
-         "histories": [p.parent / "history.csv" for p in metrics], "manifest": None}, out)
+    inputs = {"runs": out["runs"], "parameters": out["parameters_csv"], "layers_md": out["layers_md"],
+              "histories": [p.parent / "history.csv" for p in metrics], "manifest": None}
+    study = published_metrics(audit_dir / PORTCHECK_DIR)
+    if study:
+        report.write_runs(study, out["parameters_csv"], out["portcheck_runs"])
+        inputs |= {"study_runs": out["portcheck_runs"], "study_histories": [p.parent / "history.csv" for p in study]}
+    else:
+        out.pop("portcheck_runs")
+    result = report.build_report(inputs, out)
     text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix())
     write_text(out["status"], text)
     return {"runs": len(runs), "status": text, **result}

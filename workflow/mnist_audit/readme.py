@@ -63,7 +63,11 @@ PORT_NOTE = (
     "claim's rounding); McNemar's exact test on the discordant test images of matched seeds, "
     "pooled. Verdict: **equivalent** when TOST rejects at 5%; **different** when it does not and "
     "Welch's test rejects; **inconclusive** otherwise. Images/s: each side's steady training "
-    "images per second in its own jobs (for a side-by-side speed figure see `snakemake bench`)."
+    "images per second in its own jobs (for a side-by-side speed figure see `snakemake bench`). "
+    "The cheap architectures are compared at their full published budget; thomas, cnn_tutorial and "
+    "zaccone, too costly to train twice at full budget, at one stated, equal reduced budget on both "
+    "sides (the budget column; in the published audit `audit/portcheck/`, budget x0.02): such rows "
+    "check the port's behaviour, never a claim."
 )
 
 

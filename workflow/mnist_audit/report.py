@@ -236,6 +236,7 @@ def load_histories(runs: pd.DataFrame, history_paths: Sequence[str | Path]) -> p
         if path is None:
             raise ValueError(f"no history.csv for run {r.run_dir}")
         h = pd.read_csv(path)
+        h.insert(0, "budget_scale", r.budget_scale)
         h.insert(0, "n_train", r.n_train)
         h.insert(0, "seed", r.seed)
         h.insert(0, "model", r.model)
@@ -256,16 +257,23 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     """Claim audit and timing tables, plots, README and HTML summary.
 
     ``inputs``: runs (runs.csv), parameters (parameters.csv), layers_md (linked from the
-    README), histories (every run's history.csv), manifest (optional). ``outputs``: the
-    paths named in report.smk's report_tables_plots rule.
+    README), histories (every run's history.csv), manifest (optional), and optionally
+    study_runs and study_histories: a port-versus-original study at a reduced budget,
+    which enters that section only, never the claim audit. ``outputs``: the paths named
+    in report.smk's report_tables_plots rule.
     """
     runs = read_runs(inputs["runs"])
     params = pd.read_csv(inputs["parameters"])
     manifest = json.loads(Path(inputs["manifest"]).read_text()) if inputs.get("manifest") else None
     audit = stats.claim_audit(runs)
-    pvo = port_vs_original(runs)
     timing = timing_table(runs)
     hist = load_histories(runs, inputs["histories"])
+    pvo_runs, pvo_hist = runs, hist
+    if inputs.get("study_runs"):
+        study = read_runs(inputs["study_runs"])
+        pvo_runs = pd.concat([runs, study], ignore_index=True)
+        pvo_hist = pd.concat([hist, load_histories(study, inputs["study_histories"])], ignore_index=True)
+    pvo = port_vs_original(pvo_runs)
     scaled = is_scaled(runs)
     write_csv(outputs["claim_audit_csv"], audit)
     write_text(outputs["claim_audit_md"], claim_audit_markdown(audit))
@@ -276,7 +284,7 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
         write_csv(outputs["port_vs_original_csv"], pvo)
         write_text(outputs["port_vs_original_md"], port_markdown(pvo))
     write_text(outputs["timing_md"], md(timing, TIMING_MD))
-    make_plots(runs, audit, hist, pvo, outputs, scaled)
+    make_plots(runs, audit, hist, pvo, outputs, scaled, pvo_hist)
     links = {**outputs, "runs": str(inputs["runs"]), "layers_md": str(inputs["layers_md"])}
     write_text(outputs["readme"], readme(runs, audit, params, timing, pvo, manifest, links, scaled))
     log.info("report: %d runs, %d audit rows, scaled=%s", len(runs), len(audit), scaled)

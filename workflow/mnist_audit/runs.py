@@ -211,9 +211,15 @@ def read_predictions(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def write_run(out_dir: Path, metrics: dict, history: list[dict], y_val, val_pred, y_test, test_pred) -> None:
-    """The run's files; ``metrics.json`` last, so its presence means the run is complete."""
+def write_run(out_dir: Path, metrics: dict, history: list[dict], y_val, val_pred, y_test, test_pred,
+              system=None) -> None:
+    """The run's files; ``metrics.json`` last, so its presence means the run is complete.
+    ``system``: the system metrics sampled while it trained (``sysmetrics``), if any."""
     out_dir = Path(out_dir)
+    if system is not None:
+        from . import sysmetrics
+
+        files.atomic_write_csv(out_dir / sysmetrics.FILE, system)
     files.atomic_write_csv(out_dir / "history.csv", history_table(history))
     files.atomic_write_csv(out_dir / "confusion.csv", confusion_table(confusion_matrix(y_test, test_pred)))
     write_predictions(out_dir / "predictions.npz", val_pred, y_val, test_pred, y_test)

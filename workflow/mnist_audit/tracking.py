@@ -22,8 +22,11 @@ Three rules matter here:
 Logging is a separate step that reads the training job's local outputs
 (metrics.json, history.csv, ...): a tracking server that is down fails that step
 with a clear message, the measured results stay on disk, and a rerun logs them.
-The model is stored once, in the run folder: the MLflow run records its path and
-SHA-256 (``model.path``, ``model.sha256``), not a second copy.
+The model is stored once, in the run folder. MLflow gets a *logged model* for it (the
+Models tab, linked to its run as an output, with the final metrics attached): an
+external model in MLflow 3's sense, whose MLmodel file carries the input/output
+signature, the weights' path and SHA-256 (``model.path``, ``model.sha256``), not a
+second copy of the weights.
 
 The report is logged as one more run (``log_report``), a child of the sweep's run, with
 the report's tables and plots as its artifacts.
@@ -299,6 +302,78 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
             "run_name": f"{runs.label(arch, variant)} s{seed}"}
 
 
+MODEL_IS_EXTERNAL = "mlflow.external"  # MLflow 3's tag for a model whose weights live elsewhere
+NUM_CLASSES = 10
+
+
+def model_signature():
+    """What every model takes and gives: a batch of 28x28x1 float32 images in [0, 1],
+    and 10 class scores per image (argmax = the predicted digit)."""
+    import numpy as np
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    from .data import IMAGE_SHAPE
+
+    return ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *IMAGE_SHAPE), "image")]),
+                          outputs=Schema([TensorSpec(np.dtype("float32"), (-1, NUM_CLASSES), "scores")]))
+
+
+def _log_model(client, experiment_id: str, rid: str, payload: Mapping, model: Path, sha256: str, step: int,
+               final_ms: list) -> str:
+    """Register the run folder's model.keras as an external MLflow logged model: its MLmodel
+    (signature, path, SHA-256) is the only artifact; the final metrics and the run link to it."""
+    import tempfile
+
+    from mlflow.entities import LoggedModelOutput, Metric
+    from mlflow.models import Model
+
+    tags = payload["tags"]
+    name = f"{tags['architecture']}-{tags['variant']}-seed{tags['seed']}"
+    lm = client.create_logged_model(
+        experiment_id, name=name, source_run_id=rid, model_type="keras",
+        tags={MODEL_IS_EXTERNAL: "true", "model.sha256": sha256, "model.path": str(model.resolve()),
+              "architecture": tags["architecture"], "variant": tags["variant"], "recipe": tags["recipe"],
+              f"{TAG}.identity": tags[f"{TAG}.identity"]},
+        params={k: str(v) for k, v in payload["params"].items() if k.startswith("recipe.")})
+    spec = Model(artifact_path=lm.artifact_location, model_uuid=lm.model_id, model_id=lm.model_id, run_id=rid,
+                 signature=model_signature(),
+                 metadata={MODEL_IS_EXTERNAL: True, "format": "keras", "path": str(model.resolve()),
+                           "sha256": sha256,
+                           "load": "keras.saving.load_model(path, custom_objects=mnist_audit.models.CUSTOM_OBJECTS)"})
+    with tempfile.TemporaryDirectory() as tmp:
+        spec.save(str(Path(tmp) / "MLmodel"))
+        client.log_model_artifacts(lm.model_id, tmp)
+    client.log_batch(rid, metrics=[Metric(m.key, m.value, m.timestamp, m.step, model_id=lm.model_id)
+                                   for m in final_ms if m.key in ("test_accuracy", "test_loss", "val_accuracy")])
+    client.log_outputs(rid, [LoggedModelOutput(lm.model_id, step)])
+    client.finalize_logged_model(lm.model_id, "READY")
+    return lm.model_id
+
+
+def _delete_logged_models(client, experiment_id: str, run_id: str) -> None:
+    """The logged models whose source is ``run_id`` (a run being deleted)."""
+    for lm in client.search_logged_models([experiment_id], filter_string=f"source_run_id = '{run_id}'"):
+        client.delete_logged_model(lm.model_id)
+
+
+def system_metrics(run_dir: Path, t0_ms: int) -> list:
+    """The job's sampled system metrics as MLflow's ``system/<name>`` metrics (step = sample)."""
+    from mlflow.entities import Metric
+
+    from . import sysmetrics
+
+    table = sysmetrics.read(run_dir)
+    if table is None:
+        return []
+    out = []
+    for i, row in enumerate(table.to_dict("records")):
+        ts = t0_ms + int(1000 * row["wall_seconds"])
+        out += [Metric(f"system/{k}", float(v), ts, i) for k, v in row.items()
+                if k != "wall_seconds" and v == v]
+    return out
+
+
 def _add_sweep(client, run, sweep_id: str) -> str:
     """Add ``sweep_id`` to the run's ``mnist_audit.sweeps`` tag (space-separated, oldest first)."""
     sweeps = run.data.tags.get(f"{TAG}.sweeps", "").split()
@@ -357,6 +432,7 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
                            "the same results, logged twice" if run.data.tags.get(f"{TAG}.results") == digest
                            else "older results of the same run, replaced")
                     log.info("%s: deleting MLflow run %s (%s)", job, run.info.run_id, why)
+                    _delete_logged_models(client, sweep["experiment_id"], run.info.run_id)
                     client.delete_run(run.info.run_id)
 
         if keep is not None:
@@ -380,6 +456,7 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
             params = [Param(k, str(v)) for k, v in payload["params"].items()]
             wall_at = {int(r["epoch"]): float(r["wall_seconds"]) for r in history}
             ms = [Metric(k, v, t0_ms + int(1000 * wall_at[step]), step) for k, v, step in payload["series"]]
+            ms += system_metrics(run_dir, t0_ms)
             final_step = int(history[-1]["epoch"])
             ms += [Metric(k, float(v), t_end_ms, final_step) for k, v in payload["final"].items()
                    if v is not None and math.isfinite(float(v))]
@@ -388,15 +465,19 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
             for i in range(0, len(ms), 1000):
                 client.log_batch(rid, metrics=ms[i : i + 1000])
             # The small records; the model stays in the run folder (its path a param, its SHA-256 a tag).
-            for name in ("metrics.json", "history.csv", "confusion.csv", "predictions.npz"):
+            for name in ("metrics.json", "history.csv", "confusion.csv", "predictions.npz", "system_metrics.csv"):
                 if (run_dir / name).exists():
                     client.log_artifact(rid, str(run_dir / name))
             client.log_dict(rid, provenance_record(metrics, manifest), "provenance.json")
             _log_datasets(client, rid, dataset_inputs(metrics, manifest))
+            if model.exists():
+                _log_model(client, sweep["experiment_id"], rid, payload, model, model_tags["model.sha256"],
+                           final_step, [m for m in ms if m.step == final_step and m.key in payload["final"]])
             client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
             client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
         except BaseException:
             with contextlib.suppress(Exception):  # best effort: a rerun deletes it otherwise
+                _delete_logged_models(client, sweep["experiment_id"], rid)
                 client.delete_run(rid)
             raise
         keep = run

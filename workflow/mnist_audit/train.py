@@ -20,7 +20,7 @@ import uuid
 from pathlib import Path
 
 from . import data as mdata
-from . import registry, runs
+from . import registry, runs, sysmetrics
 from .checkpoint import Checkpoint, save_keras, signature
 from .loops import DataOrder, EvalSet, Feeder, plan, resolve_steps_per_execution
 
@@ -94,32 +94,35 @@ def train_run(
     test_set = EvalSet(d["x_test"], d["y_test"], eval_batch_size, resident_data)
     t_train_start = time.perf_counter() - wall_offset
     load: list[float] = []  # 1-minute load average after each chunk: how busy the machine was
-    for chunk in range(start_chunk, p["n_chunks"]):
-        first = chunk * p["steps_per_epoch"]
-        n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
-        t = time.perf_counter()
-        fit = feeder.fit(model, order.batch_indices(first, n_steps), recipe.batch_size)
-        train_seconds = time.perf_counter() - t
-        t = time.perf_counter()
-        val_loss, val_acc = val_set.evaluate(model)
-        test_loss, test_acc = test_set.evaluate(model)
-        history.append({
-            "epoch": chunk + 1, "steps": first + n_steps,
-            "epochs_seen": (first + n_steps) * recipe.batch_size / n_train,
-            "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t,
-            "wall_seconds": time.perf_counter() - t_train_start,
-            "train_loss": fit["loss"], "train_accuracy": fit["accuracy"],
-            "val_loss": val_loss, "val_accuracy": val_acc, "test_loss": test_loss, "test_accuracy": test_acc,
-        })
-        load.append(os.getloadavg()[0])
-        log.info("%s/%s seed %d: epoch %d/%d steps %d train %.2fs loss %.4f val %.4f test %.4f",
-                 arch, variant, seed, chunk + 1, p["n_chunks"], first + n_steps, train_seconds,
-                 fit["loss"], val_acc, test_acc)
-        if chunk + 1 < p["n_chunks"]:
-            ckpt.save(model, chunk, {"chunk": chunk, "history": history, "wall_seconds": history[-1]["wall_seconds"]})
-            if stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks:
-                log.warning("stopping early after chunk %d as asked (checkpoint kept)", chunk + 1)
-                return {"stopped_after_chunk": chunk + 1}
+    sampler = sysmetrics.Sampler(offset_s=wall_offset)  # CPU and memory while it trains
+    with sampler:
+        for chunk in range(start_chunk, p["n_chunks"]):
+            first = chunk * p["steps_per_epoch"]
+            n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
+            t = time.perf_counter()
+            fit = feeder.fit(model, order.batch_indices(first, n_steps), recipe.batch_size)
+            train_seconds = time.perf_counter() - t
+            t = time.perf_counter()
+            val_loss, val_acc = val_set.evaluate(model)
+            test_loss, test_acc = test_set.evaluate(model)
+            history.append({
+                "epoch": chunk + 1, "steps": first + n_steps,
+                "epochs_seen": (first + n_steps) * recipe.batch_size / n_train,
+                "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t,
+                "wall_seconds": time.perf_counter() - t_train_start,
+                "train_loss": fit["loss"], "train_accuracy": fit["accuracy"],
+                "val_loss": val_loss, "val_accuracy": val_acc, "test_loss": test_loss, "test_accuracy": test_acc,
+            })
+            load.append(os.getloadavg()[0])
+            log.info("%s/%s seed %d: epoch %d/%d steps %d train %.2fs loss %.4f val %.4f test %.4f",
+                     arch, variant, seed, chunk + 1, p["n_chunks"], first + n_steps, train_seconds,
+                     fit["loss"], val_acc, test_acc)
+            if chunk + 1 < p["n_chunks"]:
+                ckpt.save(model, chunk,
+                          {"chunk": chunk, "history": history, "wall_seconds": history[-1]["wall_seconds"]})
+                if stop_after_chunks is not None and chunk + 1 - start_chunk >= stop_after_chunks:
+                    log.warning("stopping early after chunk %d as asked (checkpoint kept)", chunk + 1)
+                    return {"stopped_after_chunk": chunk + 1}
 
     # Every validation and test image's predicted class after the whole budget.
     t = time.perf_counter()
@@ -154,6 +157,6 @@ def train_run(
         "config": config or {},
         "result_id": uuid.uuid4().hex,  # lets the logger tell these results from older ones
     }
-    runs.write_run(out_dir, metrics, history, d["y_val"], val_pred, d["y_test"], y_pred)
+    runs.write_run(out_dir, metrics, history, d["y_val"], val_pred, d["y_test"], y_pred, sampler.table())
     ckpt.clear()
     return metrics

@@ -1,8 +1,10 @@
 # The published audit (logic: workflow/mnist_audit/publish.py).
 #   snakemake --cores 2 publish --config 'seeds=[1]'   train (if needed) and publish those runs
-#   snakemake --cores 1 audit_report                   rebuild audit/report/ from audit/runs/ alone
+#   snakemake --cores 1 audit_report                   rebuild audit/report/ from audit/runs/ (+ portcheck/) alone
 AUDIT_DIR = "audit"
-AUDIT_METRICS = sorted(glob.glob(f"{AUDIT_DIR}/runs/*/*/seed*/metrics.json"))
+# the published runs, and the port-versus-original study at its reduced budget (portcheck/)
+AUDIT_METRICS = sorted(glob.glob(f"{AUDIT_DIR}/runs/*/*/seed*/metrics.json")) + sorted(
+    glob.glob(f"{AUDIT_DIR}/portcheck/*/*/seed*/metrics.json"))
 
 
 # Copies finished published-recipe runs into audit/runs/ and refuses anything else (a
