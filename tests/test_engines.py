@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
-from engines import MlflowServer, Postgres, SlurmCluster, missing_postgres, missing_slurm
+from engines import MlflowServer, Postgres, SlurmCluster, free_port, missing_postgres, missing_slurm
 
 TINY_JOBS = sorted(f"{a}/default/seed{s}" for a in ("thomas", "softmax_regression") for s in (0, 1))
 MIRROR = f"mirrors=[{str(LOCAL_MIRROR)!r}]"
@@ -90,33 +90,47 @@ def test_postgres_backed_server_and_server_down_mid_run(tmp_path):
             _check_logged(server.uri, work)
 
         # Second pass, new results: the server goes down while the jobs train.
-        work2 = tmp_path / "work2"
-        cmd = snakemake_cmd(work2, "--config", MIRROR, "seeds=[5,6]",
-                            f"mlflow={{'tracking_uri': '{server.uri}', 'retries': 1}}", cores=8)
-        server2 = MlflowServer(pg.uri, tmp_path / "artifacts", port=server.port).start()
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
-        sweep = work2 / "results" / "mlflow" / "sweep.json"
-        deadline = time.monotonic() + 300
-        while not sweep.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert sweep.exists(), proc.communicate()[0][-3000:]
-        server2.stop()  # mid-run: training has started, nothing has been logged yet
-        out, _ = proc.communicate(timeout=1200)
-        assert proc.returncode != 0, out[-3000:]
-        runs = [work2 / "results" / "runs" / a / "default" / f"seed{s}" for a in ("thomas", "softmax_regression")
-                for s in (5, 6)]
-        assert all((d / "metrics.json").exists() and (d / "model.keras").exists() for d in runs)
-        assert not any((d / "mlflow_run.json").exists() for d in runs)
-        stamps = {d: (d / "metrics.json").stat().st_mtime for d in runs}
+        _server_down_mid_run(pg.uri, tmp_path, server.port, logged_before=4)
 
-        with MlflowServer(pg.uri, tmp_path / "artifacts", port=server.port):
-            again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=1200)
-            assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
-            client, logged = _runs(server.uri)
-            for d in runs:
-                assert (d / "metrics.json").stat().st_mtime == stamps[d]  # not retrained
-                marker = json.loads((d / "mlflow_run.json").read_text())
-                run = client.get_run(marker["run_id"])
-                assert run.data.metrics["test_accuracy"] == pytest.approx(
-                    json.loads((d / "metrics.json").read_text())["test_accuracy"])
-            assert len(logged) == 8  # the first pass's four and these four
+
+def _server_down_mid_run(backend_uri: str, tmp_path: Path, port: int, logged_before: int) -> None:
+    """The tracking server goes down while the jobs train: the workflow fails on logging,
+    every result stays on disk, and the same command with the server back logs them all
+    without retraining anything."""
+    work2 = tmp_path / "work2"
+    cmd = snakemake_cmd(work2, "--config", MIRROR, "seeds=[5,6]",
+                        f"mlflow={{'tracking_uri': 'http://127.0.0.1:{port}', 'retries': 1}}", cores=8)
+    server2 = MlflowServer(backend_uri, tmp_path / "artifacts", port=port).start()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
+    sweep = work2 / "results" / "mlflow" / "sweep.json"
+    deadline = time.monotonic() + 300
+    while not sweep.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert sweep.exists(), proc.communicate()[0][-3000:]
+    server2.stop()  # mid-run: training has started, nothing has been logged yet
+    out, _ = proc.communicate(timeout=1200)
+    assert proc.returncode != 0, out[-3000:]
+    runs = [work2 / "results" / "runs" / a / "default" / f"seed{s}" for a in ("thomas", "softmax_regression")
+            for s in (5, 6)]
+    assert all((d / "metrics.json").exists() and (d / "model.keras").exists() for d in runs)
+    assert not any((d / "mlflow_run.json").exists() for d in runs)
+    stamps = {d: (d / "metrics.json").stat().st_mtime for d in runs}
+
+    with MlflowServer(backend_uri, tmp_path / "artifacts", port=port) as server:
+        again = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=1200)
+        assert again.returncode == 0, (again.stdout + again.stderr)[-5000:]
+        client, logged = _runs(server.uri)
+        for d in runs:
+            assert (d / "metrics.json").stat().st_mtime == stamps[d]  # not retrained
+            marker = json.loads((d / "mlflow_run.json").read_text())
+            run = client.get_run(marker["run_id"])
+            assert run.data.metrics["test_accuracy"] == pytest.approx(
+                json.loads((d / "metrics.json").read_text())["test_accuracy"])
+        assert len(logged) == logged_before + 4  # counted in the store: each run once
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_sqlite_backed_server_down_mid_run(tmp_path):
+    """The same on an `mlflow server` over sqlite, which runs everywhere (no PostgreSQL)."""
+    _server_down_mid_run(f"sqlite:///{tmp_path}/store.db", tmp_path, free_port(), logged_before=0)

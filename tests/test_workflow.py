@@ -117,6 +117,48 @@ def test_more_seeds_log_each_run_once(tmp_path):
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
+@needs_mnist
+def test_variants_and_recipe_overrides_end_to_end(tmp_path):
+    """config variants and recipe_overrides through the workflow: the variant trains, the
+    override reaches the recipe the job used, the report has a row for each and marks the
+    overridden one (banner, never reproduced), and MLflow tags and params say so."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(snakemake_cmd(
+        tmp_path, "--config", "architectures=[softmax_regression,mlp]", "seeds=[0]",
+        f"mirrors=[{str(LOCAL_MIRROR)!r}]", "variants={softmax_regression: [default, book]}",
+        "recipe_overrides={mlp: {learning_rate: 0.25, batch_size: 50}}"),
+        capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    assert _planned(proc.stdout + proc.stderr)["train_model"] == 3
+    runs_dir = tmp_path / "results" / "runs"
+    book = json.loads((runs_dir / "softmax_regression" / "book" / "seed0" / "metrics.json").read_text())
+    mlp = json.loads((runs_dir / "mlp" / "default" / "seed0" / "metrics.json").read_text())
+    default = json.loads((runs_dir / "softmax_regression" / "default" / "seed0" / "metrics.json").read_text())
+    assert book["variant"] == "book" and book["recipe"] != default["recipe"]  # the book's own recipe
+    assert mlp["overrides"] == {"learning_rate": 0.25, "batch_size": 50}
+    assert (mlp["recipe"]["learning_rate"], mlp["recipe"]["batch_size"]) == (0.25, 50)
+    report = tmp_path / "results" / "report"
+    rows = pd.read_csv(report / "runs.csv")
+    assert sorted(zip(rows["architecture"], rows["variant"])) == [
+        ("mlp", "default"), ("softmax_regression", "book"), ("softmax_regression", "default")]
+    audit = pd.read_csv(report / "tables" / "claim_audit.csv").set_index("model")
+    assert set(audit.index) == {"mlp", "softmax_regression", "softmax_regression:book"}
+    assert 'overrides {"batch_size": 50, "learning_rate": 0.25}' in audit.loc["mlp", "budget"]
+    assert audit.loc["mlp", "verdict"] == "inconclusive (overridden recipe, scaled budget)"
+    assert audit.loc["softmax_regression:book", "verdict"] == "inconclusive (scaled budget)"
+    assert "OVERRIDDEN RECIPE" in (report / "README.md").read_text()
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("tiny-test").experiment_id
+    logged = {r.data.tags["mnist_audit.job"]: r for r in
+              client.search_runs([exp], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")}
+    assert sorted(logged) == ["mlp/default/seed0", "softmax_regression/book/seed0", "softmax_regression/default/seed0"]
+    m = logged["mlp/default/seed0"]
+    assert m.data.tags["recipe"] == "overridden, scaled x0.02"
+    assert (m.data.params["override.learning_rate"], m.data.params["recipe.learning_rate"]) == ("0.25", "0.25")
+    assert logged["softmax_regression/book/seed0"].data.tags["variant"] == "book"
+    assert logged["softmax_regression/default/seed0"].data.tags["recipe"] == "scaled x0.02"
+
+
 def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_path):
     """``mlflow ui`` started as the README starts it; through its REST API, the saved view
     the README's URL opens (filter, order) returns the training runs, best test accuracy first."""
