@@ -256,7 +256,7 @@ def test_train_original_writes_the_ports_record(tiny_split, tmp_path):
     kw = dict(arch="softmax_regression", seed=1, budget_scale=0.03)  # 30 steps: 3 chunks of 10
     m = orig.train_original(tiny_split, tmp_path / "orig", eval_batch_size=128, config={"k": 1}, **kw)
     port = train.train_run(tiny_split, tmp_path / "port", eval_batch_size=128, **kw)
-    assert set(m) == set(port) | {"implementation", "original_of"}
+    assert set(m) == set(port) | {"implementation", "original_of", "initial_weights"}
     assert (m["variant"], m["original_of"], m["implementation"]) == ("original", "default", "tf1 graph")
     assert m["n_chunks"] == 3 and m["total_steps"] == 30 and m["config"] == {"k": 1}
     assert set(m["timing"]) == set(port["timing"])
@@ -275,6 +275,22 @@ def test_train_original_writes_the_ports_record(tiny_split, tmp_path):
     assert (pred["test_pred"] == port_pred["test_pred"]).mean() >= 0.99
     assert m["test_accuracy"] == pytest.approx(port["test_accuracy"], abs=1 / 300 + 1e-9)
     assert m["train_loss"] == pytest.approx(port["train_loss"], rel=1e-4)
+
+
+def test_from_the_ports_initial_weights_mlp_tracks_the_port(tiny_split, tmp_path):
+    """mlp (no dropout; random initial weights): its original started from the port's initial
+    draw for the seed follows the port over 30 SGD steps, while its own draw does not. What
+    remains between the two programs is the initial draw, not what they compute."""
+    kw = dict(arch="mlp", seed=3, budget_scale=0.3, eval_batch_size=128)  # 30 steps of 100 images
+    port = train.train_run(tiny_split, tmp_path / "port", **kw)
+    same = orig.train_original(tiny_split, tmp_path / "same", **kw,
+                               initial_weights=orig.port_initial_weights("mlp", "default", 3))
+    own = orig.train_original(tiny_split, tmp_path / "own", **kw)
+    assert (same["initial_weights"], own["initial_weights"]) == ("given", "own initialisers")
+    assert same["train_loss"] == pytest.approx(port["train_loss"], rel=1e-4)
+    assert abs(own["train_loss"] - port["train_loss"]) > 1e-3 * port["train_loss"]
+    p, s_ = (runs.read_predictions(tmp_path / d / "predictions.npz")["test_pred"] for d in ("port", "same"))
+    assert (p == s_).all()
 
 
 def test_images_per_second_is_a_rate():

@@ -111,7 +111,7 @@ def test_runs_logged_before_identities_are_adopted_not_duplicated(one_run):
     assert run.data.tags["mnist_audit.identity"] == res["identity"]
 
 
-def test_the_model_is_stored_once(one_run):
+def test_the_model_is_stored_once(one_run, monkeypatch):
     """The run folder keeps model.keras; MLflow records it as an external logged model (its
     signature, path and SHA-256, the final metrics linked), not a copy of the weights."""
     from mlflow import MlflowClient
@@ -138,6 +138,19 @@ def test_the_model_is_stored_once(one_run):
                                           "name": "image"}]
     assert json.loads(sig["outputs"])[0]["tensor-spec"]["shape"] == [-1, 10]
     assert spec.metadata["sha256"] == lm.tags["model.sha256"]
+    # MLflow's own loader loads it (the weights from the run folder, SHA-256 checked) and
+    # predicts what the run recorded
+    import mlflow.pyfunc
+    import numpy as np
+
+    from mnist_audit import data, runs
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", sweep["tracking_uri"])
+    loaded = mlflow.pyfunc.load_model(f"models:/{lm.model_id}")
+    m = json.loads((run_dir / "metrics.json").read_text())
+    x = data.training_arrays(manifest.parent / "mnist.npz", m["train_subset"], m["eval_subset"])["x_test"][:50]
+    pred = np.asarray(loaded.predict(x)).argmax(axis=1)
+    assert (pred == runs.read_predictions(run_dir / "predictions.npz")["test_pred"][:50]).all()
     # the run lists the model among its outputs (the run page's "Logged models")
     assert [o.model_id for o in client.get_run(res["run_id"]).outputs.model_outputs] == [lm.model_id]
 

@@ -2,6 +2,7 @@
 
     mnist-audit download --mirror URL_OR_DIR [--mirror ...] --out results/data/mnist
     mnist-audit train --arch thomas --seed 0 --data results/data/mnist/mnist.npz --out DIR
+    mnist-audit original --arch mlp --seed 0 --port-init --out DIR   # the TF1 program, the port's init
     mnist-audit models                      # the registry: names, parameters, MACs, claims
     mnist-audit publish results/runs/*/*/seed*   # into audit/runs (published recipes only)
     mnist-audit publish --study DIR ...      # port-vs-original study runs (budget x0.02) into audit/portcheck
@@ -49,6 +50,17 @@ def _cmd_train(a) -> int:
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "test_accuracy", "val_accuracy",
                                               "stopped_after_chunk")}))
     exit_now(0)  # a training process ends here (see exit_now)
+    return 0
+
+
+def _cmd_original(a) -> int:
+    from .originals import port_initial_weights, train_original
+
+    init = port_initial_weights(a.arch, a.variant, a.seed) if a.port_init else None
+    m = train_original(a.data, a.out, a.arch, a.variant, a.seed, budget_scale=a.budget_scale,
+                       threads=a.threads, initial_weights=init)
+    print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "initial_weights", "test_accuracy",
+                                              "val_accuracy", "train_loss")}))
     return 0
 
 
@@ -136,6 +148,17 @@ def main(argv=None) -> int:
     t.add_argument("--no-memory-growth", action="store_true")
     t.add_argument("--stop-after-epochs", type=int, help="stop early leaving a checkpoint (resume test)")
     t.set_defaults(fn=_cmd_train)
+    o = sub.add_parser("original", help="train the author's program (TF1 graph) for one architecture and seed")
+    o.add_argument("--arch", required=True)
+    o.add_argument("--variant", default="default")
+    o.add_argument("--seed", type=int, default=0)
+    o.add_argument("--data", default="results/data/mnist/mnist.npz")
+    o.add_argument("--out", required=True)
+    o.add_argument("--budget-scale", type=float, default=1.0)
+    o.add_argument("--threads", type=int, default=1)
+    o.add_argument("--port-init", action="store_true",
+                   help="start from the port's initial weights for this seed instead of the original's own draw")
+    o.set_defaults(fn=_cmd_original)
     m = sub.add_parser("models", help="list the registry")
     m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
     m.set_defaults(fn=_cmd_models)

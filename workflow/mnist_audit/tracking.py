@@ -322,11 +322,13 @@ def model_signature():
 def _log_model(client, experiment_id: str, rid: str, payload: Mapping, model: Path, sha256: str, step: int,
                final_ms: list) -> str:
     """Register the run folder's model.keras as an external MLflow logged model: its MLmodel
-    (signature, path, SHA-256) is the only artifact; the final metrics and the run link to it."""
+    (signature, path, SHA-256, a pyfunc loader) is the only artifact; the final metrics and
+    the run link to it."""
     import tempfile
 
     from mlflow.entities import LoggedModelOutput, Metric
     from mlflow.models import Model
+    from mlflow.pyfunc import add_to_model
 
     tags = payload["tags"]
     name = f"{tags['architecture']}-{tags['variant']}-seed{tags['seed']}"
@@ -339,8 +341,9 @@ def _log_model(client, experiment_id: str, rid: str, payload: Mapping, model: Pa
     spec = Model(artifact_path=lm.artifact_location, model_uuid=lm.model_id, model_id=lm.model_id, run_id=rid,
                  signature=model_signature(),
                  metadata={MODEL_IS_EXTERNAL: True, "format": "keras", "path": str(model.resolve()),
-                           "sha256": sha256,
-                           "load": "keras.saving.load_model(path, custom_objects=mnist_audit.models.CUSTOM_OBJECTS)"})
+                           "sha256": sha256})
+    # mlflow.pyfunc.load_model works: the loader reads path and SHA-256 above (mlflow_model)
+    add_to_model(spec, loader_module="mnist_audit.mlflow_model")
     with tempfile.TemporaryDirectory() as tmp:
         spec.save(str(Path(tmp) / "MLmodel"))
         client.log_model_artifacts(lm.model_id, tmp)

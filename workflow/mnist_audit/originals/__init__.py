@@ -27,7 +27,7 @@ from .program import (
     one_hot,
     trainable_parameter_count,
 )
-from .run import IMPLEMENTATION, evaluate, images_per_second, train_original
+from .run import IMPLEMENTATION, evaluate, images_per_second, port_initial_weights, train_original
 
 __all__ = [
     "IMPLEMENTATION",
@@ -40,6 +40,7 @@ __all__ = [
     "get_training",
     "images_per_second",
     "one_hot",
+    "port_initial_weights",
     "train_original",
     "trainable_parameter_count",
 ]

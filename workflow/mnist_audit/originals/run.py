@@ -79,9 +79,15 @@ def train_original(
     threads: int = 1,
     device: dict | None = None,
     config: dict | None = None,
+    initial_weights: list | None = None,
 ) -> dict:
     """Train the original of ``arch``/``variant``; write metrics.json, history.csv,
     confusion.csv and predictions.npz into ``out_dir`` (no model file). Returns the metrics.
+
+    ``initial_weights`` (layer order, kernel before bias): start from these instead of the
+    original's own initialisers, e.g. the port's for the same seed, which separates what
+    the two programs do from what their random initial draws give (``initial_weights``
+    in the record says which).
 
     Same data loading, subsets, plan, data order, chunking and evaluation as
     ``train.train_run``; no checkpoint (a killed run starts again).
@@ -108,6 +114,8 @@ def train_original(
     history: list[dict] = []
     load: list[float] = []
     with contextlib.closing(p.session(threads)) as sess:
+        if initial_weights is not None:
+            p.set_weights(sess, initial_weights)
         t_train_start = time.perf_counter()
         for chunk in range(pl["n_chunks"]):
             first = chunk * pl["steps_per_epoch"]
@@ -151,6 +159,7 @@ def train_original(
         "variant": "original" if variant == "default" else f"original_{variant}",
         "original_of": variant,
         "implementation": IMPLEMENTATION,
+        "initial_weights": "given" if initial_weights is not None else "own initialisers",
         "seed": seed,
         "baseline": arch_info.baseline,
         "backend": "tensorflow",
@@ -182,6 +191,18 @@ def train_original(
     }
     runs.write_run(out_dir, metrics, history, y_val, val_pred, y_test, y_pred)
     return metrics
+
+
+def port_initial_weights(arch: str, variant: str = "default", seed: int = 0) -> list:
+    """The port's initial trainable weights for ``seed``, as ``train.train_run`` draws them
+    (``keras.utils.set_random_seed(seed)``, then the model is built), in the original's
+    variable order."""
+    import keras
+
+    from .. import models
+
+    keras.utils.set_random_seed(seed)
+    return [w.numpy() for w in models.build_model(arch, variant).trainable_weights]
 
 
 def images_per_second(arch: str, variant: str = "default", steps: int = 50, threads: int = 1,
