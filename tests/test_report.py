@@ -464,6 +464,10 @@ def test_tiny_html_report(tiny_run):
     assert "summary.html" in text and "forest.png" in text  # the verdict table as HTML, the forest plot
     page = (work / "results" / "report" / "summary.html").read_text()
     assert "<th>verdict</th>" in page and SCALED_BANNER in page
+    # the landing page (results/report/landing.rst, the Snakefile's report:): banner and verdicts
+    landing = (work / "results" / "report" / "landing.rst").read_text()
+    assert landing.startswith(f".. warning:: **{SCALED_BANNER}.**") and "| verdict " in landing
+    assert f"{SCALED_BANNER}." in text and "inconclusive (scaled budget)" in text
 
 
 def test_tiny_mlflow_aggregate_run(tiny_run):

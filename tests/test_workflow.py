@@ -266,6 +266,7 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
         # a few tags; the commit where MLflow shows it; a one-line description
         assert len([t for t in run.data.tags if not t.startswith("mlflow.")]) <= 12, sorted(run.data.tags)
         assert run.data.tags["mlflow.source.git.commit"] == metrics["provenance"]["git_commit"]
+        assert run.data.tags["mlflow.source.name"] == "workflow/scripts/train_model.py"  # the UI's Source
         assert run.data.tags["mlflow.note.content"].startswith(f"{arch} s{seed[4:]}: ")
         assert f"{100 * metrics['test_accuracy']:.2f}% test" in run.data.tags["mlflow.note.content"]
         # versions and checksums in one JSON artifact

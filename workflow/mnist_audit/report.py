@@ -41,7 +41,7 @@ from .plots import make_plots
 from .portcheck import port_vs_original
 from .runs import RunRecord
 from .readme import claim_audit_markdown, port_markdown, readme
-from .summary_html import html_summary
+from .summary_html import html_summary, landing_rst
 from .tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, write_csv, write_text
 from .runs import label as model_label
 
@@ -280,6 +280,8 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_csv(outputs["timing_csv"], timing)
     if "summary_html" in outputs:
         write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled))
+    if "landing" in outputs:
+        write_text(outputs["landing"], landing_rst(runs, audit, scaled))
     if "port_vs_original_csv" in outputs:
         write_csv(outputs["port_vs_original_csv"], pvo)
         write_text(outputs["port_vs_original_md"], port_markdown(pvo))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Mapping
+from pathlib import Path
 
 import pandas as pd
 
@@ -52,3 +53,25 @@ def html_summary(runs: pd.DataFrame, audit_table: pd.DataFrame, timing: pd.DataF
         parts += ["<h2>Port versus the author's program</h2>", table(pvo, PORT_MD), f"<p>{html.escape(PORT_NOTE)}</p>"]
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+# The static description (the landing page before any run has finished)
+WORKFLOW_RST = Path(__file__).resolve().parents[1] / "report" / "workflow.rst"
+
+
+def landing_rst(runs: pd.DataFrame, audit_table: pd.DataFrame, scaled: bool) -> str:
+    """The landing page of Snakemake's HTML report (``report:`` in the Snakefile, once the
+    report has been built): the banner, the verdict line and table, then the description."""
+    from tabulate import tabulate
+
+    lines = []
+    if scaled:
+        lines += [f".. warning:: **{SCALED_BANNER}.** Settings: {settings_summary(runs)}. No claim can be "
+                  "reproduced or refuted from these numbers.", ""]
+    if runs["overridden"].any():
+        lines += [f".. warning:: **{OVERRIDDEN_BANNER}.**", ""]
+    verdicts = compact_verdicts(audit_table)
+    lines += [f"**{verdict_summary(audit_table)}** ({len(runs)} runs).", "",
+              tabulate(verdicts.to_numpy().tolist(), headers=list(verdicts.columns), tablefmt="grid",
+                       disable_numparse=True), "", WORKFLOW_RST.read_text()]
+    return "\n".join(lines)

@@ -35,16 +35,17 @@ class Sampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="system-metrics", daemon=True)
 
-    def _sample(self) -> None:
+    def _sample(self, first: bool = False) -> None:
         import psutil
 
         mem = psutil.virtual_memory()
+        nan = float("nan")  # the first sample has no interval to measure CPU use over
         self.rows.append({
             "wall_seconds": self.offset_s + time.perf_counter() - self._t0,
-            "cpu_utilization_percentage": psutil.cpu_percent(),
+            "cpu_utilization_percentage": nan if first else psutil.cpu_percent(),
             "system_memory_usage_megabytes": mem.used / 1e6,
             "system_memory_usage_percentage": mem.used / mem.total * 100,
-            "process_cpu_percentage": self._proc.cpu_percent(),
+            "process_cpu_percentage": nan if first else self._proc.cpu_percent(),
             "process_memory_rss_megabytes": self._proc.memory_info().rss / 1e6,
             "load_average_1m": os.getloadavg()[0],
         })
@@ -60,7 +61,7 @@ class Sampler:
         self._proc = psutil.Process()
         psutil.cpu_percent()  # the first call only starts the counters
         self._proc.cpu_percent()
-        self._sample()
+        self._sample(first=True)
         self._thread.start()
         return self
 

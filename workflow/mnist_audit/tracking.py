@@ -284,6 +284,8 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         "architecture": arch, "variant": variant, "seed": str(seed), "recipe": recipe_kind,
         "device": device.get("name", "unknown"),
         "mlflow.source.git.commit": prov.get("git_commit", "unknown"),
+        # the UI's Source: what trained it (the Snakemake rule's script; the CLI runs the same code)
+        "mlflow.source.name": SOURCE_NAME, "mlflow.source.type": "JOB",
         "mlflow.note.content": description(metrics),
         f"{TAG}.job": f"{arch}/{variant}/seed{seed}",
         f"{TAG}.identity": run_identity(metrics, manifest),
@@ -302,6 +304,7 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
             "run_name": f"{runs.label(arch, variant)} s{seed}"}
 
 
+SOURCE_NAME = "workflow/scripts/train_model.py"
 MODEL_IS_EXTERNAL = "mlflow.external"  # MLflow 3's tag for a model whose weights live elsewhere
 NUM_CLASSES = 10
 

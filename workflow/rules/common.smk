@@ -67,5 +67,5 @@ def all_targets():
     return (
         [f"{DATA_DIR}/manifest.json"]
         + run_paths(os.path.join(RUN_DIR, "mlflow_run.json"))
-        + ["results/report/README.md", "results/report/mlflow_run.json"]
+        + ["results/report/README.md", "results/report/landing.rst", "results/report/mlflow_run.json"]
     )

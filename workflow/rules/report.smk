@@ -47,6 +47,8 @@ rule report_tables_plots:
     output:
         readme=report(f"{REPORT_DIR}/README.md", caption="../report/readme.rst", category="0. Read me first"),
         summary_html=report(f"{REPORT_DIR}/summary.html", caption="../report/summary.rst", category="0. Read me first"),
+        # the HTML report's landing page (banner, verdicts): the Snakefile's report: once it exists
+        landing=f"{REPORT_DIR}/landing.rst",
         claim_audit_csv=report(f"{REPORT_DIR}/tables/claim_audit.csv", caption="../report/claim_audit.rst", category="1. Claim audit"),
         claim_audit_md=report(f"{REPORT_DIR}/tables/claim_audit.md", caption="../report/claim_audit.rst", category="1. Claim audit"),
         accuracy_per_seed=report(f"{REPORT_DIR}/plots/accuracy_per_seed.png", caption="../report/accuracy_per_seed.rst", category="1. Claim audit"),
