@@ -266,3 +266,41 @@ def test_eval_batch_size_changes_no_result(split_path, reference_run, tmp_path):
     for wa, wb in zip(_weights(reference_run / "model.keras"), _weights(out / "model.keras")):
         np.testing.assert_array_equal(wa, wb)
     assert (reference_run / "predictions.npz").read_bytes() == (out / "predictions.npz").read_bytes()
+
+
+def test_saved_models_load_without_the_project_except_the_printed_layers(tmp_path):
+    """The README's claim: plain keras.saving.load_model(path, compile=False), in a process
+    that never imports mnist_audit, loads the models (for prediction) of every variant but
+    cnn_tutorial:printed, whose custom layers need the project."""
+    from mnist_audit import models
+    from mnist_audit.checkpoint import save_keras
+
+    cases = [("zaccone", "default"), ("thomas", "default"), ("mlp", "default"), ("cnn_tutorial", "printed")]
+    x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
+    expected = {}
+    for arch, variant in cases:
+        model = models.compile_model(models.build_model(arch, variant), registry.resolve_recipe(arch, variant))
+        save_keras(model, tmp_path / f"{arch}-{variant}.keras")
+        expected[f"{arch}-{variant}"] = model.predict(x, verbose=0).argmax(axis=1).tolist()
+    np.save(tmp_path / "x.npy", x)
+    code = f"""
+import json, sys, numpy as np, keras
+assert "mnist_audit" not in sys.modules
+out = {{}}
+x = np.load({str(tmp_path / 'x.npy')!r})
+for name in {sorted(expected)!r}:
+    try:
+        m = keras.saving.load_model({str(tmp_path)!r} + "/" + name + ".keras", compile=False)
+        out[name] = m.predict(x, verbose=0).argmax(axis=1).tolist()
+    except Exception as e:
+        out[name] = type(e).__name__
+print(json.dumps(out))
+"""
+    env = {**os.environ, "PYTHONPATH": "", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for name in ("zaccone-default", "thomas-default", "mlp-default"):
+        assert got[name] == expected[name], name
+    assert got["cnn_tutorial-printed"] == "TypeError"  # its custom layers: load with models.CUSTOM_OBJECTS
