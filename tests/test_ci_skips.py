@@ -1,5 +1,6 @@
 """Under CI=true a skip for a missing prerequisite fails the run (conftest's hook); other
-skips stay skips. Checked on a probe test, run by a real pytest in a subprocess."""
+skips stay skips. Checked on probe tests (tests/ci_probe.py), run by a real pytest in a
+subprocess."""
 
 import os
 import subprocess
@@ -9,16 +10,11 @@ import pytest
 from conftest import ROOT
 
 
-@pytest.mark.skipif(not os.environ.get("MNIST_AUDIT_CI_PROBE"), reason="probe: run by the test below only")
-@pytest.mark.parametrize("reason", ["no local MNIST copy at /nowhere", "another CPU kind than the published run's"])
-def test_probe(reason):
-    pytest.skip(reason)
-
-
 @pytest.mark.parametrize(("ci", "outcome"), [("true", "1 failed, 1 skipped"), ("", "2 skipped")])
 def test_missing_prerequisites_fail_only_under_ci(ci, outcome):
-    env = {**os.environ, "MNIST_AUDIT_CI_PROBE": "1", "CI": ci}
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"{__file__}::test_probe"],
+    env = {**os.environ, "CI": ci}
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(ROOT / "tests" / "ci_probe.py")],
                           capture_output=True, text=True, env=env, cwd=ROOT, timeout=300)
     out = proc.stdout + proc.stderr
     assert outcome in out, out[-2000:]
