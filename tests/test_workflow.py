@@ -187,6 +187,7 @@ def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_pa
         assert tags["mlflow.experimentKind"] == "custom_model_development"  # the runs table, not GenAI
         view = json.loads(tags[f"mlflow.sharedViewState.{tracking.RUNS_VIEW_KEY}"])
         assert "metrics.`test_accuracy`" in view["selectedColumns"] and view["runsHiddenMode"] == "SHOW_ALL"
+        assert "attributes.`Models`" in view["selectedColumns"]  # the logged model, linked
         direction = "ASC" if view["orderByAsc"] else "DESC"
         found = post("runs/search", {"experiment_ids": [exp["experiment_id"]], "filter": view["searchFilter"],
                                      "order_by": [f"{view['orderByKey']} {direction}"]})["runs"]

@@ -101,7 +101,9 @@ RUNS_VIEW = {
     "orderByKey": "metrics.`test_accuracy`",
     "orderByAsc": False,
     "selectedColumns": ["metrics.`test_accuracy`", "metrics.`val_accuracy`", "metrics.`timing.total_train_seconds`",
-                        "tags.`architecture`", "tags.`recipe`"],
+                        "tags.`architecture`", "tags.`recipe`",
+                        # each run's logged model, a link (Dataset and Source: on the run's page)
+                        "attributes.`Models`"],
     "runsHiddenMode": "SHOW_ALL",
 }
 
