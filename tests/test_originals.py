@@ -295,3 +295,20 @@ def test_from_the_ports_initial_weights_mlp_tracks_the_port(tiny_split, tmp_path
 
 def test_images_per_second_is_a_rate():
     assert orig.images_per_second("softmax_regression", steps=3, repeats=1, warmup=1) > 0
+
+
+def test_the_original_command_trains_from_the_ports_draw(tiny_split, tmp_path):
+    """`mnist-audit original --port-init` (the README's command line) writes the run record
+    and says which initial weights it used."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "mnist_audit.cli", "original", "--arch", "mlp", "--seed", "3",
+                           "--budget-scale", "0.1", "--port-init", "--data", str(tiny_split),
+                           "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert (out["variant"], out["initial_weights"]) == ("original", "given")
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["initial_weights"] == "given"
