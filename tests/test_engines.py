@@ -76,7 +76,7 @@ def test_tiny_workflow_through_slurm(tmp_path):
 @needs_mnist
 @pytest.mark.slow
 @pytest.mark.skipif(bool(missing_postgres()), reason=str(missing_postgres()))
-def test_postgres_backed_server_and_server_down_mid_run(tmp_path):
+def test_postgres_backed_server(tmp_path):
     work = tmp_path / "work"
     with Postgres() as pg:
         server = MlflowServer(pg.uri, tmp_path / "artifacts")
@@ -88,13 +88,12 @@ def test_postgres_backed_server_and_server_down_mid_run(tmp_path):
             print(f"tiny workflow against the PostgreSQL-backed server: {time.monotonic() - t0:.1f} s")
             assert first.returncode == 0, (first.stdout + first.stderr)[-5000:]
             _check_logged(server.uri, work)
-
-        # Second pass, new results: the server goes down while the jobs train.
-        _server_down_mid_run(pg.uri, tmp_path, server.port, logged_before=4)
+    # The server going down mid-run is the same code path on any backend: the sqlite-backed
+    # server below checks it everywhere, without PostgreSQL.
 
 
 def _server_down_mid_run(backend_uri: str, tmp_path: Path, port: int, logged_before: int,
-                         archs: tuple[str, ...] = ("thomas", "softmax_regression")) -> None:
+                         archs: tuple[str, ...]) -> None:
     """The tracking server goes down while the jobs train: the workflow fails on logging,
     every result stays on disk, and the same command with the server back logs them all
     without retraining anything."""
@@ -132,6 +131,6 @@ def _server_down_mid_run(backend_uri: str, tmp_path: Path, port: int, logged_bef
 @needs_mnist
 @pytest.mark.slow
 def test_sqlite_backed_server_down_mid_run(tmp_path):
-    """The same on an `mlflow server` over sqlite, which runs everywhere (no PostgreSQL)."""
+    """An `mlflow server` over sqlite (runs everywhere, no PostgreSQL) goes down mid-run."""
     _server_down_mid_run(f"sqlite:///{tmp_path}/store.db", tmp_path, free_port(), logged_before=0,
                          archs=("softmax_regression",))
