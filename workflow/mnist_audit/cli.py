@@ -116,6 +116,16 @@ def _spe(value: str) -> int | str:
     return int(value)
 
 
+def _run_arguments(p: argparse.ArgumentParser) -> None:
+    """What names one training run: the train and original commands share these."""
+    p.add_argument("--arch", required=True)
+    p.add_argument("--variant", default="default")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--data", default="results/data/mnist/mnist.npz")
+    p.add_argument("--out", required=True)
+    p.add_argument("--budget-scale", type=float, default=1.0)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(prog="mnist-audit", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -127,13 +137,8 @@ def main(argv=None) -> int:
     d.add_argument("--retries", type=int, default=2)
     d.set_defaults(fn=_cmd_download)
     t = sub.add_parser("train", help="train one architecture with one seed")
-    t.add_argument("--arch", required=True)
-    t.add_argument("--variant", default="default")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--data", default="results/data/mnist/mnist.npz")
-    t.add_argument("--out", required=True)
+    _run_arguments(t)
     t.add_argument("--overrides", help='JSON recipe overrides, e.g. \'{"learning_rate": 0.001}\'')
-    t.add_argument("--budget-scale", type=float, default=1.0)
     t.add_argument("--train-subset", type=int)
     t.add_argument("--eval-subset", type=int)
     t.add_argument("--eval-batch-size", type=int, default=1000)
@@ -149,12 +154,7 @@ def main(argv=None) -> int:
     t.add_argument("--stop-after-epochs", type=int, help="stop early leaving a checkpoint (resume test)")
     t.set_defaults(fn=_cmd_train)
     o = sub.add_parser("original", help="train the author's program (TF1 graph) for one architecture and seed")
-    o.add_argument("--arch", required=True)
-    o.add_argument("--variant", default="default")
-    o.add_argument("--seed", type=int, default=0)
-    o.add_argument("--data", default="results/data/mnist/mnist.npz")
-    o.add_argument("--out", required=True)
-    o.add_argument("--budget-scale", type=float, default=1.0)
+    _run_arguments(o)
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--port-init", action="store_true",
                    help="start from the port's initial weights for this seed instead of the original's own draw")

@@ -64,6 +64,7 @@ MNIST_FILES: dict[str, MnistFile] = {
 }
 
 IMAGE_SHAPE = (28, 28, 1)  # what every model takes: float32 pixels in [0, 1]
+NUM_CLASSES = 10  # what every model gives: one score per digit
 N_VALIDATION = 5000  # the first 5,000 training images, as input_data.read_data_sets did
 
 

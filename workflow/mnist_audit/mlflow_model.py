@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import IMAGE_SHAPE
+
 
 class ModelMissing(RuntimeError):
     pass
@@ -27,7 +29,7 @@ class KerasRunModel:
     def predict(self, data, params=None):
         if isinstance(data, dict):  # the signature names its one input "image"
             (data,) = data.values()
-        x = np.asarray(data, dtype=np.float32).reshape(-1, 28, 28, 1)
+        x = np.asarray(data, dtype=np.float32).reshape(-1, *IMAGE_SHAPE)
         return np.asarray(self.model.predict(x, verbose=0), dtype=np.float32)
 
 

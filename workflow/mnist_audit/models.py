@@ -24,7 +24,7 @@ from keras import initializers as init
 from keras import layers, ops
 
 from . import optimizers, registry
-from .data import IMAGE_SHAPE
+from .data import IMAGE_SHAPE, NUM_CLASSES
 from .optimizers import make_loss, make_optimizer
 from .recipes import Recipe, RegistryError
 
@@ -41,7 +41,6 @@ __all__ = [
 ]
 
 INPUT_SHAPE = IMAGE_SHAPE
-NUM_CLASSES = 10
 _PACKAGE = optimizers.PACKAGE
 
 

@@ -308,7 +308,6 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
 
 SOURCE_NAME = "workflow/scripts/train_model.py"
 MODEL_IS_EXTERNAL = "mlflow.external"  # MLflow 3's tag for a model whose weights live elsewhere
-NUM_CLASSES = 10
 
 
 def model_signature():
@@ -318,7 +317,7 @@ def model_signature():
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
 
-    from .data import IMAGE_SHAPE
+    from .data import IMAGE_SHAPE, NUM_CLASSES
 
     return ModelSignature(inputs=Schema([TensorSpec(np.dtype("float32"), (-1, *IMAGE_SHAPE), "image")]),
                           outputs=Schema([TensorSpec(np.dtype("float32"), (-1, NUM_CLASSES), "scores")]))
