@@ -170,3 +170,21 @@ def test_profiles_rerun_on_content_and_params_not_script_text():
         profile = yaml.safe_load((ROOT / "workflow" / "profiles" / name / "profile.yaml").read_text())
         triggers = set(profile["rerun-triggers"])
         assert "code" not in triggers and {"mtime", "params", "input"} <= triggers, (name, triggers)
+
+
+def test_original_variant_names_round_trip():
+    """Run variants of the TF1 originals: own draw and from the port's initial weights."""
+    cases = {("default", False): "original", ("book", False): "original_book",
+             ("default", True): "original_from_port", ("book", True): "original_book_from_port"}
+    for (of, from_port), name in cases.items():
+        assert audit_config.original_variant(of, from_port) == name
+        assert audit_config.original_of(name) == of
+        assert audit_config.starts_from_port(name) is from_port
+    for port in ("default", "book", "printed", "softmax_xent"):
+        assert audit_config.original_of(port) is None and not audit_config.starts_from_port(port)
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    own = audit_config.train_settings(cfg, "mlp", "original")
+    from_port = audit_config.train_settings(cfg, "mlp", "original_from_port")
+    # the key appears only where it is set: the other jobs' Snakemake params do not change
+    assert "from_port" not in own and own["original"] and own["variant"] == "default"
+    assert from_port == {**own, "from_port": True}

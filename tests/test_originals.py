@@ -283,10 +283,10 @@ def test_from_the_ports_initial_weights_mlp_tracks_the_port(tiny_split, tmp_path
     remains between the two programs is the initial draw, not what they compute."""
     kw = dict(arch="mlp", seed=3, budget_scale=0.3, eval_batch_size=128)  # 30 steps of 100 images
     port = train.train_run(tiny_split, tmp_path / "port", **kw)
-    same = orig.train_original(tiny_split, tmp_path / "same", **kw,
-                               initial_weights=orig.port_initial_weights("mlp", "default", 3))
+    same = orig.train_original(tiny_split, tmp_path / "same", **kw, from_port=True)
     own = orig.train_original(tiny_split, tmp_path / "own", **kw)
-    assert (same["initial_weights"], own["initial_weights"]) == ("given", "own initialisers")
+    assert (same["variant"], same["initial_weights"]) == ("original_from_port", "the port's (seed 3)")
+    assert (own["variant"], own["initial_weights"]) == ("original", "own initialisers")
     assert same["train_loss"] == pytest.approx(port["train_loss"], rel=1e-4)
     assert abs(own["train_loss"] - port["train_loss"]) > 1e-3 * port["train_loss"]
     p, s_ = (runs.read_predictions(tmp_path / d / "predictions.npz")["test_pred"] for d in ("port", "same"))
@@ -310,5 +310,5 @@ def test_the_original_command_trains_from_the_ports_draw(tiny_split, tmp_path):
                           env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert (out["variant"], out["initial_weights"]) == ("original", "given")
-    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["initial_weights"] == "given"
+    assert (out["variant"], out["initial_weights"]) == ("original_from_port", "the port's (seed 3)")
+    assert json.loads((tmp_path / "o" / "metrics.json").read_text())["variant"] == "original_from_port"

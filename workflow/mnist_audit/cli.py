@@ -54,11 +54,10 @@ def _cmd_train(a) -> int:
 
 
 def _cmd_original(a) -> int:
-    from .originals import port_initial_weights, train_original
+    from .originals import train_original
 
-    init = port_initial_weights(a.arch, a.variant, a.seed) if a.port_init else None
     m = train_original(a.data, a.out, a.arch, a.variant, a.seed, budget_scale=a.budget_scale,
-                       threads=a.threads, initial_weights=init)
+                       threads=a.threads, from_port=a.port_init)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "initial_weights", "test_accuracy",
                                               "val_accuracy", "train_loss")}))
     return 0

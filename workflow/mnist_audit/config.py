@@ -212,21 +212,29 @@ def check_config(config: Mapping) -> None:
 
 
 ORIGINAL = "original"
+# The TF1 original started from the port's initial weights for the same seed instead of
+# its own initialisers' draw (``originals.port_initial_weights``): "original_from_port".
+FROM_PORT = "_from_port"
 
 
-def original_variant(of: str) -> str:
+def original_variant(of: str, from_port: bool = False) -> str:
     """The run variant of the TF1 original of registry variant ``of``: "original" for the
-    default, "original_book" for softmax_regression's book recipe, ..."""
-    return ORIGINAL if of == "default" else f"{ORIGINAL}_{of}"
+    default, "original_book" for softmax_regression's book recipe, ...; with
+    ``from_port``, "original_from_port", "original_book_from_port", ..."""
+    return (ORIGINAL if of == "default" else f"{ORIGINAL}_{of}") + (FROM_PORT if from_port else "")
 
 
 def original_of(variant: str) -> str | None:
     """The registry variant a run variant is the TF1 original of (None: a port run)."""
-    if variant == ORIGINAL:
-        return "default"
-    if variant.startswith(ORIGINAL + "_"):
-        return variant[len(ORIGINAL) + 1:]
-    return None
+    if not (variant == ORIGINAL or variant.startswith(ORIGINAL + "_")):
+        return None
+    base = variant.removesuffix(FROM_PORT)
+    return "default" if base == ORIGINAL else base[len(ORIGINAL) + 1:]
+
+
+def starts_from_port(variant: str) -> bool:
+    """Whether a run variant is a TF1 original started from the port's initial weights."""
+    return original_of(variant) is not None and variant.endswith(FROM_PORT)
 
 
 def run_keys(config: Mapping) -> list[tuple[str, str, int]]:
@@ -247,6 +255,8 @@ def train_settings(config: Mapping, arch: str, variant: str) -> dict:
     original, ``variant`` is the registry variant it implements and ``original`` is set."""
     of = original_of(variant)
     extra = {"original": True} if of else {}
+    if starts_from_port(variant):  # only then: the other jobs' params stay as they were
+        extra["from_port"] = True
     return {
         **extra,
         "arch": arch,

@@ -95,7 +95,7 @@ def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dic
 
             keep = ("arch", "variant", "budget_scale", "train_subset", "eval_subset", "eval_batch_size")
             return train_original(data, out_dir, seed=seed, threads=threads or 1, device=device, config=config,
-                                  **{k: settings[k] for k in keep})
+                                  from_port=bool(settings.get("from_port")), **{k: settings[k] for k in keep})
         from .train import train_run
 
         return train_run(data, out_dir, seed=seed, device=device, config=config,

@@ -17,8 +17,8 @@ import pandas as pd
 
 from . import audit as stats
 from . import registry
-from .config import original_variant
 from .files import atomic_write_bytes
+from .portcheck import PORT_DRAW
 from .tables import SCALED_BANNER, isnan
 
 PLOT_FILES = {
@@ -226,10 +226,12 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
         return
     frames = []
     for r in table.itertuples(index=False):
-        for side, variant in (("port", r.variant), ("original", original_variant(r.variant))):
+        for side, variant in (("port", r.variant), ("original", r.original_variant)):
             h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)
                      & (hist["budget_scale"] == r.budget_scale)]
             panel = r.model if r.budget_scale == 1 else f"{r.model}, budget x{r.budget_scale:g}"
+            if r.start == PORT_DRAW:
+                panel += ", from the port's draw"
             frames.append(h.assign(side=side, panel=panel, acc=100 * h["test_accuracy"]))
     d = pd.concat(frames, ignore_index=True)
     g = sns.relplot(data=d, kind="line", x="epochs_seen", y="acc", hue="side", hue_order=["port", "original"],

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from .audit import INCONCLUSIVE, correctness
-from .config import original_of
+from .config import original_of, starts_from_port
 from .runs import label as model_label
 from .tables import budget_detail, groups, pct
 
@@ -72,7 +72,7 @@ def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------
 
 
-PORT_COLUMNS = ["architecture", "variant", "model", "budget_scale", "budget", "n_port", "n_original", "port_mean_pct",
+PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_scale", "budget", "start", "n_port", "n_original", "port_mean_pct",
                 "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "welch_p", "tost_p",
                 "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
                 "original_images_per_s", "verdict"]
@@ -82,14 +82,22 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per TF1 original run in ``runs``, against its port at the same budget:
     n per side, means, the difference with its 95% Welch interval, TOST at the stated
     margin, McNemar on matched seeds, training images/s both ways, and a verdict."""
-    rows = []
+    rows, order = [], {}
     for (arch, variant), g_all in groups(runs):
         of = original_of(variant)
         if not of:
             continue
         for scale in sorted(set(g_all["budget_scale"].astype(float)), reverse=True):
-            rows.append(_port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale]))
+            row = _port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale])
+            rows.append({**row, "original_variant": variant, "start": PORT_DRAW if starts_from_port(variant)
+                         else OWN_DRAW, "_order": order.setdefault((arch, of), len(order))})
+    # the original's own draw first, then from the port's initial weights, per model and budget
+    rows.sort(key=lambda r: (r["_order"], -r["budget_scale"], r["start"] != OWN_DRAW))
     return pd.DataFrame(rows, columns=PORT_COLUMNS)
+
+
+OWN_DRAW = "own draw"
+PORT_DRAW = "the port's draw"
 
 
 def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame) -> dict:

@@ -73,6 +73,9 @@ def why_not_publishable(m: dict, run_dir: Path, study: bool = False) -> list[str
     for key in ("train_subset", "eval_subset"):
         if m.get(key):
             reasons.append(f"{key} is {m[key]} (publish needs the full sets)")
+    if m.get("initial_weights") == "given":
+        reasons.append("a TF1 original started from weights given by hand (publish takes its own draw, "
+                       "or the port's draw: variant original_from_port)")
     if m.get("overrides"):
         reasons.append(f"recipe overrides {json.dumps(m['overrides'], sort_keys=True)}")
     for key, n in FULL_SPLIT.items():

@@ -67,7 +67,12 @@ PORT_NOTE = (
     "The cheap architectures are compared at their full published budget; thomas, cnn_tutorial and "
     "zaccone, too costly to train twice at full budget, at one stated, equal reduced budget on both "
     "sides (the budget column; in the published audit `audit/portcheck/`, budget x0.02): such rows "
-    "check the port's behaviour, never a claim."
+    "check the port's behaviour, never a claim. Initial weights: the two programs draw from the same "
+    "distributions but from different random streams, so by default (**own draw**) a pair of runs "
+    "with the same seed shares its data order, not its initial weights; **the port's draw** rows "
+    "start the original from the port's initial weights for that seed (variant "
+    "`original_from_port`), which leaves only what the programs compute (and their dropout masks) "
+    "between the two sides."
 )
 
 

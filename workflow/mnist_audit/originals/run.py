@@ -24,6 +24,7 @@ import numpy as np
 
 from .. import data as mdata
 from .. import loops, registry, runs
+from ..config import original_variant
 from . import program as prog
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def train_original(
     device: dict | None = None,
     config: dict | None = None,
     initial_weights: list | None = None,
+    from_port: bool = False,
 ) -> dict:
     """Train the original of ``arch``/``variant``; write metrics.json, history.csv,
     confusion.csv and predictions.npz into ``out_dir`` (no model file). Returns the metrics.
@@ -87,7 +89,10 @@ def train_original(
     ``initial_weights`` (layer order, kernel before bias): start from these instead of the
     original's own initialisers, e.g. the port's for the same seed, which separates what
     the two programs do from what their random initial draws give (``initial_weights``
-    in the record says which).
+    in the record says which). ``from_port``: start from ``port_initial_weights(arch,
+    variant, seed)``; the run is then variant ``original_from_port`` (or
+    ``original_<variant>_from_port``), compared with the port apart from the original's
+    own draws.
 
     Same data loading, subsets, plan, data order, chunking and evaluation as
     ``train.train_run``; no checkpoint (a killed run starts again).
@@ -104,6 +109,10 @@ def train_original(
     y_train_1h = prog.one_hot(y_train)
     data_seconds = time.perf_counter() - t0
 
+    if from_port:
+        if initial_weights is not None:
+            raise ValueError("give initial_weights or from_port, not both")
+        initial_weights = port_initial_weights(arch, variant, seed)
     p = prog.build(arch, variant, seed)  # enables op determinism first
     check_recipe(p)
     recipe = p.recipe
@@ -156,10 +165,11 @@ def train_original(
 
     metrics = {
         "arch": arch,
-        "variant": "original" if variant == "default" else f"original_{variant}",
+        "variant": original_variant(variant, from_port),
         "original_of": variant,
         "implementation": IMPLEMENTATION,
-        "initial_weights": "given" if initial_weights is not None else "own initialisers",
+        "initial_weights": (f"the port's (seed {seed})" if from_port else "given" if initial_weights is not None
+                            else "own initialisers"),
         "seed": seed,
         "baseline": arch_info.baseline,
         "backend": "tensorflow",
