@@ -26,6 +26,23 @@ include: "workflow/rules/bench.smk"
 include: "workflow/rules/audit.smk"
 
 
+# On a cluster (the SLURM profile) only the training jobs and the model accounting are
+# submitted; the rest is bookkeeping that runs in the Snakemake process: the downloads
+# (login nodes reach the internet where compute nodes often do not), the split, MLflow
+# logging (imported once per workflow) and the report.
+localrules:
+    all,
+    download_mnist,
+    prepare_mnist,
+    init_tracking,
+    log_run,
+    aggregate_runs,
+    report_tables_plots,
+    log_report,
+    publish,
+    audit_report,
+
+
 rule all:
     input:
         all_targets(),

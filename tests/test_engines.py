@@ -58,8 +58,11 @@ def test_tiny_workflow_through_slurm(tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-5000:]
     print(f"tiny workflow through SLURM: {wall:.1f} s")
-    train_submits = [line for line in out.splitlines() if "rule_train_model" in line and "SLURM jobid" in line]
+    submits = [line for line in out.splitlines() if "SLURM jobid" in line]
+    train_submits = [line for line in submits if "rule_train_model" in line]
     assert len(train_submits) == 4, out[-3000:]
+    # the bookkeeping (download, split, MLflow logging, report) stays in the Snakemake process
+    assert len(submits) == len(train_submits) + 1 and "rule_model_accounting" in "".join(submits), submits
     for job in TINY_JOBS:
         arch, variant, seed = job.split("/")
         d = work / "results" / "runs" / job

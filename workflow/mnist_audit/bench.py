@@ -376,7 +376,10 @@ def machine() -> dict:
 
 
 def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads: int,
-        device: dict | None = None) -> dict:
+        device: dict | None = None, process_repeats: int = 3) -> dict:
+    """Every table of the benchmark for ``archs``: ``repeats`` interleaved calls per
+    in-process configuration; ``process_repeats`` fresh processes for what a process
+    start costs (imports, a whole job) and the least repetitions of the thread levers."""
     import pandas as pd
 
     from . import models
@@ -386,7 +389,7 @@ def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads:
     kind = (device or {}).get("kind", "cpu")
     split = mdata.load_split(Path(data_path))
     peak = matmul_peak_macs()
-    rows, lever_rows = [], [import_lever()]
+    rows, lever_rows = [], [import_lever(process_repeats)]
     for arch in archs:
         r, lv = compare(arch, split, repeats, kind, threads=1)
         macs = models.macs_per_image(arch)
@@ -398,11 +401,11 @@ def run(data_path: Path, out_dir: Path, archs: list[str], repeats: int, threads:
                  r["pipeline_images_per_s"], r["reference_images_per_s"], r["ratio"], r["aa_ratio"])
         rows.append(r)
         lever_rows += lv + eval_levers(arch, split, max(3, repeats // 2))
-        lever_rows += thread_levers(arch, Path(data_path), threads, max(3, repeats // 2 + 1))
+        lever_rows += thread_levers(arch, Path(data_path), threads, max(process_repeats, repeats // 2 + 1))
     tp = pd.DataFrame(rows)
     lv = pd.DataFrame(lever_rows)
     with tempfile.TemporaryDirectory() as tmp:
-        oh = job_overhead(Path(data_path), threads, Path(tmp))
+        oh = job_overhead(Path(data_path), threads, Path(tmp), process_repeats)
     info = {**machine(), "device": device or {}, "matmul_peak_gmacs": peak / 1e9, "threads": threads,
             "repeats": repeats}
     _write(out_dir, tp, lv, oh, info)
