@@ -55,7 +55,8 @@ def _planned(out: str) -> dict:
 
 
 def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run):
-    """The same folder written as a file:// URL, other download settings: nothing to do.
+    """The same folder written as a file:// URL, other download and GPU-sharing settings:
+    nothing to do.
     Offline, with a changed mirror that cannot be reached, the verified files stay, even
     when the download is forced to rerun, and nothing downstream reruns."""
     work, _ = tiny_run
@@ -66,7 +67,8 @@ def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run):
 
     stamps = state()
     assert len(stamps) == 8
-    moved = [f"mirrors=[{LOCAL_MIRROR.as_uri() + '/'!r}]", "download={'timeout_s': 5, 'retries': 0}"]
+    moved = [f"mirrors=[{LOCAL_MIRROR.as_uri() + '/'!r}]", "download={'timeout_s': 5, 'retries': 0}",
+             "gpu={'jobs_per_gpu': 1, 'memory_growth': false}"]
     dry = subprocess.run(snakemake_cmd(work, "-n", "--config", *moved), capture_output=True, text=True, env=env,
                          timeout=300)
     assert dry.returncode == 0 and "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]

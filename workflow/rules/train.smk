@@ -29,10 +29,10 @@ rule train_model:  # a port (Keras 3); the TF1 originals are train_original belo
         model=f"{RUN_DIR}/model.keras",
         confusion=f"{RUN_DIR}/confusion.csv",
         predictions=f"{RUN_DIR}/predictions.npz",
+    # What the run computes. How jobs share a GPU (config key gpu) is read from the
+    # config by the script, so changing it reruns nothing.
     params:
         settings=train_params,
-        jobs_per_gpu=config["gpu"]["jobs_per_gpu"],
-        memory_growth=config["gpu"]["memory_growth"],
     conda:
         ENV
     log:
@@ -62,8 +62,6 @@ rule train_original:
         predictions=f"{RUN_DIR}/predictions.npz",
     params:
         settings=train_params,
-        jobs_per_gpu=config["gpu"]["jobs_per_gpu"],
-        memory_growth=config["gpu"]["memory_growth"],
     conda:
         ENV
     log:

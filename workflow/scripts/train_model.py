@@ -13,7 +13,7 @@ with job.step(snakemake, lean=True, fast_exit=True):
         seed=int(snakemake.wildcards.seed),
         settings=snakemake.params.settings,
         threads=snakemake.threads,
-        jobs_per_gpu=snakemake.params.jobs_per_gpu,
-        memory_growth=snakemake.params.memory_growth,
+        jobs_per_gpu=snakemake.config["gpu"]["jobs_per_gpu"],
+        memory_growth=snakemake.config["gpu"]["memory_growth"],
         config=dict(snakemake.config),
     )
