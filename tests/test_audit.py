@@ -126,6 +126,7 @@ def test_publish_accepts_published_recipes_once_and_never_overwrites(tmp_path):
     ({"eval_subset": 500, "n_test": 500}, "eval_subset is 500"),
     ({"overrides": {"learning_rate": 0.1}}, "recipe overrides"),
     ({"provenance": {"git_commit": "abc-dirty"}}, "not a commit"),
+    ({"initial_weights": "given"}, "weights given by hand"),
 ])
 def test_publish_refuses_anything_but_a_published_recipe(tmp_path, changes, reason):
     run = _fake_run(tmp_path, PUBLISHED[0].parent, **changes)
@@ -253,6 +254,26 @@ def test_published_run_reproduces_exactly_on_its_cpu_kind(arch, variant, seed, s
 # ---------------------------------------------------------------------------
 # Port versus original: the statistics on made-up data with a known answer
 # ---------------------------------------------------------------------------
+
+
+@needs_audit
+def test_both_starts_of_an_original_are_compared_with_the_same_port_runs():
+    """mlp and jerkic, published from their own draw and from the port's: one row each in
+    the port-versus-original table, against the same five port runs."""
+    from mnist_audit import report
+
+    runs = report.aggregate_runs(sorted(AUDIT.glob("runs/*/*/seed*/metrics.json")))
+    pvo = portcheck.port_vs_original(runs)
+    for arch in ("mlp", "jerkic"):
+        rows = pvo[pvo["architecture"] == arch].set_index("start")
+        assert list(rows.index) == [portcheck.OWN_DRAW, portcheck.PORT_DRAW], arch
+        assert list(rows["original_variant"]) == ["original", "original_from_port"]
+        assert rows["n_port"].tolist() == [5, 5] and rows["n_original"].tolist() == [5, 5]
+        assert rows["port_mean_pct"].nunique() == 1 and rows["matched_seeds"].tolist() == [5, 5]
+        assert not rows["original_mean_pct"].duplicated().any()
+        started = {json.loads(p.read_text())["initial_weights"]
+                   for p in AUDIT.glob(f"runs/{arch}/original_from_port/seed*/metrics.json")}
+        assert started == {f"the port's (seed {s})" for s in range(5)}
 
 
 def test_port_and_original_from_one_distribution_are_equivalent():

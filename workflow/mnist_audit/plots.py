@@ -17,6 +17,7 @@ import pandas as pd
 
 from . import audit as stats
 from . import registry
+from .config import original_of
 from .files import atomic_write_bytes
 from .portcheck import PORT_DRAW
 from .tables import SCALED_BANNER, isnan
@@ -247,12 +248,15 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
 def make_plots(runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, pvo: pd.DataFrame,
                outputs: Mapping[str, str], scaled: bool, pvo_hist: pd.DataFrame | None = None) -> None:
     """Every plot named in ``outputs`` (``pvo``: the port-versus-original table; ``pvo_hist``:
-    its histories, when they include a study's beyond ``hist``)."""
+    its histories, when they include a study's beyond ``hist``). The TF1 originals appear
+    only in the port-versus-original plot: the others show the ports, as the claims do."""
+    if "port_vs_original" in outputs:
+        plot_port_vs_original(hist if pvo_hist is None else pvo_hist, pvo, outputs["port_vs_original"], scaled)
+    runs = runs[[original_of(v) is None for v in runs["variant"]]]
+    hist = hist[[original_of(v) is None for v in hist["variant"]]]
     plot_accuracy_per_seed(runs, audit, outputs["accuracy_per_seed"], scaled)
     if "forest" in outputs:
         plot_forest(audit, outputs["forest"], scaled)
-    if "port_vs_original" in outputs:
-        plot_port_vs_original(hist if pvo_hist is None else pvo_hist, pvo, outputs["port_vs_original"], scaled)
     plot_learning_curves(hist, outputs["learning_curves_epoch"], "epochs_seen", scaled)
     plot_learning_curves(hist, outputs["learning_curves_wall"], "wall_seconds_mean", scaled)
     plot_accuracy_vs(runs, outputs["accuracy_vs_params"], "params", "trainable parameters (log scale)",
