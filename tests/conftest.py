@@ -87,6 +87,16 @@ def snakemake_cmd(workdir: Path, *args: str, cores: int | None = 8) -> list[str]
             "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"), *args]
 
 
+def copy_workspace(work: Path, dest: Path) -> Path:
+    """A copy of a workflow's working directory (results and Snakemake's metadata, times
+    kept), for a test that goes on from the tiny run without changing it for the others.
+    Its MLflow store is left out: the copy logs afresh wherever it is pointed."""
+    import shutil
+
+    shutil.copytree(work, dest, symlinks=True, ignore=shutil.ignore_patterns("mlflow"))
+    return dest
+
+
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The tiny configuration through the whole workflow, once per test session.

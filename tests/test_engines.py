@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
+from conftest import LOCAL_MIRROR, ROOT, copy_workspace, needs_mnist, snakemake_cmd
 from engines import MlflowServer, Postgres, SlurmCluster, free_port, missing_postgres, missing_slurm
 
 TINY_JOBS = sorted(f"{a}/default/seed{s}" for a in ("thomas", "softmax_regression") for s in (0, 1))
@@ -79,8 +79,11 @@ def test_tiny_workflow_through_slurm(tmp_path):
 @needs_mnist
 @pytest.mark.slow
 @pytest.mark.skipif(bool(missing_postgres()), reason=str(missing_postgres()))
-def test_postgres_backed_server(tmp_path):
-    work = tmp_path / "work"
+def test_postgres_backed_server(tiny_run, tmp_path):
+    """The tiny run, logged to an MLflow server on PostgreSQL: a new store is a new sweep,
+    so every run and the report are logged there, and nothing is trained again."""
+    work = copy_workspace(tiny_run[0], tmp_path / "work")
+    trained = {d: (d / "metrics.json").stat().st_mtime for d in (work / "results" / "runs").glob("*/*/seed*")}
     with Postgres() as pg:
         server = MlflowServer(pg.uri, tmp_path / "artifacts")
         with server:
@@ -91,6 +94,7 @@ def test_postgres_backed_server(tmp_path):
             print(f"tiny workflow against the PostgreSQL-backed server: {time.monotonic() - t0:.1f} s")
             assert first.returncode == 0, (first.stdout + first.stderr)[-5000:]
             _check_logged(server.uri, work)
+    assert {d: (d / "metrics.json").stat().st_mtime for d in trained} == trained  # nothing retrained
     # The server going down mid-run is the same code path on any backend: the sqlite-backed
     # server below checks it everywhere, without PostgreSQL.
 
