@@ -23,7 +23,8 @@ for arch, variant in {pairs!r}:
     # 6 optimizer steps on 256 images, whatever the recipe's batch and budget
     scale = 6 / registry.resolve_recipe(arch, variant).total_steps(256)
     res = []
-    for i, seed in enumerate((3, 3, 4)):  # the same seed twice, then another seed
+    seeds = (3, 3, 4) if (arch, variant) in {other!r} else (3, 3)  # the same seed twice, then another
+    for i, seed in enumerate(seeds):
         d = {tmp!r} + f"/{{arch}}-{{variant}}-{{i}}"
         m = train_run({data!r}, d, arch, variant, seed=seed, budget_scale=scale, train_subset=256,
                       eval_subset=100, device=device)
@@ -34,10 +35,16 @@ print(json.dumps(out))
 """
 
 
+# Another seed gives other numbers: checked where the seed reaches each kind of random
+# state: initial weights and dropout (jerkic), initial weights alone (mlp), only the data
+# order (softmax_regression: zero initial weights).
+OTHER_SEED = {("jerkic", "default"), ("mlp", "default"), ("softmax_regression", "default")}
+
+
 @pytest.mark.slow
 def test_every_architecture_trains_deterministically_on_jax(split_path, tmp_path):
-    """Every architecture and variant, trained three times on JAX (6 steps each): the same
-    seed twice gives the same losses and weights, another seed other ones."""
+    """Every architecture and variant, trained twice with one seed on JAX (6 steps each):
+    the same losses and weights; and another seed gives other ones (OTHER_SEED, below)."""
     from mnist_audit import models, registry
 
     env = {**os.environ, "KERAS_BACKEND": "jax"}
@@ -50,7 +57,8 @@ def test_every_architecture_trains_deterministically_on_jax(split_path, tmp_path
     for k, log in enumerate(logs):
         with log.open("w") as err:  # a file, not a pipe: neither process waits on the other's output
             procs.append(subprocess.Popen([sys.executable, "-c", CODE.format(
-                lib=str(ROOT / "workflow"), data=str(split_path), tmp=str(tmp_path), pairs=pairs[k::2])],
+                lib=str(ROOT / "workflow"), data=str(split_path), tmp=str(tmp_path), pairs=pairs[k::2],
+                other=OTHER_SEED)],
                 stdout=subprocess.PIPE, stderr=err, text=True, env=env))
     out = {"runs": {}}
     for proc, log in zip(procs, logs):
@@ -61,10 +69,11 @@ def test_every_architecture_trains_deterministically_on_jax(split_path, tmp_path
         out["runs"].update(part["runs"])
     assert len(out["runs"]) == sum(len(registry.list_variants(a)) for a in registry.list_models())
     for name, r in out["runs"].items():
-        first, again, other = r["runs"]
+        first, again, *other = r["runs"]
         assert r["backend"] == "jax" and first[3] == 6, name
         assert first == again, name  # same seed, same numbers and weights
-        assert first[2] != other[2], name  # another seed: other initial weights and order
+        assert len(other) == (tuple(name.split(":")) in OTHER_SEED), name
+        assert all(first[2] != o[2] for o in other), name  # another seed: other initial weights or order
         assert first[0] == first[0], name  # not NaN
 
 
