@@ -283,7 +283,7 @@ def test_port_and_original_from_one_distribution_are_equivalent():
     assert r["verdict"] == "equivalent" and r["tost_p"] < 0.05
     assert r["diff_low"] < r["difference"] < r["diff_high"]
     w = stats.ttest_ind(orig, port, equal_var=False)
-    assert r["welch_p"] == pytest.approx(w.pvalue)
+    assert r["t_test_p"] == pytest.approx(w.pvalue) and r["t_test"] == "Welch"
 
 
 def test_a_shifted_original_is_different_and_a_noisy_one_inconclusive():
@@ -293,6 +293,26 @@ def test_a_shifted_original_is_different_and_a_noisy_one_inconclusive():
     noisy = portcheck.compare_port_original(port, 0.99 + rng.normal(0, 0.01, 5))
     assert noisy["verdict"] == "inconclusive" and noisy["tost_p"] >= 0.05
     assert portcheck.compare_port_original(port[:1], port[:1])["verdict"] == "inconclusive (n<2)"
+
+
+def test_paired_comparison_removes_the_shared_seed_spread():
+    """Originals started from each seed's port draw: the seed spread (2 points) is common
+    to both sides. Welch's test sees it and cannot conclude; the paired test, on per-seed
+    differences of a few hundredths of a point, finds them equivalent. Its interval and p
+    are those of a one-sample t-test on the differences."""
+    rng = np.random.default_rng(3)
+    port = 0.72 + rng.normal(0, 0.02, 5)
+    orig = port + rng.normal(0, 0.0003, 5)
+    assert portcheck.compare_port_original(port, orig)["verdict"] == "inconclusive"
+    r = portcheck.compare_port_original(port, orig, paired=True)
+    assert r["verdict"] == "equivalent" and r["t_test"] == "paired" and r["tost_p"] < 0.05
+    t = stats.ttest_1samp(orig - port, 0.0)
+    assert r["t_test_p"] == pytest.approx(t.pvalue)
+    assert (r["diff_low"], r["diff_high"]) == pytest.approx(tuple(t.confidence_interval(0.95)))
+    shifted = portcheck.compare_port_original(port, port + 0.01 + rng.normal(0, 0.0003, 5), paired=True)
+    assert shifted["verdict"] == "different"
+    with pytest.raises(ValueError, match="matched runs"):
+        portcheck.compare_port_original(port, orig[:4], paired=True)
 
 
 def test_mcnemar_counts_discordant_images_on_matched_seeds():

@@ -27,32 +27,47 @@ EQUIVALENT, DIFFERENT = "equivalent", "different"
 
 
 def compare_port_original(port: Sequence[float], original: Sequence[float], margin: float = EQUIVALENCE_MARGIN,
-                          alpha: float = 0.05) -> dict:
-    """Welch's t-test and TOST equivalence (two one-sided Welch tests at +-margin) of the
-    original's accuracies against the port's; verdict equivalent / different / inconclusive."""
+                          alpha: float = 0.05, paired: bool = False) -> dict:
+    """The original's accuracies against the port's: a t-test with the 95% interval of the
+    difference, TOST equivalence (two one-sided t-tests at +-margin), and a verdict
+    (equivalent / different / inconclusive).
+
+    Welch's tests by default: the two sides' runs are independent draws. ``paired``: the
+    i-th original shares the i-th port run's initial weights and data order (an original
+    started from the port's draw), so the seed-to-seed spread is common to both sides and
+    the tests are on the per-seed differences (paired t-tests)."""
     from scipy import stats
 
     a, b = np.asarray(original, float), np.asarray(port, float)
+    if paired and len(a) != len(b):
+        raise ValueError(f"paired comparison needs matched runs: {len(b)} port, {len(a)} original")
     out = {"n_port": len(b), "n_original": len(a), "mean_port": float(b.mean()) if len(b) else math.nan,
-           "mean_original": float(a.mean()) if len(a) else math.nan}
+           "mean_original": float(a.mean()) if len(a) else math.nan, "t_test": "paired" if paired else "Welch"}
     out["difference"] = out["mean_original"] - out["mean_port"]
-    if len(a) < 2 or len(b) < 2 or (a.std() == 0 and b.std() == 0):
-        same = len(a) and len(b) and abs(out["difference"]) < margin and a.std() == 0 and b.std() == 0
-        return {**out, "diff_low": math.nan, "diff_high": math.nan, "welch_p": math.nan, "tost_p": math.nan,
+    spread = (a - b).std() if paired else max(a.std(), b.std()) if len(a) and len(b) else 0.0
+    if len(a) < 2 or len(b) < 2 or spread == 0:
+        same = len(a) and len(b) and abs(out["difference"]) < margin and spread == 0
+        return {**out, "diff_low": math.nan, "diff_high": math.nan, "t_test_p": math.nan, "tost_p": math.nan,
                 "verdict": EQUIVALENT if same and len(a) >= 2 else f"{INCONCLUSIVE} (n<2)"
                 if min(len(a), len(b)) < 2 else INCONCLUSIVE}
-    welch = stats.ttest_ind(a, b, equal_var=False)
-    ci = welch.confidence_interval(1 - alpha)
-    lower = stats.ttest_ind(a, b - margin, equal_var=False, alternative="greater").pvalue  # diff > -margin
-    upper = stats.ttest_ind(a, b + margin, equal_var=False, alternative="less").pvalue  # diff < +margin
+    if paired:
+        d = a - b
+        test = stats.ttest_1samp(d, 0.0)
+        lower = stats.ttest_1samp(d, -margin, alternative="greater").pvalue  # diff > -margin
+        upper = stats.ttest_1samp(d, margin, alternative="less").pvalue  # diff < +margin
+    else:
+        test = stats.ttest_ind(a, b, equal_var=False)
+        lower = stats.ttest_ind(a, b - margin, equal_var=False, alternative="greater").pvalue  # diff > -margin
+        upper = stats.ttest_ind(a, b + margin, equal_var=False, alternative="less").pvalue  # diff < +margin
+    ci = test.confidence_interval(1 - alpha)
     tost = float(max(lower, upper))
     if tost < alpha:
         verdict = EQUIVALENT
-    elif welch.pvalue < alpha:
+    elif test.pvalue < alpha:
         verdict = DIFFERENT
     else:
         verdict = INCONCLUSIVE
-    return {**out, "diff_low": float(ci.low), "diff_high": float(ci.high), "welch_p": float(welch.pvalue),
+    return {**out, "diff_low": float(ci.low), "diff_high": float(ci.high), "t_test_p": float(test.pvalue),
             "tost_p": tost, "verdict": verdict}
 
 
@@ -73,7 +88,7 @@ def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
 
 
 PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_scale", "budget", "start", "n_port", "n_original", "port_mean_pct",
-                "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "welch_p", "tost_p",
+                "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p",
                 "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
                 "original_images_per_s", "verdict"]
 
@@ -88,7 +103,8 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
         if not of:
             continue
         for scale in sorted(set(g_all["budget_scale"].astype(float)), reverse=True):
-            row = _port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale])
+            row = _port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale],
+                            paired=starts_from_port(variant))
             rows.append({**row, "original_variant": variant, "start": PORT_DRAW if starts_from_port(variant)
                          else OWN_DRAW, "_order": order.setdefault((arch, of), len(order))})
     # the original's own draw first, then from the port's initial weights, per model and budget
@@ -100,13 +116,19 @@ OWN_DRAW = "own draw"
 PORT_DRAW = "the port's draw"
 
 
-def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame) -> dict:
-    """One original's runs ``g`` (one budget) against the port ``of`` at that budget."""
+def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: bool = False) -> dict:
+    """One original's runs ``g`` (one budget) against the port ``of`` at that budget
+    (``paired``: seed by seed, the original having started from each seed's port draw)."""
     port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
     same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
                        & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
-    r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
     matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
+    if paired:  # the original started from each seed's port draw: compare seed by seed
+        acc = {side: d.set_index("seed").loc[matched, "test_accuracy"].to_numpy(float)
+               for side, d in (("port", same_budget), ("original", g))}
+        r = compare_port_original(acc["port"], acc["original"], paired=True)
+    else:
+        r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
     mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
     if matched:
         po = correctness(same_budget.set_index("seed").loc[matched].reset_index(), "test")
@@ -119,7 +141,7 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame) -> dict:
         "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
         "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
         "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
-        "diff_high_pt": pct(r["diff_high"]), "welch_p": r["welch_p"], "tost_p": r["tost_p"],
+        "diff_high_pt": pct(r["diff_high"]), "t_test": r["t_test"], "t_test_p": r["t_test_p"], "tost_p": r["tost_p"],
         "matched_seeds": len(matched), "original_only_right": mc["original_only"],
         "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
         "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())
