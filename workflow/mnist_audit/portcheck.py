@@ -44,7 +44,10 @@ def compare_port_original(port: Sequence[float], original: Sequence[float], marg
     out = {"n_port": len(b), "n_original": len(a), "mean_port": float(b.mean()) if len(b) else math.nan,
            "mean_original": float(a.mean()) if len(a) else math.nan, "t_test": "paired" if paired else "Welch"}
     out["difference"] = out["mean_original"] - out["mean_port"]
-    spread = (a - b).std() if paired else max(a.std(), b.std()) if len(a) and len(b) else 0.0
+    if len(a) and len(b):
+        spread = float((a - b).std()) if paired else max(float(a.std()), float(b.std()))
+    else:
+        spread = 0.0
     if len(a) < 2 or len(b) < 2 or spread == 0:
         same = len(a) and len(b) and abs(out["difference"]) < margin and spread == 0
         return {**out, "diff_low": math.nan, "diff_high": math.nan, "t_test_p": math.nan, "tost_p": math.nan,
@@ -87,16 +90,20 @@ def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
 # ---------------------------------------------------------------------------
 
 
-PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_scale", "budget", "start", "n_port", "n_original", "port_mean_pct",
-                "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p",
-                "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
+# How the original's initial weights were drawn (the table's "start" column)
+OWN_DRAW = "own draw"
+PORT_DRAW = "the port's draw"
+PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_scale", "budget", "start", "n_port",
+                "n_original", "port_mean_pct", "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt",
+                "t_test", "t_test_p", "tost_p", "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
                 "original_images_per_s", "verdict"]
 
 
 def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per TF1 original run in ``runs``, against its port at the same budget:
-    n per side, means, the difference with its 95% Welch interval, TOST at the stated
-    margin, McNemar on matched seeds, training images/s both ways, and a verdict."""
+    n per side, means, the difference with its 95% interval (Welch's; paired for an
+    original started from the port's draw), TOST at the stated margin, McNemar on
+    matched seeds, training images/s both ways, and a verdict."""
     rows, order = [], {}
     for (arch, variant), g_all in groups(runs):
         of = original_of(variant)
@@ -110,10 +117,6 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
     # the original's own draw first, then from the port's initial weights, per model and budget
     rows.sort(key=lambda r: (r["_order"], -r["budget_scale"], r["start"] != OWN_DRAW))
     return pd.DataFrame(rows, columns=PORT_COLUMNS)
-
-
-OWN_DRAW = "own draw"
-PORT_DRAW = "the port's draw"
 
 
 def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: bool = False) -> dict:
@@ -141,7 +144,8 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
         "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
         "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
         "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
-        "diff_high_pt": pct(r["diff_high"]), "t_test": r["t_test"], "t_test_p": r["t_test_p"], "tost_p": r["tost_p"],
+        "diff_high_pt": pct(r["diff_high"]), "t_test": r["t_test"], "t_test_p": r["t_test_p"],
+        "tost_p": r["tost_p"],
         "matched_seeds": len(matched), "original_only_right": mc["original_only"],
         "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
         "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())

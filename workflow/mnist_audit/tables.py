@@ -229,13 +229,14 @@ TIMING_MD = {
                 "eval_images_per_second": "eval img/s", "time_to_bound": "time to the claim's bound (median)"},
 }
 PORT_MD = {
-    "columns": ["model", "budget", "start", "n_port", "n_original", "port_mean_pct", "original_mean_pct", "difference_pt",
-                "diff_low_pt", "diff_high_pt", "t_test", "tost_p", "t_test_p", "mcnemar_p", "port_images_per_s",
+    "columns": ["model", "budget", "start", "n_port", "n_original", "port_mean_pct", "original_mean_pct",
+                "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "tost_p", "t_test_p", "mcnemar_p", "port_images_per_s",
                 "original_images_per_s", "verdict"],
     "formats": {"port_mean_pct": ".2f", "original_mean_pct": ".2f", "difference_pt": "+.3f", "diff_low_pt": "+.3f",
                 "diff_high_pt": "+.3f", "tost_p": ".3g", "t_test_p": ".3g", "mcnemar_p": ".3g",
                 "port_images_per_s": ",.0f", "original_images_per_s": ",.0f"},
-    "headers": {"model": "architecture", "start": "original's initial weights", "n_port": "n port", "n_original": "n original",
+    "headers": {"model": "architecture", "start": "original's initial weights", "n_port": "n port",
+                "n_original": "n original",
                 "port_mean_pct": "port %", "original_mean_pct": "original %",
                 "difference_pt": "original - port (pt)", "diff_low_pt": "95% low", "diff_high_pt": "95% high",
                 "t_test": "t-tests", "tost_p": "TOST p (+-0.2 pt)", "t_test_p": "t-test p", "mcnemar_p": "McNemar p",
