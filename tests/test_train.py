@@ -275,7 +275,7 @@ def test_saved_models_load_without_the_project_except_the_printed_layers(tmp_pat
     from mnist_audit import models
     from mnist_audit.checkpoint import save_keras
 
-    cases = [("zaccone", "default"), ("thomas", "default"), ("mlp", "default"), ("cnn_tutorial", "printed")]
+    cases = [(a, "default") for a in registry.list_models()] + [("cnn_tutorial", "printed")]
     x = np.random.default_rng(0).random((4, 28, 28, 1), dtype=np.float32)
     expected = {}
     for arch, variant in cases:
@@ -301,6 +301,34 @@ print(json.dumps(out))
                           cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = json.loads(proc.stdout.strip().splitlines()[-1])
-    for name in ("zaccone-default", "thomas-default", "mlp-default"):
-        assert got[name] == expected[name], name
+    for arch in registry.list_models():
+        assert got[f"{arch}-default"] == expected[f"{arch}-default"], arch
     assert got["cnn_tutorial-printed"] == "TypeError"  # its custom layers: load with models.CUSTOM_OBJECTS
+
+
+def test_a_trained_model_reevaluates_to_its_reported_accuracy_without_the_project(tiny_run):
+    """The tiny run's saved models, loaded by plain Keras in a process that never imports
+    mnist_audit, classify the run's test images (the first eval_subset of the split) with
+    exactly the accuracy the run reported."""
+    work, _ = tiny_run
+    runs = sorted((work / "results" / "runs").glob("*/default/seed0"))
+    assert {d.parent.parent.name for d in runs} == {"thomas", "softmax_regression"}
+    code = f"""
+import json, sys, numpy as np, keras
+assert "mnist_audit" not in sys.modules
+split = np.load({str(work / "results" / "data" / "mnist" / "mnist.npz")!r})
+out = {{}}
+for d in {[str(d) for d in runs]!r}:
+    n = json.load(open(d + "/metrics.json"))["n_test"]
+    x = (split["x_test"][:n].astype(np.float32) / np.float32(255.0))[..., None]
+    m = keras.saving.load_model(d + "/model.keras", compile=False)
+    out[d] = float((m.predict(x, batch_size=1000, verbose=0).argmax(axis=1) == split["y_test"][:n]).mean())
+print(json.dumps(out))
+"""
+    env = {**os.environ, "PYTHONPATH": "", "CUDA_VISIBLE_DEVICES": ""}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300,
+                          cwd=work)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for d, acc in json.loads(proc.stdout.strip().splitlines()[-1]).items():
+        m = json.loads((Path(d) / "metrics.json").read_text())
+        assert acc == m["test_accuracy_predict"] and acc == pytest.approx(m["test_accuracy"], abs=1e-6), d
