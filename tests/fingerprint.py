@@ -67,14 +67,15 @@ def fingerprint(run_dir: Path) -> str:
     return h.hexdigest()
 
 
-def compute(split: Path, seed: int = 0, device: dict | None = None) -> dict[str, str]:
-    """Train every case with SETTINGS (one thread, in this process) and hash each run."""
+def compute(split: Path, seed: int = 0, device: dict | None = None, part: tuple[int, int] = (0, 1)) -> dict[str, str]:
+    """Train every case with SETTINGS (one thread, in this process) and hash each run;
+    ``part`` (k, n): only every n-th case from the k-th, for n processes side by side."""
     os.environ.setdefault("KERAS_BACKEND", "tensorflow")
     from mnist_audit.train import train_run
 
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for arch, variant in cases():
+        for arch, variant in cases()[part[0]::part[1]]:
             run_dir = Path(tmp) / arch / variant
             train_run(split, run_dir, arch, variant, seed=seed, device=device, **SETTINGS)
             out[f"{arch}:{variant}"] = fingerprint(run_dir)
@@ -87,12 +88,16 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--split", type=Path, required=True, help="a prepared split (results/data/mnist.npz)")
     p.add_argument("--record", action="store_true", help=f"store the hashes for this CPU kind in {RECORDED.name}")
+    p.add_argument("--part", default="0/1", help="K/N: only every N-th case from the K-th (default: all)")
     args = p.parse_args(argv)
+    part = tuple(int(v) for v in args.part.split("/"))
+    if args.record and part != (0, 1):
+        p.error("--record needs every case (no --part)")
     from mnist_audit.devices import configure_backend
 
     device = configure_backend(1)
     kind = cpu_info()["kind"]
-    hashes = compute(args.split, device=device)
+    hashes = compute(args.split, device=device, part=part)
     print(json.dumps({kind: hashes}, indent=2))
     if args.record:
         stored = json.loads(RECORDED.read_text()) if RECORDED.exists() else {}

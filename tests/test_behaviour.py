@@ -60,7 +60,7 @@ def test_fingerprint_sees_behaviour_and_ignores_timings(split_path, tmp_path):
 
 @pytest.mark.slow
 @needs_mnist
-def test_tiny_runs_match_the_recorded_fingerprints(split_path):
+def test_tiny_runs_match_the_recorded_fingerprints(split_path, tmp_path):
     from mnist_audit.devices import cpu_info
 
     recorded = json.loads(fingerprint.RECORDED.read_text())
@@ -69,10 +69,18 @@ def test_tiny_runs_match_the_recorded_fingerprints(split_path):
         pytest.skip(f"fingerprints recorded on {', '.join(recorded)}; this machine is {here}: "
                     "exact equality holds per CPU kind only")
     assert recorded[here]["settings"] == fingerprint.SETTINGS, "the fingerprint settings changed: record again"
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "fingerprint.py"), "--split", str(split_path)],
-                          capture_output=True, text=True, timeout=900, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    now = json.loads(proc.stdout)[here]
+    # two one-thread processes side by side, each training every other case from scratch
+    procs = []
+    for k in range(2):
+        with (tmp_path / f"part{k}.log").open("w") as err:
+            procs.append(subprocess.Popen([sys.executable, str(ROOT / "tests" / "fingerprint.py"), "--split",
+                                           str(split_path), "--part", f"{k}/2"], stdout=subprocess.PIPE,
+                                          stderr=err, text=True, cwd=ROOT))
+    now = {}
+    for k, proc in enumerate(procs):
+        out, _ = proc.communicate(timeout=900)
+        assert proc.returncode == 0, (tmp_path / f"part{k}.log").read_text()[-3000:]
+        now.update(json.loads(out)[here])
     want = recorded[here]["hashes"]
     assert set(now) == set(want), f"cases changed: {sorted(set(now) ^ set(want))}"
     changed = sorted(k for k in want if now[k] != want[k])
