@@ -220,29 +220,56 @@ def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
 RERUNS = [("jerkic", "default", 1), ("softmax_regression", "book", 3), ("mlp", "default", 2)]
 
 
-@pytest.mark.slow
-@needs_mnist
-@pytest.mark.parametrize(("arch", "variant", "seed"), RERUNS)
-def test_published_run_reproduces_exactly_on_its_cpu_kind(arch, variant, seed, split_path, tmp_path):
-    record = AUDIT / "runs" / arch / variant / f"seed{seed}" / "metrics.json"
-    if not record.exists():
-        pytest.skip(f"{arch}:{variant} seed {seed} is not published yet")
-    published = json.loads(record.read_text())
-    kind = published["provenance"]["cpu"]["kind"]
-    here = cpu_info()["kind"]
+def _why_not_rerun(published: dict | None) -> str | None:
+    """Why a published run cannot be re-run exactly here (None: it can)."""
+    if published is None:
+        return "not published yet"
+    kind, here = published["provenance"]["cpu"]["kind"], cpu_info()["kind"]
     if kind != here:
-        pytest.skip(f"published on {kind}, this machine is {here}: exact equality holds per CPU kind only")
+        return f"published on {kind}, this machine is {here}: exact equality holds per CPU kind only"
     if published["n_train"] != 55_000:
-        pytest.skip("no real MNIST split here")
+        return "no real MNIST split here"
+    return None
+
+
+@pytest.fixture(scope="module")
+def reruns(split_path, tmp_path_factory):
+    """Every re-run that can be compared here, started at once (one thread each, as
+    published: a job's numbers do not depend on what runs beside it); each test waits
+    for its own. Returns {(arch, variant, seed): (published, out dir, process, log)}."""
     import subprocess
     import sys
 
-    out = tmp_path / "run"
-    proc = subprocess.run([sys.executable, "-m", "mnist_audit.cli", "train", "--arch", arch, "--variant", variant,
-                           "--seed", str(seed), "--data", str(split_path), "--out", str(out),
-                           "--threads", str(published["device"]["threads"])],
-                          capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    started = {}
+    for arch, variant, seed in RERUNS:
+        record = AUDIT / "runs" / arch / variant / f"seed{seed}" / "metrics.json"
+        published = json.loads(record.read_text()) if record.exists() else None
+        if _why_not_rerun(published):
+            continue
+        out = tmp_path_factory.mktemp(f"rerun-{arch}-{variant}-{seed}")
+        log = out / "train.log"
+        with log.open("w") as err:
+            proc = subprocess.Popen([sys.executable, "-m", "mnist_audit.cli", "train", "--arch", arch, "--variant",
+                                     variant, "--seed", str(seed), "--data", str(split_path), "--out",
+                                     str(out / "run"), "--threads", str(published["device"]["threads"])],
+                                    stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
+        started[(arch, variant, seed)] = (published, out / "run", proc, log)
+    yield started
+    for *_, proc, _log in started.values():
+        if proc.poll() is None:
+            proc.kill()
+
+
+@pytest.mark.slow
+@needs_mnist
+@pytest.mark.parametrize(("arch", "variant", "seed"), RERUNS)
+def test_published_run_reproduces_exactly_on_its_cpu_kind(arch, variant, seed, reruns):
+    record = AUDIT / "runs" / arch / variant / f"seed{seed}" / "metrics.json"
+    why = _why_not_rerun(json.loads(record.read_text()) if record.exists() else None)
+    if why:
+        pytest.skip(f"{arch}:{variant} seed {seed}: {why}")
+    published, out, proc, log = reruns[(arch, variant, seed)]
+    assert proc.wait(timeout=900) == 0, log.read_text()[-3000:]
     again = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "test_loss", "val_accuracy", "train_loss"):
         assert again[key] == published[key], (
