@@ -95,8 +95,8 @@ OWN_DRAW = "own draw"
 PORT_DRAW = "the port's draw"
 PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_scale", "budget", "start", "n_port",
                 "n_original", "port_mean_pct", "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt",
-                "t_test", "t_test_p", "tost_p", "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p", "port_images_per_s",
-                "original_images_per_s", "verdict"]
+                "t_test", "t_test_p", "tost_p", "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p",
+                "port_images_per_s", "original_images_per_s", "verdict"]
 
 
 def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
@@ -109,11 +109,11 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
         of = original_of(variant)
         if not of:
             continue
+        from_port = starts_from_port(variant)
         for scale in sorted(set(g_all["budget_scale"].astype(float)), reverse=True):
-            row = _port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale],
-                            paired=starts_from_port(variant))
-            rows.append({**row, "original_variant": variant, "start": PORT_DRAW if starts_from_port(variant)
-                         else OWN_DRAW, "_order": order.setdefault((arch, of), len(order))})
+            row = _port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale], paired=from_port)
+            rows.append({**row, "original_variant": variant, "start": PORT_DRAW if from_port else OWN_DRAW,
+                         "_order": order.setdefault((arch, of), len(order))})
     # the original's own draw first, then from the port's initial weights, per model and budget
     rows.sort(key=lambda r: (r["_order"], -r["budget_scale"], r["start"] != OWN_DRAW))
     return pd.DataFrame(rows, columns=PORT_COLUMNS)

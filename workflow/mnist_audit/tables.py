@@ -230,8 +230,8 @@ TIMING_MD = {
 }
 PORT_MD = {
     "columns": ["model", "budget", "start", "n_port", "n_original", "port_mean_pct", "original_mean_pct",
-                "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "tost_p", "t_test_p", "mcnemar_p", "port_images_per_s",
-                "original_images_per_s", "verdict"],
+                "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "tost_p", "t_test_p", "mcnemar_p",
+                "port_images_per_s", "original_images_per_s", "verdict"],
     "formats": {"port_mean_pct": ".2f", "original_mean_pct": ".2f", "difference_pt": "+.3f", "diff_low_pt": "+.3f",
                 "diff_high_pt": "+.3f", "tost_p": ".3g", "t_test_p": ".3g", "mcnemar_p": ".3g",
                 "port_images_per_s": ",.0f", "original_images_per_s": ",.0f"},
