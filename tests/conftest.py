@@ -87,6 +87,23 @@ def snakemake_cmd(workdir: Path, *args: str, cores: int | None = 8) -> list[str]
             "--configfile", str(ROOT / "tests" / "config" / "tiny.yaml"), *args]
 
 
+def start_logged(cmd: list[str], log: Path, **popen_kwargs):
+    """``cmd`` started with its stderr in ``log``: a file, not a pipe, so processes run side
+    by side never wait on each other's output. Finish it with ``wait_ok``."""
+    import subprocess
+
+    with log.open("w") as err:
+        return subprocess.Popen(cmd, stderr=err, text=True, **popen_kwargs)
+
+
+def wait_ok(proc, log: Path, timeout: float = 900) -> str:
+    """Wait for a ``start_logged`` process; fail with its log's tail unless it exited 0.
+    Returns its stdout ("" when not piped)."""
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, log.read_text()[-4000:]
+    return out or ""
+
+
 def copy_workspace(work: Path, dest: Path) -> Path:
     """A copy of a workflow's working directory (results and Snakemake's metadata, times
     kept), for a test that goes on from the tiny run without changing it for the others.

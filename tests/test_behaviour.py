@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import needs_mnist
+from conftest import needs_mnist, start_logged, wait_ok
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -70,16 +70,12 @@ def test_tiny_runs_match_the_recorded_fingerprints(split_path, tmp_path):
                     "exact equality holds per CPU kind only")
     assert recorded[here]["settings"] == fingerprint.SETTINGS, "the fingerprint settings changed: record again"
     # two one-thread processes side by side, each training every other case from scratch
-    procs = []
-    for k in range(2):
-        with (tmp_path / f"part{k}.log").open("w") as err:
-            procs.append(subprocess.Popen([sys.executable, str(ROOT / "tests" / "fingerprint.py"), "--split",
-                                           str(split_path), "--part", f"{k}/2"], stdout=subprocess.PIPE,
-                                          stderr=err, text=True, cwd=ROOT))
+    logs = [tmp_path / f"part{k}.log" for k in range(2)]
+    procs = [start_logged([sys.executable, str(ROOT / "tests" / "fingerprint.py"), "--split", str(split_path),
+                           "--part", f"{k}/2"], logs[k], stdout=subprocess.PIPE, cwd=ROOT) for k in range(2)]
     now = {}
-    for k, proc in enumerate(procs):
-        out, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, (tmp_path / f"part{k}.log").read_text()[-3000:]
+    for proc, log in zip(procs, logs):
+        out = wait_ok(proc, log)
         now.update(json.loads(out)[here])
     want = recorded[here]["hashes"]
     assert set(now) == set(want), f"cases changed: {sorted(set(now) ^ set(want))}"

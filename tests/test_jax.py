@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from conftest import ROOT, start_logged, wait_ok
 
 jax = pytest.importorskip("jax", reason="JAX is not installed (pip install 'jax[cpu]')")
 
@@ -53,17 +53,12 @@ def test_every_architecture_trains_deterministically_on_jax(split_path, tmp_path
     pairs = sorted(((a, v) for a in registry.list_models() for v in registry.list_variants(a)),
                    key=lambda p: models.macs_per_image(p[0]), reverse=True)
     logs = [tmp_path / f"part{k}.log" for k in range(2)]
-    procs = []
-    for k, log in enumerate(logs):
-        with log.open("w") as err:  # a file, not a pipe: neither process waits on the other's output
-            procs.append(subprocess.Popen([sys.executable, "-c", CODE.format(
-                lib=str(ROOT / "workflow"), data=str(split_path), tmp=str(tmp_path), pairs=pairs[k::2],
-                other=OTHER_SEED)],
-                stdout=subprocess.PIPE, stderr=err, text=True, env=env))
+    procs = [start_logged([sys.executable, "-c", CODE.format(lib=str(ROOT / "workflow"), data=str(split_path),
+                                                             tmp=str(tmp_path), pairs=pairs[k::2], other=OTHER_SEED)],
+                          logs[k], stdout=subprocess.PIPE, env=env) for k in range(2)]
     out = {"runs": {}}
     for proc, log in zip(procs, logs):
-        stdout, _ = proc.communicate(timeout=900)
-        assert proc.returncode == 0, log.read_text()[-4000:]
+        stdout = wait_ok(proc, log)
         part = json.loads(stdout.strip().splitlines()[-1])
         assert part["backend"] == "jax"
         out["runs"].update(part["runs"])

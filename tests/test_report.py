@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LOCAL_MIRROR, snakemake_cmd
+from conftest import LOCAL_MIRROR, snakemake_cmd, start_logged, wait_ok
 from scipy import stats
 
 from mnist_audit import registry, report, tracking
@@ -509,14 +509,13 @@ def test_full_budget_with_a_subset_or_override_is_never_a_reproduction(split_pat
     mpaths, procs = [], []
     for seed in (0, 1):  # both seeds at once, one thread each
         out = tmp_path / "runs" / f"seed{seed}"
-        with (tmp_path / f"seed{seed}.log").open("w") as err:
-            procs.append((out, subprocess.Popen(
-                [sys.executable, "-m", "mnist_audit.cli", "train", "--arch", "softmax_regression", "--variant",
-                 "book", "--seed", str(seed), "--data", str(split_path), "--out", str(out), "--threads", "1",
-                 subset, value], stdout=subprocess.DEVNULL, stderr=err, text=True,
-                env={**os.environ, "PYTHONPATH": str(Path(report.__file__).parents[1])})))
-    for seed, (out, proc) in enumerate(procs):
-        assert proc.wait(timeout=600) == 0, (tmp_path / f"seed{seed}.log").read_text()[-3000:]
+        log = tmp_path / f"seed{seed}.log"
+        procs.append((out, log, start_logged(
+            [sys.executable, "-m", "mnist_audit.cli", "train", "--arch", "softmax_regression", "--variant", "book",
+             "--seed", str(seed), "--data", str(split_path), "--out", str(out), "--threads", "1", subset, value],
+            log, stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(Path(report.__file__).parents[1])})))
+    for out, log, proc in procs:
+        wait_ok(proc, log, timeout=600)
         m = json.loads((out / "metrics.json").read_text())
         assert m["budget_scale"] == 1.0 and m["total_steps"] == m["published_steps"]  # the full budget
         assert m["published_recipe"] is False
