@@ -133,6 +133,23 @@ def tiny_run(tmp_path_factory):
     return work, proc
 
 
+# The suite runs in worker processes side by side (pytest-xdist, `-n` in pyproject.toml's
+# addopts), and a session or module fixture is built once per worker. Tests sharing one
+# that is costly, or that must not run twice at once, go to one worker as a group
+# (`--dist loadgroup`): the tiny workflow run (built once; one test runs Snakemake in its
+# folder, where a second Snakemake would find the folder locked) and the published
+# re-runs (started together by their module fixture).
+SHARED_ON_ONE_WORKER = ("tiny_run", "reruns")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        shared = [f for f in SHARED_ON_ONE_WORKER if f in getattr(item, "fixturenames", ())]
+        if shared:
+            item.add_marker(pytest.mark.xdist_group(name=shared[0]))
+
+
 # In CI (CI=true) a missing prerequisite is a failure, not a quiet skip: the suite would
 # otherwise stay green with the data, an engine, root or JAX gone. Skips that say where
 # a comparison does not apply (another CPU kind, a backend, a run not yet published) stay.
