@@ -212,7 +212,9 @@ class MlflowServer:
             [sys.executable, "-m", "mlflow", "ui" if self.ui else "server", "--backend-store-uri", self.backend_uri,
              "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
              *([] if self.ui else ["--workers", "2"])],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            # no job runner: it serves GenAI jobs (none here) and starts 7 processes of 3 CPU-seconds each
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 
         def healthy():
             try:

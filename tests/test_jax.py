@@ -10,6 +10,19 @@ from conftest import ROOT, start_logged, wait_ok
 
 jax = pytest.importorskip("jax", reason="JAX is not installed (pip install 'jax[cpu]')")
 
+# On one worker, one after another: they share JAX's compilation cache (below).
+pytestmark = pytest.mark.xdist_group(name="jax")
+
+
+@pytest.fixture(scope="module")
+def jax_env(tmp_path_factory):
+    """The environment of a JAX process: KERAS_BACKEND=jax, and one persistent compilation
+    cache for the module (every entry kept), so a step compiled once, for a seed or a test,
+    loads as the same executable elsewhere instead of compiling again. The checks do not
+    lean on it: a same-seed pair compares two runs whichever executable each loaded."""
+    return {**os.environ, "KERAS_BACKEND": "jax", "JAX_COMPILATION_CACHE_DIR": str(tmp_path_factory.mktemp("jax-cache")),
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0", "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES": "0"}
+
 CODE = """
 import json, sys
 sys.path.insert(0, {lib!r})
@@ -42,12 +55,12 @@ OTHER_SEED = {("jerkic", "default"), ("mlp", "default"), ("softmax_regression", 
 
 
 @pytest.mark.slow
-def test_every_architecture_trains_deterministically_on_jax(split_path, tmp_path):
+def test_every_architecture_trains_deterministically_on_jax(split_path, tmp_path, jax_env):
     """Every architecture and variant, trained twice with one seed on JAX (6 steps each):
     the same losses and weights; and another seed gives other ones (OTHER_SEED, below)."""
     from mnist_audit import models, registry
 
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    env = jax_env
     # two processes of one thread side by side, the variants dealt out by cost: each
     # process starts JAX once; the checks are the same as in one process
     pairs = sorted(((a, v) for a in registry.list_models() for v in registry.list_variants(a)),
@@ -98,8 +111,8 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_resume_is_bit_identical_on_jax(split_path, tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+def test_resume_is_bit_identical_on_jax(split_path, tmp_path, jax_env):
+    env = jax_env
     proc = subprocess.run([sys.executable, "-c", RESUME_CODE.format(lib=str(ROOT / "workflow"),
                                                                     data=str(split_path), tmp=str(tmp_path))],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -130,8 +143,8 @@ print(json.dumps(out))
 
 
 @pytest.mark.slow
-def test_steps_per_execution_changes_nothing_on_jax(split_path, tmp_path):
-    env = {**os.environ, "KERAS_BACKEND": "jax"}
+def test_steps_per_execution_changes_nothing_on_jax(split_path, tmp_path, jax_env):
+    env = jax_env
     proc = subprocess.run([sys.executable, "-c", SPE_CODE.format(lib=str(ROOT / "workflow"), data=str(split_path),
                                                                  tmp=str(tmp_path))],
                           capture_output=True, text=True, env=env, timeout=600)
@@ -145,14 +158,13 @@ def test_steps_per_execution_changes_nothing_on_jax(split_path, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_workflow_runs_on_jax(tmp_path):
+def test_the_workflow_runs_on_jax(tmp_path, jax_env):
     """KERAS_BACKEND=jax snakemake: the tiny pipeline end to end, every run recorded as JAX."""
     from conftest import LOCAL_MIRROR, have_local_mirror, snakemake_cmd
 
     if not have_local_mirror():
         pytest.skip(f"no local MNIST copy at {LOCAL_MIRROR}")
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    env["KERAS_BACKEND"] = "jax"
+    env = {k: v for k, v in jax_env.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run(snakemake_cmd(tmp_path, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]",
                                         "architectures=[softmax_regression, jerkic]", "seeds=[0]", cores=2),
                           capture_output=True, text=True, env=env, timeout=900)

@@ -261,9 +261,10 @@ def thread_levers(arch: str, data_path: Path, threads: int, repeats: int = 5) ->
     """Threads per job and jobs per machine, each through the pipeline's own path.
 
     Three set-ups train in worker processes (thread pools are set once per process),
-    interleaved: one job with all ``threads`` threads, one job with 1 thread, and
-    ``threads`` jobs of 1 thread each running at once (packed, as Snakemake runs
-    jobs side by side when a job asks for 1 thread). Rows: ``threads`` threads
+    interleaved: one job with all ``threads`` threads, one job with 1 thread (the
+    first of the next set-up's workers, timed alone), and ``threads`` jobs of 1
+    thread each running at once (packed, as Snakemake runs jobs side by side when
+    a job asks for 1 thread). Rows: ``threads`` threads
     against 1 for one job; and the packed jobs' images/s together against one job
     with all the threads: what a sweep of many jobs gets from the same cores.
     """
@@ -276,7 +277,9 @@ def thread_levers(arch: str, data_path: Path, threads: int, repeats: int = 5) ->
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                                 text=True, env=env)
 
-    setups = {"wide": [worker(threads)], "one": [worker(1)], "packed": [worker(1) for _ in range(threads)]}
+    # "one" is the first packed worker, timed alone: one process fewer to start, the same measurement
+    wide, packed = worker(threads), [worker(1) for _ in range(threads)]
+    setups = {"wide": [wide], "one": packed[:1], "packed": packed}
     try:
         def call(name, k):  # every worker of the set-up trains chunk k; returns the images of one
             for p in setups[name]:
@@ -291,17 +294,17 @@ def thread_levers(arch: str, data_path: Path, threads: int, repeats: int = 5) ->
         times = interleaved({name: (lambda k, name=name: call(name, k)) for name in setups}, repeats,
                             warm_up=False)
     finally:
-        for p in (p for ps in setups.values() for p in ps):
+        for p in (wide, *packed):
             p.stdin.close()
             p.wait(timeout=60)
 
-    wide, one = n / statistics.median(times["wide"]), n / statistics.median(times["one"])
-    packed = threads * n / statistics.median(times["packed"])
+    wide_ips, one_ips = n / statistics.median(times["wide"]), n / statistics.median(times["one"])
+    packed_ips = threads * n / statistics.median(times["packed"])
     return [
         {"arch": arch, "lever": f"{threads} threads per job (off: 1 thread)", "what": "training images/s, one job",
-         "on": wide, "off": one, "on_over_off": median_ratio(times, "wide", "one"), "setting": str(threads)},
+         "on": wide_ips, "off": one_ips, "on_over_off": median_ratio(times, "wide", "one"), "setting": str(threads)},
         {"arch": arch, "lever": f"{threads} jobs of 1 thread at once (off: 1 job of {threads} threads)",
-         "what": "training images/s, all jobs together", "on": packed, "off": wide,
+         "what": "training images/s, all jobs together", "on": packed_ips, "off": wide_ips,
          # the packed set-up does `threads` times the work of one call
          "on_over_off": statistics.median(threads * w / p for w, p in zip(times["wide"], times["packed"])),
          "setting": f"{threads} x 1"},
