@@ -1,6 +1,7 @@
 """Speed levers change no result; the benchmark harness measures what it says."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -92,13 +93,21 @@ def test_benchmark_harness_smoke(split_path, tmp_path):
 
     from conftest import ROOT
 
+    from mnist_audit import data as mdata
+
+    # a tenth of the split, beside the split's manifest (the job logs its checksums):
+    # every call trains on 5,000 images instead of 55,000
+    small = tmp_path / "small" / "mnist.npz"
+    small.parent.mkdir()
+    shutil.copy(split_path.parent / "manifest.json", small.parent)
+    np.savez(small, **{k: v[: {"train": 5000}.get(k.split("_")[1], 1000)] for k, v in mdata.load_split(split_path).items()})
     code = f"""
 import sys, json; sys.path.insert(0, {str(ROOT / 'workflow')!r})
 from mnist_audit import devices; device = devices.configure_backend(2)
 from mnist_audit import bench
 bench.matmul_peak_macs = lambda: 1e10  # the large matmul takes seconds; its figure is not checked here
 # one fresh process per process-start figure: the tables' structure and arithmetic are checked, not the figures
-bench.run({str(split_path)!r}, {str(tmp_path / 'bench')!r}, ['softmax_regression'], 2, 2, device, process_repeats=1)
+bench.run({str(small)!r}, {str(tmp_path / 'bench')!r}, ['softmax_regression'], 2, 2, device, process_repeats=1)
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
