@@ -150,6 +150,19 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(name=shared[0]))
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """On a worker, a grouped test fails, before its fixtures are built, if the group did
+    not take: pytest-xdist marks a grouped test by a suffix on its node id, which pytest
+    9.2 no longer lets it write (pytest-xdist issue #1386); each worker would then build
+    the group's costly fixture, and run Snakemake in the tiny run's folder at once."""
+    if getattr(item.config.option, "loadgroup", False) and item.get_closest_marker("xdist_group") \
+            and "@" not in item.nodeid:
+        pytest.fail("pytest-xdist's --dist loadgroup did not group this test: this pytest breaks it "
+                    "(pytest-xdist issue #1386). Install the pinned versions (pip install -r requirements-dev.txt) "
+                    "or run in one process (pytest -n 0).", pytrace=False)
+
+
 # In CI (CI=true) a missing prerequisite is a failure, not a quiet skip: the suite would
 # otherwise stay green with the data, an engine, root or JAX gone. Skips that say where
 # a comparison does not apply (another CPU kind, a backend, a run not yet published) stay.
@@ -167,3 +180,4 @@ def pytest_runtest_makereport(item, call):
     if any(s in reason.lower() for s in (m.lower() for m in MISSING_PREREQUISITE)):
         report.outcome = "failed"
         report.longrepr = f"CI=true: a prerequisite is missing, so this test cannot be skipped: {reason}"
+
