@@ -138,7 +138,8 @@ def tiny_run(tmp_path_factory):
 # that is costly, or that must not run twice at once, go to one worker as a group
 # (`--dist loadgroup`): the tiny workflow run (built once; one test runs Snakemake in its
 # folder, where a second Snakemake would find the folder locked) and the published
-# re-runs (started together by their module fixture).
+# re-runs (started together by their module fixture). test_jax.py groups itself (its
+# tests share one compilation cache).
 SHARED_ON_ONE_WORKER = ("tiny_run", "reruns")
 
 
