@@ -100,7 +100,7 @@ def test_benchmark_harness_smoke(split_path, tmp_path):
     small = tmp_path / "small" / "mnist.npz"
     small.parent.mkdir()
     shutil.copy(split_path.parent / "manifest.json", small.parent)
-    np.savez(small, **{k: v[: {"train": 5000}.get(k.split("_")[1], 1000)] for k, v in mdata.load_split(split_path).items()})
+    np.savez(small, **{k: v[: 5000 if k.endswith("_train") else 1000] for k, v in mdata.load_split(split_path).items()})
     code = f"""
 import sys, json; sys.path.insert(0, {str(ROOT / 'workflow')!r})
 from mnist_audit import devices; device = devices.configure_backend(2)

@@ -126,16 +126,16 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
     same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
                        & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
     matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
+    # both sides' runs of the matched seeds, in seed order (paired tests, McNemar)
+    port_m, orig_m = (d.set_index("seed").loc[matched].reset_index() for d in (same_budget, g))
     if paired:  # the original started from each seed's port draw: compare seed by seed
-        acc = {side: d.set_index("seed").loc[matched, "test_accuracy"].to_numpy(float)
-               for side, d in (("port", same_budget), ("original", g))}
-        r = compare_port_original(acc["port"], acc["original"], paired=True)
+        r = compare_port_original(port_m["test_accuracy"].to_numpy(float), orig_m["test_accuracy"].to_numpy(float),
+                                  paired=True)
     else:
         r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
     mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
     if matched:
-        po = correctness(same_budget.set_index("seed").loc[matched].reset_index(), "test")
-        oo = correctness(g.set_index("seed").loc[matched].reset_index(), "test")
+        po, oo = correctness(port_m, "test"), correctness(orig_m, "test")
         if po is not None and oo is not None and po.shape == oo.shape:
             mc = mcnemar(po, oo)
     return {
