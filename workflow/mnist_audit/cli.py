@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from .job import exit_now, setup_logging, training_job
+from .platforms import list_platforms
 
 
 def _cmd_download(a) -> int:
@@ -37,14 +38,13 @@ def _cmd_download(a) -> int:
 
 
 def _cmd_train(a) -> int:
-    from .devices import lean_imports
-
-    lean_imports()  # this process only trains: skip Keras's unused optional imports
     settings = {"arch": a.arch, "variant": a.variant, "overrides": json.loads(a.overrides or "{}"),
                 "budget_scale": a.budget_scale, "train_subset": a.train_subset,
                 "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size,
                 "jit_compile": {"auto": "auto", "on": True, "off": False}[a.jit_compile],
                 "steps_per_execution": a.steps_per_execution, "resident_data": not a.no_resident_data}
+    if a.platform != "default":
+        settings["platform"] = a.platform
     m = training_job(a.data, a.out, a.seed, settings, a.threads, a.jobs_per_gpu, not a.no_memory_growth,
                      stop_after_chunks=a.stop_after_epochs)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "test_accuracy", "val_accuracy",
@@ -147,6 +147,8 @@ def main(argv=None) -> int:
                    help='optimizer steps per compiled call: a number, or "auto" (by the work in a step)')
     t.add_argument("--no-resident-data", action="store_true",
                    help="copy each epoch's batches from NumPy instead of gathering them from a resident tensor")
+    t.add_argument("--platform", default="default", choices=list_platforms(),
+                   help="execution settings applied before TensorFlow is imported (mnist_audit.platforms)")
     t.add_argument("--threads", type=int, default=os.cpu_count())
     t.add_argument("--jobs-per-gpu", type=int, default=1)
     t.add_argument("--no-memory-growth", action="store_true")

@@ -36,6 +36,9 @@ def resolved_schema(schema_path: str | Path) -> dict:
     schema["properties"]["variants"]["propertyNames"] = {"enum": names}
     schema["properties"]["recipe_overrides"]["propertyNames"] = {"enum": names}
     schema["properties"]["originals"]["propertyNames"] = {"enum": names}
+    from .platforms import list_platforms
+
+    schema["properties"]["platforms"]["items"]["enum"] = list_platforms()
     # What an override may be is stated once, in recipes.py (which also checks it).
     schema["properties"]["recipe_overrides"]["additionalProperties"] = recipes.override_schema()
     return schema
@@ -197,6 +200,11 @@ def check_config(config: Mapping) -> None:
             registry.resolve_recipe(arch, "default", overrides)
         except recipes.RegistryError as e:
             raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
+    platforms = config.get("platforms") or ["default"]
+    if platforms[0] != "default":
+        raise ConfigError(f"config key platforms: {platforms!r} must start with default (the claim audit's "
+                          "runs); the other platforms are the same runs with other kernels, e.g. "
+                          "[default, avx2, eigen, jax]")
     subset = config.get("train_subset")
     if subset is not None and config.get("architectures"):
         overrides = config.get("recipe_overrides") or {}
@@ -250,13 +258,29 @@ def run_keys(config: Mapping) -> list[tuple[str, str, int]]:
     ]
 
 
-def train_settings(config: Mapping, arch: str, variant: str) -> dict:
+def platform_run_keys(config: Mapping) -> list[tuple[str, str, str, int]]:
+    """(platform, architecture, variant, seed) for every training job on a platform other
+    than the default (config key ``platforms``): the ports' variants, not the originals."""
+    from .platforms import DEFAULT
+
+    variants = config.get("variants") or {}
+    return [(platform, arch, variant, int(seed))
+            for platform in config.get("platforms") or [DEFAULT] if platform != DEFAULT
+            for arch in config["architectures"]
+            for variant in variants.get(arch, ["default"])
+            for seed in config["seeds"]]
+
+
+def train_settings(config: Mapping, arch: str, variant: str, platform: str = "default") -> dict:
     """Everything one training job needs from the config (JSON-serialisable). For a TF1
-    original, ``variant`` is the registry variant it implements and ``original`` is set."""
+    original, ``variant`` is the registry variant it implements and ``original`` is set.
+    ``platform``: where it runs (``mnist_audit.platforms``; named only when not the default)."""
     of = original_of(variant)
     extra = {"original": True} if of else {}
     if starts_from_port(variant):  # only then: the other jobs' params stay as they were
         extra["from_port"] = True
+    if platform != "default":  # only then: a default run's params stay as they were
+        extra["platform"] = platform
     return {
         **extra,
         "arch": arch,
@@ -275,7 +299,7 @@ def train_settings(config: Mapping, arch: str, variant: str) -> dict:
 def train_priority(config: Mapping, arch: str, variant: str) -> int:
     """Snakemake priority of a training job: its work in units of 10^12 MACs (0-48 for
     the published recipes, zaccone highest), so the longest jobs start first and the
-    cores do not wait on one long job at the end of a run."""
+    cores do not wait on one long job at the end of a run (on any platform)."""
     s = train_settings(config, arch, variant)
     n_train = min(s["train_subset"] or 55_000, 55_000)
     work = registry.training_work(arch, s["variant"], s["overrides"], n_train, s["budget_scale"])
@@ -300,6 +324,7 @@ def sweep_key(config: Mapping) -> str:
     training job gets. Mirrors, download and tracking settings, GPU packing: none is in
     it, so changing them neither starts a new sweep nor relogs a run."""
     runs = sorted([a, v, s, train_settings(config, a, v)] for a, v, s in run_keys(config))
+    runs += sorted([p, a, v, s, train_settings(config, a, v, p)] for p, a, v, s in platform_run_keys(config))
     text = json.dumps(runs, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

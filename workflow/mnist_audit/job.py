@@ -71,10 +71,22 @@ def exit_now(code: int = 0) -> None:
 def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dict, threads: int | None,
                  jobs_per_gpu: int = 1, memory_growth: bool = True, config: dict | None = None,
                  stop_after_chunks: int | None = None) -> dict:
-    """Take a GPU (if any), set up the backend, train. The body of the ``train_model`` rule."""
-    from . import devices
+    """Apply the run's platform, take a GPU (if any), set up the backend, train. The body
+    of the ``train_model`` rule and of the ``train`` command.
 
+    The platform (``settings["platform"]``, default "default") is applied first, before
+    TensorFlow or Keras is imported: its kernel settings only take effect then, and a
+    platform this machine cannot honour fails here, before any training
+    (``mnist_audit.platforms``). The run's record says what actually ran.
+    """
+    from . import devices, platforms
+
+    session = platforms.Session(settings.get("platform", platforms.DEFAULT), threads)
+    session.apply()
+    threads = session.threads
+    devices.lean_imports()  # this process only trains: skip Keras's unused optional imports
     with contextlib.ExitStack() as stack:
+        stack.callback(session.close)  # the standard output back, however the job ends
         gpus = devices.detect_gpus()
         lease = None
         if gpus and not devices.scheduler_assigned_gpus():
@@ -95,23 +107,23 @@ def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dic
 
             keep = ("arch", "variant", "budget_scale", "train_subset", "eval_subset", "eval_batch_size")
             return train_original(data, out_dir, seed=seed, threads=threads or 1, device=device, config=config,
-                                  from_port=bool(settings.get("from_port")), **{k: settings[k] for k in keep})
+                                  from_port=bool(settings.get("from_port")), platform=session,
+                                  **{k: settings[k] for k in keep})
         from .train import train_run
 
+        run = {k: v for k, v in settings.items() if k != "platform"}
+        if session.platform.backend != "tensorflow":  # the seed paired with the TensorFlow port's draw
+            run["initial_weights"] = platforms.tensorflow_initial_weights(run["arch"], run.get("variant", "default"),
+                                                                          seed)
         return train_run(data, out_dir, seed=seed, device=device, config=config,
-                         stop_after_chunks=stop_after_chunks, **settings)
+                         stop_after_chunks=stop_after_chunks, platform=session, **run)
 
 
 @contextlib.contextmanager
-def step(snakemake, lean: bool = False, fast_exit: bool = False) -> Iterator[None]:
+def step(snakemake, fast_exit: bool = False) -> Iterator[None]:
     """The body of a Snakemake script: log to its log file; an error is logged once and
-    fails the job. ``lean``: the process only trains (skip Keras's unused optional
-    imports). ``fast_exit``: end the process at once when the body succeeds (its
+    fails the job. ``fast_exit``: end the process at once when the body succeeds (its
     outputs are written and closed; see ``exit_now``)."""
-    if lean:
-        from .devices import lean_imports
-
-        lean_imports()
     setup_logging(snakemake.log[0])
     with logged_errors():
         yield

@@ -30,6 +30,7 @@ PLOT_FILES = {
     "learning_curves_wall": "Held-out accuracy vs wall-clock seconds (mean and sd band over seeds)",
     "accuracy_vs_params": "Final test accuracy vs trainable parameters (log x)",
     "accuracy_vs_time": "Final test accuracy vs training time (log x)",
+    "variance": "Seed, platform and test-set spreads of every architecture, in points of accuracy",
 }
 
 

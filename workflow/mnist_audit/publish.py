@@ -125,8 +125,39 @@ def _utc(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+PLATFORMS_DIR = "platforms"
+
+
+def cpu_slug(kind: str) -> str:
+    """A CPU kind as a folder name: "GenuineIntel 6/167 avx512+amx+bf16" -> "intel-6-167"."""
+    from .variance import cpu_short
+
+    return cpu_short(kind).lower().replace(" ", "-").replace("/", "-")
+
+
+def _cpu_kind(m: dict) -> str:
+    return (m.get("device") or {}).get("cpu_kind") or ((m.get("provenance") or {}).get("cpu") or {}).get("kind", "")
+
+
+def destination(m: dict, audit_runs: Path) -> Path:
+    """Where a run is published. ``audit/runs/{arch}/{variant}/seed{n}`` holds one run per
+    seed on the default platform (the claim audit's); the same seed on another platform,
+    or on the default platform of another CPU kind than the one already published there,
+    goes to the platform study, ``audit/platforms/{cpu}/{platform}/{arch}/{variant}/seed{n}``."""
+    tail = Path(m["arch"]) / m["variant"] / f"seed{m['seed']}"
+    platform = RunRecord(m).platform
+    study = audit_runs.parent / PLATFORMS_DIR / cpu_slug(_cpu_kind(m)) / platform / tail
+    main = audit_runs / tail
+    if platform != "default":
+        return study
+    if (main / "metrics.json").exists() and _cpu_kind(RunRecord.read(main).metrics) != _cpu_kind(m):
+        return study
+    return main
+
+
 def publish_run(run_dir: str | Path, audit_runs: str | Path, study: bool = False) -> str:
-    """Copy one finished run into ``audit_runs``; returns "published" or "unchanged"."""
+    """Copy one finished run into ``audit_runs`` (or, for a run of the platform study, beside
+    it: ``destination``); returns "published" or "unchanged"."""
     run_dir, audit_runs = Path(run_dir), Path(audit_runs)
     metrics_path = run_dir / "metrics.json"
     if not metrics_path.exists():
@@ -135,7 +166,7 @@ def publish_run(run_dir: str | Path, audit_runs: str | Path, study: bool = False
     reasons = why_not_publishable(m, run_dir, study)
     if reasons:
         raise PublishError(f"{run_label(m)} ({run_dir}) is not a {_kind(study)}: " + "; ".join(reasons))
-    dest = audit_runs / m["arch"] / m["variant"] / f"seed{m['seed']}"
+    dest = audit_runs / m["arch"] / m["variant"] / f"seed{m['seed']}" if study else destination(m, audit_runs)
     if (dest / "metrics.json").exists():
         same, diff = _same_results(run_dir, dest)
         if same:
@@ -202,6 +233,11 @@ def published_metrics(audit_runs: str | Path) -> list[Path]:
     return sorted(Path(audit_runs).glob("*/*/seed*/metrics.json"))
 
 
+def platform_metrics(audit_dir: str | Path) -> list[Path]:
+    """Every run of the platform study (``audit/platforms/{cpu}/{platform}/...``), in a stable order."""
+    return sorted((Path(audit_dir) / PLATFORMS_DIR).glob("*/*/*/*/seed*/metrics.json"))
+
+
 # ---------------------------------------------------------------------------
 # The published report: rebuilt from the committed records alone
 # ---------------------------------------------------------------------------
@@ -217,7 +253,9 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
 
     base = Path(report_dir)
     out = {"readme": base / "README.md", "status": base / "status.md", "runs": base / "runs.csv",
-           "portcheck_runs": base / "portcheck_runs.csv",
+           "portcheck_runs": base / "portcheck_runs.csv", "platform_runs": base / "platform_runs.csv",
+           "variance_csv": base / "tables" / "variance.csv", "variance_md": base / "tables" / "variance.md",
+           "platform_verdicts_csv": base / "tables" / "platform_verdicts.csv",
            "summary_html": base / "summary.html",
            "parameters_csv": base / "tables" / "parameters.csv", "parameters_md": base / "tables" / "parameters.md",
            "layers_csv": base / "tables" / "layers.csv", "layers_md": base / "tables" / "layers.md"}
@@ -282,6 +320,12 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
         inputs |= {"study_runs": out["portcheck_runs"], "study_histories": [p.parent / "history.csv" for p in study]}
     else:
         out.pop("portcheck_runs")
+    on_platforms = platform_metrics(audit_dir)
+    if on_platforms:
+        report.write_runs(on_platforms, out["parameters_csv"], out["platform_runs"])
+        inputs |= {"platform_runs": out["platform_runs"]}
+    else:
+        out.pop("platform_runs")
     result = report.build_report(inputs, out)
     text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix())
     write_text(out["status"], text)

@@ -7,7 +7,7 @@ table that the README, the HTML summary and the audit status open with.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -227,9 +227,11 @@ def origin_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing: pd.DataFrame,
-           pvo: pd.DataFrame, manifest: Mapping | None, outputs: Mapping[str, str], scaled: bool) -> str:
+           pvo: pd.DataFrame, manifest: Mapping | None, outputs: Mapping[str, str], scaled: bool,
+           platform_lines: Sequence[str] = ()) -> str:
     """The report's README.md (``pvo``: the port-versus-original table; ``outputs``: the
-    report's paths, for the links)."""
+    report's paths, for the links; ``platform_lines``: the platform study's section,
+    ``variance.section``)."""
     base = Path(outputs["readme"]).parent
     overridden = bool(runs["overridden"].any())
     lines = ["# MNIST tutorial audit: report", ""]
@@ -281,6 +283,7 @@ def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing
         lines += [md(pvo, PORT_MD), PORT_NOTE, ""]
         if "port_vs_original" in outputs:
             lines += [f"![port versus original]({rel(outputs['port_vs_original'], base)})", ""]
+    lines += list(platform_lines)
     lines += [
         f"Tables: [claim_audit.csv]({rel(outputs['claim_audit_csv'], base)}), "
         f"[runs.csv]({rel(outputs['runs'], base)}) (one row per run).",

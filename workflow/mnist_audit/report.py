@@ -35,14 +35,14 @@ import numpy as np
 import pandas as pd
 
 from . import audit as stats
-from . import registry
+from . import registry, variance
 from .config import original_of
 from .plots import make_plots
 from .portcheck import port_vs_original
 from .runs import RunRecord
 from .readme import claim_audit_markdown, port_markdown, readme
 from .summary_html import html_summary, landing_rst
-from .tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, write_csv, write_text
+from .tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, rel, write_csv, write_text
 from .runs import label as model_label
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ def load_run(metrics_path: str | Path) -> dict:
     full, kind = record.full_budget, record.recipe_kind
     row = {
         "architecture": m["arch"], "variant": m["variant"], "model": model_label(m["arch"], m["variant"]),
-        "seed": int(m["seed"]), "baseline": bool(m.get("baseline")),
+        "seed": int(m["seed"]), "platform": record.platform, "baseline": bool(m.get("baseline")),
         "recipe_kind": kind, "published_recipe": bool(m.get("published_recipe")), "full_budget": bool(full),
         "overridden": bool(overrides), "overrides": json.dumps(overrides, sort_keys=True),
         "budget_scale": float(m["budget_scale"]), "train_subset": m.get("train_subset"),
@@ -82,6 +82,8 @@ def load_run(metrics_path: str | Path) -> dict:
         "logical_cpus": (m.get("load_average") or {}).get("logical_cpus") or device.get("logical_cpus"),
         "trained_at": _trained_at(path),
         "backend": m.get("backend", "unknown"),
+        "onednn_isa": ((m.get("platform") or {}).get("ran") or {}).get("onednn", {}).get("isa"),
+        "initial_weights": m.get("initial_weights"),
         "test_accuracy": m["test_accuracy"], "val_accuracy": m.get("val_accuracy"),
         "test_loss": m.get("test_loss"), "val_loss": m.get("val_loss"),
         "best_epoch_test_accuracy_optimistic": m.get("best_epoch_test_accuracy_optimistic"),
@@ -146,9 +148,10 @@ def aggregate_runs(metrics_paths: Sequence[str | Path], parameters: pd.DataFrame
     runs = pd.DataFrame([load_run(p) for p in metrics_paths])
     if runs.empty:
         raise ValueError("no runs to aggregate")
-    dup = runs.duplicated(["architecture", "variant", "seed"])
+    key = ["architecture", "variant", "platform", "cpu_kind", "seed"]  # one run per seed and platform
+    dup = runs.duplicated(key)
     if dup.any():
-        raise ValueError(f"duplicate runs: {runs.loc[dup, ['architecture', 'variant', 'seed']].values.tolist()}")
+        raise ValueError(f"duplicate runs: {runs.loc[dup, key].values.tolist()}")
     if parameters is not None:
         runs["_pv"] = [original_of(v) or v for v in runs["variant"]]  # an original counts as its port
         runs = runs.merge(parameters[["architecture", "variant", "params", "macs_per_image"]]
@@ -263,6 +266,12 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     in report.smk's report_tables_plots rule.
     """
     runs = read_runs(inputs["runs"])
+    # The claim audit, timing and plots read the default platform's runs; the platform
+    # study (runs on other platforms, and the published audit's audit/platforms/) its own section.
+    elsewhere = runs["platform"].ne("default") if "platform" in runs else pd.Series(False, index=runs.index)
+    runs, platform_runs = runs[~elsewhere].reset_index(drop=True), runs[elsewhere]
+    if inputs.get("platform_runs"):
+        platform_runs = pd.concat([platform_runs, read_runs(inputs["platform_runs"])], ignore_index=True)
     params = pd.read_csv(inputs["parameters"])
     manifest = json.loads(Path(inputs["manifest"]).read_text()) if inputs.get("manifest") else None
     audit = stats.claim_audit(runs)
@@ -288,6 +297,15 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_text(outputs["timing_md"], md(timing, TIMING_MD))
     make_plots(runs, audit, hist, pvo, outputs, scaled, pvo_hist)
     links = {**outputs, "runs": str(inputs["runs"]), "layers_md": str(inputs["layers_md"])}
-    write_text(outputs["readme"], readme(runs, audit, params, timing, pvo, manifest, links, scaled))
+    study = variance.study_runs(runs, platform_runs)
+    spreads, verdicts = variance.variance_table(study), variance.platform_verdicts(study)
+    if "variance_csv" in outputs:
+        write_csv(outputs["variance_csv"], spreads)
+        write_csv(outputs["platform_verdicts_csv"], verdicts)
+        write_text(outputs["variance_md"], variance.variance_markdown(spreads, verdicts))
+        variance.plot_variance(spreads, outputs["variance"], scaled)
+    plot = rel(outputs["variance"], Path(outputs["readme"]).parent) if "variance" in outputs else None
+    write_text(outputs["readme"], readme(runs, audit, params, timing, pvo, manifest, links, scaled,
+                                         variance.section(spreads, verdicts, plot)))
     log.info("report: %d runs, %d audit rows, scaled=%s", len(runs), len(audit), scaled)
     return {"audit": audit, "timing": timing, "scaled": scaled}

@@ -72,6 +72,11 @@ class RunRecord:
         return label(self.metrics["arch"], self.metrics["variant"])
 
     @property
+    def platform(self) -> str:
+        """Where it ran (``mnist_audit.platforms``): "default" for a record older than platforms."""
+        return (self.metrics.get("platform") or {}).get("name", "default")
+
+    @property
     def overridden(self) -> bool:
         return bool(self.metrics.get("overrides"))
 

@@ -185,19 +185,25 @@ def run_identity(metrics: Mapping, manifest: Mapping | None = None) -> str:
     data = (manifest or {}).get("payload_sha256") or prov.get("data_payload_sha256") or {}
     ident = {k: metrics.get(k) for k in IDENTITY_KEYS}
     ident["data_payload_sha256"] = dict(sorted(data.items()))
+    platform = runs.RunRecord(metrics).platform
+    if platform != "default":  # a default run's identity stays what it was before platforms
+        ident["platform"] = platform
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def description(metrics: Mapping) -> str:
-    """The run's one-line result: "thomas s0: 99.05% test, 8.1 min; claim 99% (bound 98.5%)"."""
+    """The run's one-line result: "thomas s0: 99.05% test, 8.1 min; claim 99% (bound 98.5%)"
+    ("thomas s0 [avx2]: ..." on a platform other than the default)."""
     label = runs.label(metrics["arch"], metrics["variant"])
+    platform = runs.RunRecord(metrics).platform
+    where = "" if platform == "default" else f" [{platform}]"
     claim = metrics.get("claim") or {}
     secs = float((metrics.get("timing") or {}).get("total_train_seconds") or 0)
     took = f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.1f} s"
     said = (f"claim {100 * claim['value']:g}% (bound {100 * claim['lower']:g}%)" if claim.get("value") is not None
             else "no claim")
     kind = "" if metrics.get("published_recipe") else " [not the published recipe]"
-    return f"{label} s{metrics['seed']}: {100 * metrics['test_accuracy']:.2f}% test, {took}; {said}{kind}"
+    return f"{label} s{metrics['seed']}{where}: {100 * metrics['test_accuracy']:.2f}% test, {took}; {said}{kind}"
 
 
 def provenance_record(metrics: Mapping, manifest: Mapping | None) -> dict:
@@ -263,6 +269,8 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
     """Params, tags and metrics for one run, from the job's local outputs."""
     arch, variant, seed = metrics["arch"], metrics["variant"], metrics["seed"]
     record = runs.RunRecord(metrics)
+    platform = record.platform
+    on = "" if platform == "default" else f" [{platform}]"
     recipe_kind = record.recipe_kind + (f" x{metrics['budget_scale']:g}" if record.scaled else "")
     device = metrics.get("device") or {}
     params = {
@@ -278,18 +286,20 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         "backend": metrics["backend"],
         "baseline": str(metrics["baseline"]).lower(),
         "cpu_kind": device.get("cpu_kind") or ((metrics.get("provenance") or {}).get("cpu") or {}).get("kind"),
+        "platform": platform,
+        **{f"platform.{k}": v for k, v in _flatten((metrics.get("platform") or {}).get("settings") or {}).items()},
     }
     prov = metrics.get("provenance") or {}
     # A few tags a reader filters and groups by; versions and checksums are in the
     # run's provenance.json artifact, the data in its dataset inputs.
     tags = {
-        "architecture": arch, "variant": variant, "seed": str(seed), "recipe": recipe_kind,
+        "architecture": arch, "variant": variant, "seed": str(seed), "recipe": recipe_kind, "platform": platform,
         "device": device.get("name", "unknown"),
         "mlflow.source.git.commit": prov.get("git_commit", "unknown"),
         # the UI's Source: what trained it (the Snakemake rule's script; the CLI runs the same code)
         "mlflow.source.name": SOURCE_NAME, "mlflow.source.type": "JOB",
         "mlflow.note.content": description(metrics),
-        f"{TAG}.job": f"{arch}/{variant}/seed{seed}",
+        f"{TAG}.job": ("" if platform == "default" else f"platforms/{platform}/") + f"{arch}/{variant}/seed{seed}",
         f"{TAG}.identity": run_identity(metrics, manifest),
     }
     final = {
@@ -303,7 +313,7 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
                  "train_seconds", "wall_seconds"]
     series = [(f"epoch.{k}", float(r[k]), int(r["epoch"])) for r in history_rows for k in per_epoch]
     return {"params": params, "tags": tags, "final": final, "series": series,
-            "run_name": f"{runs.label(arch, variant)} s{seed}"}
+            "run_name": f"{runs.label(arch, variant)} s{seed}{on}"}
 
 
 SOURCE_NAME = "workflow/scripts/train_model.py"

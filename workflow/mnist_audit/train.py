@@ -44,11 +44,16 @@ def train_run(
     device: dict | None = None,
     config: dict | None = None,
     stop_after_chunks: int | None = None,
+    initial_weights: list | None = None,
+    platform=None,
 ) -> dict:
     """Train one job: write metrics.json, history.csv, model.keras, confusion.csv, predictions.npz.
 
     ``stop_after_chunks`` ends the process's work early (as a kill would), leaving the
-    checkpoint for a resume; tests use it. Returns the metrics dict.
+    checkpoint for a resume; tests use it. ``initial_weights`` (``model.get_weights()``
+    order): start from these instead of this backend's draw for the seed (a run on JAX
+    paired with the TensorFlow port's draw). ``platform``: the job's
+    ``platforms.Session``, whose record goes into the run's. Returns the metrics dict.
     """
     import keras
 
@@ -87,6 +92,8 @@ def train_run(
     else:
         model = models.compile_model(models.build_model(arch, variant), recipe, jit_compile=jit_compile,
                                      steps_per_execution=spe)
+        if initial_weights is not None:
+            model.set_weights(initial_weights)
         history, start_chunk, wall_offset, resumed_from = [], 0, 0.0, None
 
     feeder = Feeder(d["x_train"], d["y_train"], resident_data)
@@ -157,6 +164,10 @@ def train_run(
         "config": config or {},
         "result_id": uuid.uuid4().hex,  # lets the logger tell these results from older ones
     }
+    if initial_weights is not None:
+        metrics["initial_weights"] = f"the TensorFlow port's (seed {seed})"
+    if platform is not None:
+        metrics["platform"] = platform.record(backend)
     runs.write_run(out_dir, metrics, history, d["y_val"], val_pred, d["y_test"], y_pred, sampler.table())
     ckpt.clear()
     return metrics

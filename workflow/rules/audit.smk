@@ -12,8 +12,8 @@ AUDIT_METRICS = sorted(glob.glob(f"{AUDIT_DIR}/runs/*/*/seed*/metrics.json")) + 
 # numbers). No output: it runs whenever it is asked for.
 rule publish:
     input:
-        metrics=run_paths(f"{RUN_DIR}/metrics.json"),
-        predictions=run_paths(f"{RUN_DIR}/predictions.npz"),
+        metrics=run_files("metrics.json"),
+        predictions=run_files("predictions.npz"),
     params:
         runs=f"{AUDIT_DIR}/runs",
     conda:

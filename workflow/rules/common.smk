@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from mnist_audit import config as audit_config
 from mnist_audit import tracking
 from mnist_audit.data import MNIST_FILES
+from mnist_audit.platforms import DEFAULT as DEFAULT_PLATFORM, list_platforms
 from mnist_audit.registry import list_models
 
 # The schema's architecture enum comes from the registry: one list of names.
@@ -34,6 +35,7 @@ wildcard_constraints:
     arch="|".join(list_models()),
     variant=r"[a-z0-9_]+",
     seed=r"\d+",
+    platform="|".join(p for p in list_platforms() if p != DEFAULT_PLATFORM),
     file="|".join(name.replace(".", r"\.") for name in MNIST_FILES),
 
 
@@ -41,15 +43,31 @@ wildcard_constraints:
 ENV = "../../environment.yml"
 RUNS = audit_config.run_keys(config)
 RUN_DIR = "results/runs/{arch}/{variant}/seed{seed}"
+# the same runs on the other platforms of config key platforms (avx2, eigen, jax, ...)
+PLATFORM_RUNS = audit_config.platform_run_keys(config)
+PLATFORM_RUN_DIR = "results/platforms/{platform}/{arch}/{variant}/seed{seed}"
 DATA_DIR = "results/data/mnist"
 
 
-def run_paths(pattern):
-    return [pattern.format(arch=a, variant=v, seed=s) for a, v, s in RUNS]
+def run_files(name):
+    """The file ``name`` of every run folder: the default platform's, then the other platforms'."""
+    return [f"{RUN_DIR}/{name}".format(arch=a, variant=v, seed=s) for a, v, s in RUNS] + [
+        f"{PLATFORM_RUN_DIR}/{name}".format(platform=p, arch=a, variant=v, seed=s) for p, a, v, s in PLATFORM_RUNS]
 
 
 def train_params(wildcards):
     return audit_config.train_settings(config, wildcards.arch, wildcards.variant)
+
+
+def platform_train_params(wildcards):
+    return audit_config.train_settings(config, wildcards.arch, wildcards.variant, wildcards.platform)
+
+
+def platform_threads(wildcards):
+    """A platform that sets the thread count (threads2) gets those cores from the scheduler."""
+    from mnist_audit.platforms import get_platform
+
+    return get_platform(wildcards.platform).threads or 1
 
 
 def run_model(wildcards):
@@ -66,6 +84,6 @@ def train_priority(wildcards):
 def all_targets():
     return (
         [f"{DATA_DIR}/manifest.json"]
-        + run_paths(os.path.join(RUN_DIR, "mlflow_run.json"))
+        + run_files("mlflow_run.json")
         + ["results/report/README.md", "results/report/landing.rst", "results/report/mlflow_run.json"]
     )

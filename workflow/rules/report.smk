@@ -25,7 +25,7 @@ rule model_accounting:
 
 rule aggregate_runs:
     input:
-        metrics=run_paths(f"{RUN_DIR}/metrics.json"),
+        metrics=run_files("metrics.json"),
         parameters=rules.model_accounting.output.parameters_csv,
     output:
         runs=report(f"{REPORT_DIR}/runs.csv", caption="../report/runs.rst", category="4. Runs"),
@@ -42,7 +42,7 @@ rule report_tables_plots:
         runs=rules.aggregate_runs.output.runs,
         parameters=rules.model_accounting.output.parameters_csv,
         layers_md=rules.model_accounting.output.layers_md,
-        histories=run_paths(f"{RUN_DIR}/history.csv"),
+        histories=run_files("history.csv"),
         manifest=f"{DATA_DIR}/manifest.json",
     output:
         readme=report(f"{REPORT_DIR}/README.md", caption="../report/readme.rst", category="0. Read me first"),
@@ -62,6 +62,10 @@ rule report_tables_plots:
         accuracy_vs_time=report(f"{REPORT_DIR}/plots/accuracy_vs_time.png", caption="../report/accuracy_vs_time.rst", category="3. Cost", subcategory="Timing"),
         timing_csv=report(f"{REPORT_DIR}/tables/timing.csv", caption="../report/timing.rst", category="3. Cost", subcategory="Timing"),
         timing_md=report(f"{REPORT_DIR}/tables/timing.md", caption="../report/timing.rst", category="3. Cost", subcategory="Timing"),
+        variance=report(f"{REPORT_DIR}/plots/variance.png", caption="../report/variance.rst", category="6. Platforms"),
+        variance_csv=report(f"{REPORT_DIR}/tables/variance.csv", caption="../report/variance.rst", category="6. Platforms"),
+        variance_md=report(f"{REPORT_DIR}/tables/variance.md", caption="../report/variance.rst", category="6. Platforms"),
+        platform_verdicts_csv=report(f"{REPORT_DIR}/tables/platform_verdicts.csv", caption="../report/variance.rst", category="6. Platforms"),
     conda:
         ENV
     log:
@@ -73,7 +77,7 @@ rule report_tables_plots:
 rule log_report:
     input:
         sweep=rules.init_tracking.output.sweep,
-        markers=run_paths(f"{RUN_DIR}/mlflow_run.json"),
+        markers=run_files("mlflow_run.json"),
         runs=rules.aggregate_runs.output.runs,
         readme=rules.report_tables_plots.output.readme,
         audit=rules.report_tables_plots.output.claim_audit_csv,
@@ -84,6 +88,9 @@ rule log_report:
             rules.report_tables_plots.output.timing_md,
             rules.report_tables_plots.output.port_vs_original_csv,
             rules.report_tables_plots.output.port_vs_original_md,
+            rules.report_tables_plots.output.variance_csv,
+            rules.report_tables_plots.output.variance_md,
+            rules.report_tables_plots.output.platform_verdicts_csv,
             rules.model_accounting.output.parameters_csv,
             rules.model_accounting.output.parameters_md,
             rules.model_accounting.output.layers_csv,
@@ -97,6 +104,7 @@ rule log_report:
             rules.report_tables_plots.output.learning_curves_wall,
             rules.report_tables_plots.output.accuracy_vs_params,
             rules.report_tables_plots.output.accuracy_vs_time,
+            rules.report_tables_plots.output.variance,
         ],
     output:
         marker=f"{REPORT_DIR}/mlflow_run.json",

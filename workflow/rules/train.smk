@@ -47,6 +47,24 @@ rule train_model:  # a port (Keras 3); the TF1 originals are train_original belo
         "../scripts/train_model.py"
 
 
+# A port on another platform (config key platforms: oneDNN capped, Eigen kernels, two
+# threads, JAX): the same job, its settings applied before TensorFlow is imported.
+use rule train_model as train_model_on_platform with:
+    output:
+        metrics=f"{PLATFORM_RUN_DIR}/metrics.json",
+        history=f"{PLATFORM_RUN_DIR}/history.csv",
+        model=f"{PLATFORM_RUN_DIR}/model.keras",
+        confusion=f"{PLATFORM_RUN_DIR}/confusion.csv",
+        predictions=f"{PLATFORM_RUN_DIR}/predictions.npz",
+    params:
+        settings=platform_train_params,
+    log:
+        "results/logs/train_model/platforms/{platform}/{arch}/{variant}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/train_model/platforms/{platform}/{arch}/{variant}/seed{seed}.tsv"
+    threads: platform_threads
+
+
 # The author's program in TensorFlow 1's graph API (opt-in: config key originals); the
 # same record as a port's run, without a model file.
 rule train_original:
@@ -103,3 +121,17 @@ rule log_run:
             log[0],
             attempts=config["mlflow"]["retries"],
         )
+
+
+use rule log_run as log_run_on_platform with:
+    input:
+        sweep=rules.init_tracking.output.sweep,
+        metrics=f"{PLATFORM_RUN_DIR}/metrics.json",
+        history=f"{PLATFORM_RUN_DIR}/history.csv",
+        model=f"{PLATFORM_RUN_DIR}/model.keras",
+        confusion=f"{PLATFORM_RUN_DIR}/confusion.csv",
+        manifest=f"{DATA_DIR}/manifest.json",
+    output:
+        marker=f"{PLATFORM_RUN_DIR}/mlflow_run.json",
+    log:
+        "results/logs/log_run/platforms/{platform}/{arch}/{variant}/seed{seed}.log",

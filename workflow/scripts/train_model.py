@@ -5,8 +5,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(snakemake.scriptdir).parent))
 from mnist_audit import job
 
-# lean: this process only trains; fast_exit: its outputs are closed, skip TensorFlow's teardown
-with job.step(snakemake, lean=True, fast_exit=True):
+# fast_exit: its outputs are closed, skip TensorFlow's teardown (the job applies the run's
+# platform and the lean imports itself, before TensorFlow is imported)
+with job.step(snakemake, fast_exit=True):
     job.training_job(
         snakemake.input.data,
         Path(snakemake.output.metrics).parent,

@@ -82,6 +82,7 @@ def train_original(
     config: dict | None = None,
     initial_weights: list | None = None,
     from_port: bool = False,
+    platform=None,
 ) -> dict:
     """Train the original of ``arch``/``variant``; write metrics.json, history.csv,
     confusion.csv and predictions.npz into ``out_dir`` (no model file). Returns the metrics.
@@ -199,6 +200,8 @@ def train_original(
         "config": config or {},
         "result_id": uuid.uuid4().hex,
     }
+    if platform is not None:  # the job's platforms.Session: what ran
+        metrics["platform"] = platform.record("tensorflow")
     runs.write_run(out_dir, metrics, history, y_val, val_pred, y_test, y_pred)
     return metrics
 

@@ -1,0 +1,241 @@
+"""How much the machine moves each answer: seed, platform and test-set spreads side by side.
+
+Three sources of variation of one architecture's accuracy (SPEC section 4), each in
+points of accuracy on the full test set after the whole budget:
+
+- the **seed** spread: the sd over seeds on one platform (the claim audit's runs);
+- the **platform** spread: the same seeds on other platforms (kernels, backend, CPU
+  kind; ``mnist_audit.platforms``): each run's difference from the same seed on the
+  reference platform, their sd and the largest, and the sd over platforms at a fixed
+  seed (pooled over the seeds) in the same unit as the seed spread;
+- the **test-set** sampling error: the binomial standard error of one evaluation on the
+  n test images at the reference mean, which no number of seeds or platforms reduces.
+
+A platform here is a named setting on one CPU kind ("avx2 on Intel 6/167"): the same
+setting on another kind runs other kernels. The reference is the claim audit's own runs
+(the default platform). ``platform_verdicts`` re-judges each claim on every platform's
+runs alone, so a reader sees whether a verdict could flip on another machine.
+
+Pure functions of the runs table: the report's variance section and plot read them.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from .audit import claim_audit
+from .config import original_of
+from .platforms import DROPOUT_DIFFERS
+from .tables import groups
+
+REFERENCE = "reference"
+VARIANCE_COLUMNS = [
+    "architecture", "variant", "model", "reference", "n_seeds", "seed_sd_pt", "platforms", "n_platforms",
+    "n_pairs", "platform_diff_mean_pt", "platform_diff_sd_pt", "platform_diff_max_pt", "platform_sd_pt",
+    "test_se_pt", "largest", "unchanged_on", "changed_on",
+]
+
+
+def cpu_short(kind: str) -> str:
+    """"AuthenticAMD 25/17 avx512+bf16" -> "AMD 25/17"; "GenuineIntel 6/167 ..." -> "Intel 6/167"."""
+    parts = str(kind).split()
+    if not parts:
+        return "unknown CPU"
+    vendor = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(parts[0], parts[0])
+    return f"{vendor} {parts[1]}" if len(parts) > 1 else vendor
+
+
+def where(platform: str, cpu_kind: str) -> str:
+    """A platform as the study names it: the setting and the CPU kind it ran on."""
+    return f"{platform} on {cpu_short(cpu_kind)}"
+
+
+def study_runs(reference: pd.DataFrame, others: pd.DataFrame | None = None) -> pd.DataFrame:
+    """The ports' full runs of every platform, each row tagged with ``where`` and whether
+    it is a reference run (the claim audit's): ``reference`` holds the claim audit's runs,
+    ``others`` the platform study's (any platform and CPU kind)."""
+    frames = [reference.assign(_ref=True)]
+    if others is not None and len(others):
+        frames.append(others.assign(_ref=False))
+    runs = pd.concat(frames, ignore_index=True)
+    runs = runs[[not original_of(v) for v in runs["variant"]]].copy()
+    if "platform" not in runs:
+        runs["platform"] = "default"
+    runs["platform"] = runs["platform"].fillna("default")
+    runs["where"] = [where(p, k) for p, k in zip(runs["platform"], runs["cpu_kind"])]
+    return runs
+
+
+def _reference_where(g: pd.DataFrame) -> str | None:
+    ref = g[g["_ref"]]
+    if ref.empty:
+        return None
+    return ref["where"].value_counts().sort_index().idxmax()  # the kind with most reference runs
+
+
+def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per port (architecture, variant) with runs on more than one platform."""
+    rows = []
+    for (arch, variant), g in groups(runs):
+        ref_where = _reference_where(g)
+        if ref_where is None or g["where"].nunique() < 2:
+            continue
+        ref_runs = g[g["where"] == ref_where].set_index("seed")
+        ref = ref_runs["test_accuracy"].astype(float)
+        others = g[g["where"] != ref_where]
+        diffs, changed = [], set()  # (where, seed, difference in points); where any number moved
+        for r in others.itertuples(index=False):
+            if r.seed in ref.index:
+                diffs.append((r.where, int(r.seed), 100 * (float(r.test_accuracy) - float(ref[r.seed]))))
+                if (float(r.test_accuracy), float(r.test_loss)) != (
+                        float(ref[r.seed]), float(ref_runs.loc[r.seed, "test_loss"])):
+                    changed.add(r.where)
+        d = np.array([x for _, _, x in diffs])
+        # the sd over platforms at a fixed seed, pooled over the seeds measured on 2+ platforms
+        by_seed = g.groupby("seed")["test_accuracy"].agg(lambda v: list(v.astype(float)))
+        within = [(len(v) - 1, np.var(np.asarray(v) * 100, ddof=1)) for v in by_seed if len(v) > 1]
+        dof = sum(k for k, _ in within)
+        platform_sd = math.sqrt(sum(k * v for k, v in within) / dof) if dof else math.nan
+        n_test = int(g["n_test"].iloc[0])
+        p = float(ref.mean())
+        unchanged = sorted({w for w, _, _ in diffs} - changed)
+        largest = max(diffs, key=lambda t: abs(t[2])) if diffs else None
+        rows.append({
+            "architecture": arch, "variant": variant, "model": g["model"].iloc[0], "reference": ref_where,
+            "n_seeds": len(ref), "seed_sd_pt": 100 * float(ref.std(ddof=1)) if len(ref) > 1 else math.nan,
+            "platforms": ", ".join(sorted(set(others["where"]))), "n_platforms": int(g["where"].nunique()),
+            "n_pairs": len(d),
+            "platform_diff_mean_pt": float(d.mean()) if len(d) else math.nan,
+            "platform_diff_sd_pt": float(d.std(ddof=1)) if len(d) > 1 else math.nan,
+            "platform_diff_max_pt": float(np.abs(d).max()) if len(d) else math.nan,
+            "platform_sd_pt": platform_sd,
+            "test_se_pt": 100 * math.sqrt(p * (1 - p) / n_test) if n_test else math.nan,
+            "largest": f"{largest[2]:+.2f} pt ({largest[0]}, seed {largest[1]})" if largest else "",
+            "unchanged_on": ", ".join(unchanged), "changed_on": ", ".join(sorted(changed)),
+        })
+    return pd.DataFrame(rows, columns=VARIANCE_COLUMNS)
+
+
+VERDICT_COLUMNS = ["architecture", "variant", "model", "claim", "reference_verdict", "holds_everywhere",
+                   "verdicts", "flips_on"]
+
+
+def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
+    """Per judged claim: its verdict on each platform's runs alone, side by side, and
+    whether the reference verdict holds on every platform measured."""
+    rows = []
+    for (arch, variant), g in groups(runs):
+        ref_where = _reference_where(g)
+        if ref_where is None or g["where"].nunique() < 2:
+            continue
+        per = {}
+        for w, gw in g.groupby("where", sort=True):
+            audit = claim_audit(gw.drop(columns=["_ref"]))
+            if len(audit):
+                per[w] = (audit["verdict"].iloc[0], int(audit["n_seeds"].iloc[0]), audit["claim_lower_pct"].iloc[0])
+        if ref_where not in per or per[ref_where][0].startswith("no claim"):
+            continue  # no claim to judge (or the claim is another recipe's)
+        ref_verdict = per[ref_where][0]
+        flips = [w for w, (v, _, _) in per.items() if v != ref_verdict]
+        order = [ref_where] + sorted(w for w in per if w != ref_where)
+        rows.append({
+            "architecture": arch, "variant": variant, "model": g["model"].iloc[0],
+            "claim": f">= {per[ref_where][2]:g}%", "reference_verdict": ref_verdict,
+            "holds_everywhere": not flips,
+            "verdicts": "; ".join(f"{w}: {per[w][0]} (n={per[w][1]})" for w in order),
+            "flips_on": ", ".join(flips),
+        })
+    return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def spreads_long(table: pd.DataFrame) -> pd.DataFrame:
+    """The three spreads of every row in long form, for the plot."""
+    names = {"seed_sd_pt": "seeds (sd, one platform)", "platform_sd_pt": "platforms (sd, same seed)",
+             "test_se_pt": "test images (binomial se)"}
+    out = table.melt(id_vars=["model"], value_vars=list(names), var_name="source", value_name="points")
+    out["source"] = out["source"].map(names)
+    return out
+
+
+# --------------------------------------------------------------------- the report's section
+
+VARIANCE_MD = {
+    "columns": ["model", "reference", "n_seeds", "seed_sd_pt", "n_platforms", "n_pairs", "platform_sd_pt",
+                "platform_diff_sd_pt", "platform_diff_max_pt", "test_se_pt", "largest", "unchanged_on"],
+    "formats": {"seed_sd_pt": ".3f", "platform_sd_pt": ".3f", "platform_diff_sd_pt": ".3f",
+                "platform_diff_max_pt": ".3f", "test_se_pt": ".3f"},
+    "headers": {"model": "architecture", "reference": "reference platform", "n_seeds": "seeds",
+                "seed_sd_pt": "seed sd (pt)", "n_platforms": "platforms", "n_pairs": "pairs",
+                "platform_sd_pt": "platform sd, same seed (pt)", "platform_diff_sd_pt": "sd of differences (pt)",
+                "platform_diff_max_pt": "largest |difference| (pt)", "test_se_pt": "test-set se (pt)",
+                "largest": "largest difference", "unchanged_on": "bit-identical on"},
+}
+VERDICTS_MD = {
+    "columns": ["model", "claim", "reference_verdict", "holds_everywhere", "verdicts"],
+    "formats": {},
+    "headers": {"model": "architecture", "reference_verdict": "verdict (reference)",
+                "holds_everywhere": "holds on every platform", "verdicts": "verdict per platform (seeds)"},
+}
+VARIANCE_NOTE = (
+    "Seed sd: the sd of the final full-test-set accuracy over the seeds of the reference platform (the claim "
+    "audit's runs). Platform sd: the sd over platforms of one seed's accuracy, pooled over the seeds run on two "
+    "or more platforms; the differences are each platform's run minus the same seed's reference run (their sd "
+    "and the largest). Test-set se: the binomial standard error of one evaluation on the test images at the "
+    "reference mean, the same for every run on this test set. A platform is a setting on one CPU kind "
+    "(`mnist_audit.platforms`): oneDNN capped to an instruction set (avx2, avx512_core, ...), oneDNN's "
+    "operations off (eigen), two threads (threads2), Keras on JAX (jax: the TensorFlow port's initial weights "
+    "and batches; its dropout masks are JAX's own, so for " + ", ".join(DROPOUT_DIFFERS) + " a jax pair differs "
+    "by more than kernels). Bit-identical: the same test accuracy and test loss, to the last bit, for every seed.")
+
+
+def variance_markdown(table: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+    from .tables import md
+
+    text = md(table, VARIANCE_MD) + "\n" + VARIANCE_NOTE + "\n"
+    if len(verdicts):
+        text += "\n" + md(verdicts, VERDICTS_MD)
+    return text
+
+
+def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
+    """The three spreads of every architecture on one axis (points of accuracy)."""
+    from .plots import _pyplot, _save, _title
+
+    plt, sns = _pyplot()
+    long = spreads_long(table)
+    fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(3, len(table)) + 1.2))
+    if long.empty:
+        ax.axis("off")
+        ax.text(0.5, 0.5, "One platform only: no platform spread to show (config key platforms).",
+                ha="center", va="center")
+    else:
+        sns.pointplot(data=long, y="model", x="points", hue="source", dodge=0.45, linestyle="none",
+                      markers=["o", "s", "D"], ax=ax, errorbar=None)
+        ax.set_xlabel("points of accuracy (full test set)")
+        ax.set_ylabel("")
+        ax.set_xlim(left=0)
+        ax.legend(title=None, loc="lower right", fontsize=8)
+    ax.set_title(_title(scaled, "Seed, platform and test-set spreads, per architecture"))
+    _save(fig, path)
+
+
+def section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) -> list[str]:
+    """The report README's lines on the platform study ([] with one platform only)."""
+    if table.empty:
+        return []
+    lines = ["## How much the machine moves the answer", "", variance_markdown(table, verdicts)]
+    held = verdicts[verdicts["holds_everywhere"]] if len(verdicts) else verdicts
+    if len(verdicts):
+        flips = verdicts[~verdicts["holds_everywhere"]]
+        lines += [f"{len(held)} of {len(verdicts)} judged claims keep their verdict on every platform measured"
+                  + (": " + "; ".join(f"{r.model} flips on {r.flips_on}" for r in flips.itertuples()) + "."
+                     if len(flips) else "."), ""]
+    same = table[table["changed_on"] == ""]
+    if len(same):
+        lines += ["Bit-identical on every platform measured: " + ", ".join(same["model"]) + ".", ""]
+    if plot_link:
+        lines += [f"![seed, platform and test-set spreads]({plot_link})", ""]
+    return lines
