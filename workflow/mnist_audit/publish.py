@@ -140,19 +140,23 @@ def _cpu_kind(m: dict) -> str:
 
 
 def destination(m: dict, audit_runs: Path) -> Path:
-    """Where a run is published. ``audit/runs/{arch}/{variant}/seed{n}`` holds one run per
-    seed on the default platform (the claim audit's); the same seed on another platform,
-    or on the default platform of another CPU kind than the one already published there,
-    goes to the platform study, ``audit/platforms/{cpu}/{platform}/{arch}/{variant}/seed{n}``."""
+    """Where a run is published. ``audit/runs/{arch}/{variant}/seed{n}`` holds the claim
+    audit's runs: the default platform, on one CPU kind per architecture (the kind its
+    port was first published from; a TF1 original goes with its port). Every other run
+    (another platform, or the default platform on another CPU kind) belongs to the
+    platform study, ``audit/platforms/{cpu}/{platform}/{arch}/{variant}/seed{n}``."""
+    from .config import original_of
+
     tail = Path(m["arch"]) / m["variant"] / f"seed{m['seed']}"
-    platform = RunRecord(m).platform
-    study = audit_runs.parent / PLATFORMS_DIR / cpu_slug(_cpu_kind(m)) / platform / tail
-    main = audit_runs / tail
+    platform, kind = RunRecord(m).platform, _cpu_kind(m)
+    study = audit_runs.parent / PLATFORMS_DIR / cpu_slug(kind) / platform / tail
     if platform != "default":
         return study
-    if (main / "metrics.json").exists() and _cpu_kind(RunRecord.read(main).metrics) != _cpu_kind(m):
+    port = audit_runs / m["arch"] / (original_of(m["variant"]) or m["variant"])
+    published = sorted(port.glob("seed*/metrics.json")) or sorted((audit_runs / m["arch"]).glob("*/seed*/metrics.json"))
+    if published and _cpu_kind(RunRecord.read(published[0]).metrics) != kind:
         return study
-    return main
+    return audit_runs / tail
 
 
 def publish_run(run_dir: str | Path, audit_runs: str | Path, study: bool = False) -> str:
