@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from .job import exit_now, setup_logging, training_job
+from .job import exit_now, logged_errors, setup_logging, training_job
 from .platforms import list_platforms
 
 
@@ -175,7 +175,8 @@ def main(argv=None) -> int:
     r.set_defaults(fn=_cmd_report)
     a = ap.parse_args(argv)
     setup_logging()
-    return a.fn(a)
+    with logged_errors():  # an error of ours is one message (a bad platform, a failed download), then exit 1
+        return a.fn(a)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,198 @@
+"""Platforms: settings applied before TensorFlow is imported, refused where they cannot be
+honoured, recorded with what ran; deterministic per platform; in the workflow and the report."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd, start_logged, wait_ok
+
+from mnist_audit import platforms
+from mnist_audit.platforms import ISA_CAPS, PlatformError, get_platform, parse_onednn_verbose, why_not_honoured
+
+# oneDNN's verbose lines as TensorFlow 2.21 prints them with ONEDNN_VERBOSE=profile_create
+VERBOSE = """\
+onednn_verbose,v1,info,oneDNN v3.7.3 (commit N/A)
+onednn_verbose,v1,info,cpu,runtime:threadpool,nthr:1
+onednn_verbose,v1,info,cpu,isa:Intel AVX2
+onednn_verbose,v1,info,gpu,runtime:none
+onednn_verbose,v1,primitive,info,template:operation,engine,primitive,implementation,prop_kind,memory_descriptors
+onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,brg_conv_fwd:avx2,forward_training,src:f32,,,1x1,0.03
+onednn_verbose,v1,primitive,create:cache_miss,cpu,reorder,jit:uni,undef,src:f32::blocked:cdba::f0,,,4x1x5x5,0.02
+onednn_verbose,v1,primitive,create:cache_miss,cpu,convolution,brg_conv_fwd:avx2,forward_training,src:f32,,,2x1,0.03
+a line of someone else's
+"""
+
+
+def test_onednn_verbose_is_read_into_what_ran():
+    got = parse_onednn_verbose(VERBOSE)
+    assert got == {"version": "v3.7.3", "isa": "Intel AVX2", "threads": 1,
+                   "primitives": ["convolution", "reorder"],
+                   "implementations": ["convolution brg_conv_fwd:avx2", "reorder jit:uni"]}
+    assert parse_onednn_verbose("")["isa"] is None
+
+
+def test_unknown_platform_names_the_known_ones():
+    with pytest.raises(PlatformError, match=r"unknown platform 'avx3'; known: default, avx2, .*eigen, threads2, jax"):
+        get_platform("avx3")
+
+
+def test_a_cap_above_the_cpus_instruction_set_is_refused_before_training():
+    flags = {"avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512dq"}  # AVX-512 without VNNI
+    assert why_not_honoured(get_platform("avx512_core"), flags=flags, environ={}) is None
+    reason = why_not_honoured(get_platform("avx512_core_vnni"), flags=flags, environ={})
+    assert "ONEDNN_MAX_CPU_ISA=AVX512_CORE_VNNI" in reason and "lacks avx512_vnni" in reason
+    assert "choose a lower cap" in reason
+
+
+def test_kernel_settings_set_by_hand_are_not_hidden_under_a_platform_name():
+    reason = why_not_honoured(get_platform("default"), flags=set(), environ={"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    assert reason.startswith("ONEDNN_MAX_CPU_ISA=AVX2 is set in the environment, but platform default does not set it")
+    assert why_not_honoured(get_platform("avx2"), flags={"avx2", "fma"}, environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) is None
+
+
+def test_the_record_is_checked_against_the_platform():
+    s = platforms.Session("avx2", threads=1)
+    with pytest.raises(PlatformError, match=r"sets ONEDNN_MAX_CPU_ISA=AVX2, but oneDNN ran 'Intel AVX-512"):
+        s.check({"backend": "tensorflow", "onednn": {"isa": ISA_CAPS["AVX512_CORE"][1]}})
+    s.check({"backend": "tensorflow", "onednn": {"isa": "Intel AVX2"}})
+    with pytest.raises(PlatformError, match="turns oneDNN's operations off, but oneDNN created convolution"):
+        platforms.Session("eigen").check({"backend": "tensorflow", "onednn": {"primitives": ["convolution"]}})
+
+
+# ---------------------------------------------------------------------------
+# Real tiny runs, one process per run (the settings only take effect before TensorFlow is imported)
+# ---------------------------------------------------------------------------
+
+TINY = ["--arch", "jerkic", "--budget-scale", "0.02", "--train-subset", "500", "--eval-subset", "500",
+        "--threads", "1"]  # a conv net with dropout: 40 steps
+ALL = ["default", "avx2", "avx512_core", "eigen", "threads2", "jax"]
+
+
+def _train(split, out: Path, platform: str, seed: int = 3, env=None):
+    cmd = [sys.executable, "-m", "mnist_audit.cli", "train", *TINY, "--seed", str(seed), "--data", str(split),
+           "--out", str(out), "--platform", platform]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "workflow"), **(env or {})}
+    return start_logged(cmd, out.with_suffix(".log"), stdout=subprocess.PIPE, env=env)
+
+
+def _numbers(run: Path) -> dict:
+    m = json.loads((run / "metrics.json").read_text())
+    hist = pd.read_csv(run / "history.csv")
+    hist = hist.drop(columns=[c for c in hist if "seconds" in c])
+    return {"m": {k: m[k] for k in ("test_accuracy", "test_loss", "val_loss", "train_loss")},
+            "history": hist.to_dict("records"), "platform": m["platform"]}
+
+
+def _usable(names):
+    """The platforms this machine can run (threads2 needs two CPUs, jax needs JAX)."""
+    return [n for n in names if why_not_honoured(get_platform(n), environ={}) is None]
+
+
+@pytest.fixture(scope="module")
+def twice(split_path, tmp_path_factory):
+    """Every usable platform's tiny jerkic run, twice with one seed, two processes at a time."""
+    tmp = tmp_path_factory.mktemp("platforms")
+    jobs = [(p, k) for p in _usable(ALL) for k in (0, 1)]
+    done = {}
+    for i in range(0, len(jobs), 2):
+        started = [(job, _train(split_path, tmp / f"{job[0]}-{job[1]}", job[0])) for job in jobs[i:i + 2]]
+        for (p, k), proc in started:
+            wait_ok(proc, tmp / f"{p}-{k}.log")
+            done[(p, k)] = _numbers(tmp / f"{p}-{k}")
+    return done
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_each_platform_is_deterministic_and_records_what_ran(twice):
+    names = sorted({p for p, _ in twice}, key=ALL.index)
+    assert names[:2] == ["default", "avx2"]  # every x86-64 machine this project runs on has AVX2
+    for p in names:
+        first, again = twice[(p, 0)], twice[(p, 1)]
+        assert first["m"] == again["m"] and first["history"] == again["history"], f"platform {p} is not deterministic"
+        ran = first["platform"]["ran"]
+        assert first["platform"]["name"] == p
+        if p == "jax":
+            assert ran["backend"] == "jax" and "onednn" not in ran
+        else:
+            assert ran["backend"] == "tensorflow"
+            assert ran["threads"] == (2 if p == "threads2" else 1) and ran["onednn"]["threads"] in (None, ran["threads"])
+    assert twice[("avx2", 0)]["platform"]["ran"]["onednn"]["isa"] == "Intel AVX2"
+    assert "convolution" in twice[("default", 0)]["platform"]["ran"]["onednn"]["primitives"]
+    if ("eigen", 0) in twice:  # oneDNN's operations off: no convolution primitive of oneDNN's
+        assert "convolution" not in twice[("eigen", 0)]["platform"]["ran"]["onednn"]["primitives"]
+    # Whether a platform moves the numbers at all depends on the shapes: a GEMM reduces each
+    # output along K in one chain whatever the vector width, so small layers often give the
+    # default's bits (here jerkic's 40 tiny steps may); the full-budget study says where they do not.
+    same = [p for p in names if twice[(p, 0)]["m"] == twice[("default", 0)]["m"]]
+    print(f"platforms giving the default's numbers for this tiny jerkic run: {', '.join(same)}")
+
+
+@needs_mnist
+def test_a_cap_this_machine_cannot_honour_fails_naming_the_setting(split_path, tmp_path):
+    flags = platforms.cpu_flags()
+    cap = next((c for c, (need, _) in ISA_CAPS.items() if not set(need) <= flags), None)
+    assert cap is not None, "this CPU has every instruction set in ISA_CAPS: add a newer one to test the refusal"
+    proc = _train(split_path, tmp_path / "run", cap.lower())
+    out, _ = proc.communicate(timeout=300)
+    err = (tmp_path / "run.log").read_text()
+    assert proc.returncode != 0 and not (tmp_path / "run" / "metrics.json").exists()
+    assert f"ONEDNN_MAX_CPU_ISA={cap}" in err and "cannot honour" in err, err[-2000:]
+    assert "Traceback" not in err  # one clear message
+
+
+@needs_mnist
+def test_a_kernel_setting_in_the_environment_is_refused_under_another_name(split_path, tmp_path):
+    proc = _train(split_path, tmp_path / "run", "default", env={"TF_ENABLE_ONEDNN_OPTS": "0"})
+    proc.communicate(timeout=300)
+    err = (tmp_path / "run.log").read_text()
+    assert proc.returncode != 0 and "TF_ENABLE_ONEDNN_OPTS=0 is set in the environment" in err and "eigen" not in err
+
+
+# ---------------------------------------------------------------------------
+# The workflow: platforms added to a trained workspace
+# ---------------------------------------------------------------------------
+
+
+def _planned(out: str) -> dict:
+    from test_workflow import _planned as planned
+
+    return planned(out)
+
+
+@needs_mnist
+@pytest.mark.slow
+def test_platforms_added_to_a_trained_workspace_train_only_the_new_runs(tmp_path):
+    """seeds [0] on the default platform, then platforms [default, avx2, jax]: nothing of the
+    default runs is retrained, exactly the new platforms' jobs run, and MLflow holds each run once."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    base = ["--config", "architectures=[softmax_regression]", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "seeds=[0]"]
+    first = subprocess.run(snakemake_cmd(tmp_path, *base), capture_output=True, text=True, env=env, timeout=900)
+    assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
+    more = [*base, "platforms=[default,avx2,jax]"]
+    dry = subprocess.run(snakemake_cmd(tmp_path, "-n", *more), capture_output=True, text=True, env=env, timeout=300)
+    planned = _planned(dry.stdout + dry.stderr)
+    assert "train_model" not in planned and planned["train_model_on_platform"] == 2, planned
+    second = subprocess.run(snakemake_cmd(tmp_path, *more), capture_output=True, text=True, env=env, timeout=900)
+    assert second.returncode == 0, (second.stdout + second.stderr)[-4000:]
+    for p in ("avx2", "jax"):
+        m = json.loads((tmp_path / f"results/platforms/{p}/softmax_regression/default/seed0/metrics.json").read_text())
+        assert m["platform"]["name"] == p and m["backend"] == ("jax" if p == "jax" else "tensorflow")
+    from test_workflow import _client
+
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("tiny-test").experiment_id
+    runs = client.search_runs([exp], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")
+    jobs = sorted(r.data.tags["mnist_audit.job"] for r in runs)
+    assert jobs == ["platforms/avx2/softmax_regression/default/seed0", "platforms/jax/softmax_regression/default/seed0",
+                    "softmax_regression/default/seed0"]
+    assert {r.data.tags["platform"] for r in runs} == {"default", "avx2", "jax"}
+    spreads = pd.read_csv(tmp_path / "results/report/tables/variance.csv")
+    assert spreads["model"].tolist() == ["softmax_regression"] and spreads["n_platforms"].iloc[0] == 3
+    again = subprocess.run(snakemake_cmd(tmp_path, "-n", *more), capture_output=True, text=True, env=env, timeout=300)
+    assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
