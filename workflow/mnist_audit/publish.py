@@ -15,7 +15,9 @@ One exception, kept apart: ``audit/portcheck/`` holds the port-versus-original s
 the architectures too costly to train twice at full budget (thomas, cnn_tutorial,
 zaccone), ports and TF1 originals alike at the one stated budget ``PORTCHECK_SCALE``
 (``publish --study``). Those runs feed only the report's port-versus-original section,
-never a claim verdict. Publishing a run whose folder already
+never a claim verdict. The platform study's default-platform runs on another CPU kind
+(``audit/platforms/{cpu}/default/``) enter that section too, as the port partners of that
+kind's originals (a pair is one seed on one CPU kind and platform). Publishing a run whose folder already
 holds the same numbers changes nothing; different numbers for the same architecture,
 variant and seed are an error that names the run and both figures, never an overwrite.
 """
@@ -52,6 +54,9 @@ LOCAL = "<local mirror>"
 # chosen so that 5 seeds a side of the three costly CNNs fit in about 40 CPU-minutes.
 PORTCHECK_SCALE = 0.02
 PORTCHECK_DIR = "portcheck"
+# The platform study (audit/platforms/{cpu}/{platform}/{arch}/{variant}/seed{n}/): its
+# default-platform runs on another CPU kind are port partners of that kind's originals.
+PLATFORMS_DIR = "platforms"
 
 
 class PublishError(ValueError):
@@ -202,6 +207,13 @@ def published_metrics(audit_runs: str | Path) -> list[Path]:
     return sorted(Path(audit_runs).glob("*/*/seed*/metrics.json"))
 
 
+def platform_default_metrics(audit_dir: str | Path) -> list[Path]:
+    """The default platform's runs in the platform study (``platforms/*/default/``), in a
+    stable order: on a CPU kind other than audit/runs' for the same seeds, they are the
+    port partners of that kind's originals in the port-versus-original table."""
+    return sorted(Path(audit_dir).glob(f"{PLATFORMS_DIR}/*/default/*/*/seed*/metrics.json"))
+
+
 # ---------------------------------------------------------------------------
 # The published report: rebuilt from the committed records alone
 # ---------------------------------------------------------------------------
@@ -217,7 +229,7 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
 
     base = Path(report_dir)
     out = {"readme": base / "README.md", "status": base / "status.md", "runs": base / "runs.csv",
-           "portcheck_runs": base / "portcheck_runs.csv",
+           "portcheck_runs": base / "portcheck_runs.csv", "platform_default_runs": base / "platform_default_runs.csv",
            "summary_html": base / "summary.html",
            "parameters_csv": base / "tables" / "parameters.csv", "parameters_md": base / "tables" / "parameters.md",
            "layers_csv": base / "tables" / "layers.csv", "layers_md": base / "tables" / "layers.md"}
@@ -254,8 +266,9 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) 
 
 
 def build_audit_report(audit_dir: str | Path = "audit") -> dict:
-    """Rebuild ``audit/report/`` from ``audit/runs/`` (and the port-versus-original study in
-    ``audit/portcheck/``, if any) alone: no training, no download.
+    """Rebuild ``audit/report/`` from ``audit/runs/`` (and, for the port-versus-original
+    table only, the study in ``audit/portcheck/`` and the default platform's runs in
+    ``audit/platforms/*/default/``, if any) alone: no training, no download.
 
     The tables and the status are pure functions of the records (stable order), so two builds give byte-identical files.
     """
@@ -282,6 +295,13 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
         inputs |= {"study_runs": out["portcheck_runs"], "study_histories": [p.parent / "history.csv" for p in study]}
     else:
         out.pop("portcheck_runs")
+    partners = platform_default_metrics(audit_dir)
+    if partners:
+        report.write_runs(partners, out["parameters_csv"], out["platform_default_runs"])
+        inputs |= {"partner_runs": out["platform_default_runs"],
+                   "partner_histories": [p.parent / "history.csv" for p in partners]}
+    else:
+        out.pop("platform_default_runs")
     result = report.build_report(inputs, out)
     text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix())
     write_text(out["status"], text)

@@ -38,7 +38,7 @@ from . import audit as stats
 from . import registry
 from .config import original_of
 from .plots import make_plots
-from .portcheck import port_vs_original
+from .portcheck import platforms, port_vs_original
 from .runs import RunRecord
 from .readme import claim_audit_markdown, port_markdown, readme
 from .summary_html import html_summary, landing_rst
@@ -146,9 +146,10 @@ def aggregate_runs(metrics_paths: Sequence[str | Path], parameters: pd.DataFrame
     runs = pd.DataFrame([load_run(p) for p in metrics_paths])
     if runs.empty:
         raise ValueError("no runs to aggregate")
-    dup = runs.duplicated(["architecture", "variant", "seed"])
+    key = ["architecture", "variant", "seed", "cpu_kind", *(["platform"] if "platform" in runs.columns else [])]
+    dup = runs.duplicated(key)
     if dup.any():
-        raise ValueError(f"duplicate runs: {runs.loc[dup, ['architecture', 'variant', 'seed']].values.tolist()}")
+        raise ValueError(f"duplicate runs ({', '.join(key)}): {runs.loc[dup, key].values.tolist()}")
     if parameters is not None:
         runs["_pv"] = [original_of(v) or v for v in runs["variant"]]  # an original counts as its port
         runs = runs.merge(parameters[["architecture", "variant", "params", "macs_per_image"]]
@@ -228,14 +229,16 @@ def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_histories(runs: pd.DataFrame, history_paths: Sequence[str | Path]) -> pd.DataFrame:
-    """All runs' history.csv rows, tagged with model and seed (matched by run folder)."""
+    """All runs' history.csv rows, tagged with model, seed, CPU kind and platform (matched by run folder)."""
     by_dir = {str(Path(p).parent): p for p in history_paths}
     frames = []
-    for r in runs.itertuples(index=False):
+    for r, platform in zip(runs.itertuples(index=False), platforms(runs)):
         path = by_dir.get(str(Path(r.run_dir)))
         if path is None:
             raise ValueError(f"no history.csv for run {r.run_dir}")
         h = pd.read_csv(path)
+        h.insert(0, "platform", platform)
+        h.insert(0, "cpu_kind", r.cpu_kind)
         h.insert(0, "budget_scale", r.budget_scale)
         h.insert(0, "n_train", r.n_train)
         h.insert(0, "seed", r.seed)
@@ -258,8 +261,10 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
 
     ``inputs``: runs (runs.csv), parameters (parameters.csv), layers_md (linked from the
     README), histories (every run's history.csv), manifest (optional), and optionally
-    study_runs and study_histories: a port-versus-original study at a reduced budget,
-    which enters that section only, never the claim audit. ``outputs``: the paths named
+    study_runs and study_histories: a port-versus-original study at a reduced budget, and
+    partner_runs and partner_histories: the default platform's runs on other CPU kinds
+    (port partners of those kinds' originals); both enter that section only, never the
+    claim audit. ``outputs``: the paths named
     in report.smk's report_tables_plots rule.
     """
     runs = read_runs(inputs["runs"])
@@ -269,10 +274,11 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     timing = timing_table(runs)
     hist = load_histories(runs, inputs["histories"])
     pvo_runs, pvo_hist = runs, hist
-    if inputs.get("study_runs"):
-        study = read_runs(inputs["study_runs"])
-        pvo_runs = pd.concat([runs, study], ignore_index=True)
-        pvo_hist = pd.concat([hist, load_histories(study, inputs["study_histories"])], ignore_index=True)
+    for extra in ("study", "partner"):
+        if inputs.get(f"{extra}_runs"):
+            more = read_runs(inputs[f"{extra}_runs"])
+            pvo_runs = pd.concat([pvo_runs, more], ignore_index=True)
+            pvo_hist = pd.concat([pvo_hist, load_histories(more, inputs[f"{extra}_histories"])], ignore_index=True)
     pvo = port_vs_original(pvo_runs)
     scaled = is_scaled(runs)
     write_csv(outputs["claim_audit_csv"], audit)
