@@ -203,6 +203,24 @@ def test_mcnemar_per_pair_sees_what_pooling_hides():
     assert (r["original_only"], r["port_only"]) == (12, 12)
 
 
+@pytest.mark.parametrize("with_full_budget", [True, False])
+def test_the_plot_draws_full_budget_curves_and_one_panel_of_differences(tmp_path, with_full_budget):
+    """A behaviour check alone (a scaled pipeline run with originals) or beside a
+    full-budget row: the plot is written either way (PNG), one curve panel per full-budget row."""
+    from mnist_audit import plots
+
+    check = runs_table({(s, AMD): 0.7 + s / 100 for s in range(3)}, {(s, AMD): 0.7 + s / 90 for s in range(3)},
+                       arch="thomas").assign(budget_scale=0.02, full_budget=False)
+    full = runs_table({(s, AMD): 0.97 for s in range(3)}, {(s, AMD): 0.9701 for s in range(3)})
+    runs = pd.concat([check, full] if with_full_budget else [check], ignore_index=True)
+    hist = pd.concat([runs.assign(epoch=e, epochs_seen=e / 2, test_accuracy=runs["test_accuracy"] - (2 - e) / 100)
+                      for e in (1, 2)], ignore_index=True)
+    table = portcheck.port_vs_original(runs)
+    out = tmp_path / "pvo.png"
+    plots.plot_port_vs_original(hist, table, out, scaled=not with_full_budget)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 10_000
+
+
 # ---------------------------------------------------------------------------
 # On copies of the published records
 # ---------------------------------------------------------------------------
