@@ -16,7 +16,7 @@ an integral over the sample variances' chi-square distributions:
   variance an independent ``sd**2 chi2(n - 1) / (n - 1)``, and the test's
   Welch-Satterthwaite df computed from them, as the test does; a Gauss-Legendre product
   rule over the two chi-squares' quantiles (``NODES`` each: within 1e-5 of adaptive
-  two-dimensional quadrature on the published rows).
+  two-dimensional quadrature, scipy's dblquad, on the spreads of the published rows tried).
 
 ``pairs_needed`` is the smallest n (at least 2) whose power reaches 80%, at the spread
 measured from the published runs (a point estimate: five seeds measure a sd to about
