@@ -298,7 +298,7 @@ def test_both_starts_of_an_original_are_compared_with_the_same_port_runs():
         assert list(rows.index) == [portcheck.OWN_DRAW, portcheck.PORT_DRAW], arch
         assert list(rows["original_variant"]) == ["original", "original_from_port"]
         assert rows["n_port"].tolist() == [5, 5] and rows["n_original"].tolist() == [5, 5]
-        assert rows["port_mean_pct"].nunique() == 1 and rows["matched_seeds"].tolist() == [5, 5]
+        assert rows["port_mean_pct"].nunique() == 1 and rows["pairs"].tolist() == [5, 5]
         assert not rows["original_mean_pct"].duplicated().any()
         started = {json.loads(p.read_text())["initial_weights"]
                    for p in AUDIT.glob(f"runs/{arch}/original_from_port/seed*/metrics.json")}

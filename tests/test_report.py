@@ -24,7 +24,7 @@ from mnist_audit.readme import compact_verdicts, verdict_summary
 from mnist_audit.tables import OVERRIDDEN_BANNER, SCALED_BANNER, markdown_table, order_rows, write_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-TABLES = ("claim_audit", "timing", "parameters", "layers", "port_vs_original")
+TABLES = ("claim_audit", "timing", "parameters", "layers", "port_vs_original", "variance", "platform_verdicts")
 
 
 # ---------------------------------------------------------------------------
@@ -442,7 +442,8 @@ def test_tiny_report_files(tiny_run):
     for t in TABLES:
         assert (base / "tables" / f"{t}.csv").stat().st_size > 0
         # every table opens with its table; the claim audit with its one-line summary first
-        start = {"claim_audit": "**", "port_vs_original": "No TF1 originals"}.get(t, "| ")  # tiny: no originals
+        start = {"claim_audit": "**", "port_vs_original": "No TF1 originals",  # tiny: no originals,
+                 "variance": "One platform only", "platform_verdicts": "One platform only"}.get(t, "| ")  # one platform
         assert (base / "tables" / f"{t}.md").read_text().startswith(start), t
     text = (base / "README.md").read_text()
     assert SCALED_BANNER in text

@@ -21,7 +21,9 @@ Modules, from the bottom up (each imports only modules above it in this list):
     tracking     MLflow: store set-up, one run per result, the report run
     tables       what the report's modules share: row order, Markdown, banners
     audit        statistics of the claim audit: intervals, k/n, verdicts
-    portcheck    port versus original: Welch or paired t, TOST, McNemar, speed both ways
+    portpower    the pairs a port-versus-original row needs: TOST's power, exact by quadrature
+    portcheck    port versus original: pairs within a CPU kind and platform, Welch or paired t,
+                 TOST, McNemar per pair, speed both ways
     accounting   parameters, layers and MACs per architecture
     plots        the report's plots (seaborn)
     readme       the report's text

@@ -19,11 +19,12 @@ from . import audit as stats
 from . import registry
 from .config import original_of
 from .files import atomic_write_bytes
-from .portcheck import PORT_DRAW
+from .portcheck import DIFFERENT, EQUIVALENCE_MARGIN, EQUIVALENT, FULL_BUDGET, PORT_DRAW, sides
 from .tables import SCALED_BANNER, isnan
 
 PLOT_FILES = {
-    "port_vs_original": "Port versus the author's program (TF1): test accuracy after each epoch",
+    "port_vs_original": "Port versus the author's program (TF1): full-budget learning curves, then every row's "
+                        "difference (behaviour checks below)",
     "forest": "Every claim's row: mean and 95% interval on the author's measure against the claim's bound",
     "accuracy_per_seed": "Final full-test-set accuracy of every seed, with the claim's lower bound",
     "learning_curves_epoch": "Held-out accuracy vs epochs (mean and sd band over seeds)",
@@ -218,7 +219,9 @@ def plot_forest(audit_table: pd.DataFrame, path: str | Path, scaled: bool) -> No
 
 
 def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | Path, scaled: bool) -> None:
-    """Test accuracy after each epoch, port and original overlaid (mean over seeds)."""
+    """Full-budget rows first: test accuracy after each epoch, port and original overlaid
+    (mean over the row's runs, +-1 sd); then one shared panel of every row's difference
+    (original - port) with its 95% interval against the margin, behaviour checks below."""
     plt, sns = _pyplot()
     if table.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
@@ -226,24 +229,76 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
         ax.text(0.5, 0.5, "No TF1 originals in these runs (config key originals).", ha="center", va="center")
         _save(fig, path)
         return
-    frames = []
-    for r in table.itertuples(index=False):
-        for side, variant in (("port", r.variant), ("original", r.original_variant)):
-            h = hist[(hist["architecture"] == r.architecture) & (hist["variant"] == variant)
-                     & (hist["budget_scale"] == r.budget_scale)]
-            panel = r.model if r.budget_scale == 1 else f"{r.model}, budget x{r.budget_scale:g}"
-            if r.start == PORT_DRAW:
-                panel += ", from the port's draw"
-            frames.append(h.assign(side=side, panel=panel, acc=100 * h["test_accuracy"]))
-    d = pd.concat(frames, ignore_index=True)
-    g = sns.relplot(data=d, kind="line", x="epochs_seen", y="acc", hue="side", hue_order=["port", "original"],
-                    col="panel", col_wrap=min(4, len(table)), errorbar="sd", marker="o", markersize=4,
-                    height=3.0, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
-    g.set_axis_labels("epochs", "test accuracy (%)")
-    g.set_titles("{col_name}")
-    g.figure.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1): mean over seeds, +-1 sd"),
-                      y=1.02, va="bottom")
-    _save(g.figure, path)
+    full = table[table["row_kind"] == FULL_BUDGET]
+    n_rows, cols = _grid(len(full)) if len(full) else (0, 2)
+    forest_height = 0.32 * (len(table) + 2) + 1.3
+    fig = plt.figure(figsize=(3.6 * max(cols, 2), 3.1 * n_rows + forest_height + 0.6))
+    grid = fig.add_gridspec(n_rows + 1, cols, height_ratios=[3.1] * n_rows + [forest_height], hspace=0.55, top=0.94,
+                            wspace=0.3)
+    for i, r in enumerate(full.itertuples(index=False)):
+        ax = fig.add_subplot(grid[i // cols, i % cols])
+        rows = hist[(hist["architecture"] == r.architecture) & (hist["budget_scale"] == r.budget_scale)]
+        port, orig = sides(rows[rows["variant"] == r.variant], rows[rows["variant"] == r.original_variant],
+                           paired=r.start == PORT_DRAW)
+        d = pd.concat([port.assign(side="port"), orig.assign(side="original")], ignore_index=True)
+        sns.lineplot(data=d.assign(acc=100 * d["test_accuracy"]), x="epochs_seen", y="acc", hue="side",
+                     hue_order=["port", "original"], errorbar="sd", marker="o", markersize=4, ax=ax, legend=i == 0)
+        ax.set_title(f"{r.model}, {r.start}\n{r.verdict} ({r.pairs_by_kind})", fontsize=9)
+        ax.set_xlabel("epochs")
+        ax.set_ylabel("test accuracy (%)")
+    _difference_panel(fig.add_subplot(grid[n_rows, :]), table)
+    fig.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1): mean over the row's runs, +-1 sd"),
+                 y=0.97 if n_rows else 1.0, va="bottom")
+    _save(fig, path)
+
+
+VERDICT_COLORS = {EQUIVALENT: "#1a9850", DIFFERENT: "#c0392b"}
+
+
+def _difference_panel(ax, table: pd.DataFrame) -> None:
+    """Every row's original - port difference (points) and 95% interval, the +-margin band
+    shaded; full-budget rows on top, behaviour checks below a rule, each group under its
+    name. The axis is linear within +-0.5 points and logarithmic beyond (symlog) when an
+    interval reaches past 2 points."""
+    groups_ = list(dict.fromkeys(table["row_kind"]))
+    slots = len(table) + len(groups_)  # one line per row, and one per group for its name
+    y, ys, trans = slots - 1, [], ax.get_yaxis_transform()
+    for kind in groups_:
+        rows = table[table["row_kind"] == kind]
+        name = kind if kind == FULL_BUDGET else \
+            f"{kind}s (budget x{'/'.join(f'{v:g}' for v in sorted(set(rows['budget_scale'])))})"
+        if y != slots - 1:
+            ax.axhline(y + 0.5, color="black", linewidth=0.8, linestyle="--")
+        ax.text(0.005, y, name, transform=trans, fontsize=8, style="italic", va="center", ha="left")
+        ys += list(range(y - 1, y - 1 - len(rows), -1))
+        y -= len(rows) + 1
+    margin = 100 * EQUIVALENCE_MARGIN
+    ax.axvspan(-margin, margin, color="#1a9850", alpha=0.12, linewidth=0, label=f"margin +-{margin:g} pt")
+    ax.axvline(0, color="black", linewidth=0.8)
+    ordered = pd.concat([table[table["row_kind"] == kind] for kind in groups_])
+    for y, r in zip(ys, ordered.itertuples(index=False)):
+        color = VERDICT_COLORS.get(r.verdict, "#7f7f7f")
+        if not isnan(r.diff_low_pt):
+            ax.plot([r.diff_low_pt, r.diff_high_pt], [y, y], color=color, linewidth=2.2, solid_capstyle="butt")
+        ax.plot([r.difference_pt], [y], "o", color=color, markersize=6)
+        needed = f", {r.n_needed:,.0f} needed" if np.isfinite(r.n_needed) else ""
+        ax.text(1.01, y, f"{r.verdict}: {r.pairs} pairs{needed}", transform=trans, fontsize=8, va="center",
+                ha="left", color=VERDICT_COLORS.get(r.verdict, "#4d4d4d"))
+    ax.set_yticks(ys, [f"{r.model}, {'port' if r.start == PORT_DRAW else 'own'} draw"
+                       for r in ordered.itertuples(index=False)], fontsize=8)
+    ax.set_ylim(-0.7, slots - 0.3)
+    reach = np.nanmax(np.abs(table[["diff_low_pt", "diff_high_pt", "difference_pt"]].to_numpy(float)))
+    if reach > 2:
+        ax.set_xscale("symlog", linthresh=0.5, linscale=1.5)
+        ticks = [t for t in (-10, -5, -2, -0.5, -0.2, 0, 0.2, 0.5, 2, 5, 10) if abs(t) <= max(reach * 1.1, 0.5)]
+        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        scale = "linear within +-0.5, logarithmic beyond"
+    else:
+        scale = "linear"
+    ax.set_xlabel(f"original - port (points of test accuracy; {scale}): mean and 95% interval; "
+                  "pairs needed: for 80% TOST power")
+    ax.set_title("Every row of the table: original - port", fontsize=9)
+    ax.legend(loc="lower right", fontsize=8, frameon=False)
 
 
 def make_plots(runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, pvo: pd.DataFrame,

@@ -1,8 +1,10 @@
 """Port versus original: each port's accuracies against its author's program in TF1's API.
 
-Welch's t-test and TOST equivalence at a stated margin on the runs' test accuracies,
-McNemar's test on the images of matched seeds, and training speed both ways; one row
-per original in the runs table (``port_vs_original``).
+Welch's or the paired t-test and TOST equivalence at a stated margin on the runs' test
+accuracies (the verdict), the pairs TOST's power asks for (``portpower``), McNemar's test
+within each seed pair, and training speed both ways; one row per original variant and
+budget in the runs table (``port_vs_original``). A pair is a port run and an original run
+of the same seed, CPU kind and platform.
 """
 
 from __future__ import annotations
@@ -75,8 +77,8 @@ def compare_port_original(port: Sequence[float], original: Sequence[float], marg
 
 
 def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
-    """McNemar's exact test on matched seeds, the discordant images pooled over the
-    seeds: b = the original right where the port is wrong, c = the reverse."""
+    """McNemar's exact test on the discordant images of the runs given (one pair, or
+    several pooled): b = the original right where the port is wrong, c = the reverse."""
     from scipy import stats
 
     p, o = np.asarray(port_correct, bool), np.asarray(original_correct, bool)
@@ -85,25 +87,108 @@ def mcnemar(port_correct: np.ndarray, original_correct: np.ndarray) -> dict:
     return {"original_only": b, "port_only": c, "mcnemar_p": pvalue}
 
 
+def mcnemar_per_pair(port_correct: np.ndarray, original_correct: np.ndarray, alpha: float = 0.05) -> dict:
+    """McNemar's exact test within each seed pair (row i of both: pairs x images), where
+    its premise holds (one image, two classifiers); the pairs' p-values combined by
+    Fisher's method (the pairs are independent), the pairs with p < ``alpha`` counted.
+    Pooling the pairs' images into one test would treat the images of different runs as
+    independent draws: that figure is kept (``pooled_p``) but speaks for no verdict."""
+    from scipy import stats
+
+    p, o = np.atleast_2d(np.asarray(port_correct, bool)), np.atleast_2d(np.asarray(original_correct, bool))
+    each = [mcnemar(a, b)["mcnemar_p"] for a, b in zip(p, o)]
+    pooled = mcnemar(p, o)
+    return {"pairs": len(each), "pairs_below": int(sum(v < alpha for v in each)),
+            "fisher_p": float(stats.combine_pvalues(each, method="fisher").pvalue) if each else math.nan,
+            "original_only": pooled["original_only"], "port_only": pooled["port_only"],
+            "pooled_p": pooled["mcnemar_p"]}
+
+
 # ---------------------------------------------------------------------------
-# The claim audit of a runs table
+# The port-versus-original table of a runs table
 # ---------------------------------------------------------------------------
 
 
 # How the original's initial weights were drawn (the table's "start" column)
 OWN_DRAW = "own draw"
 PORT_DRAW = "the port's draw"
-PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_scale", "budget", "start", "n_port",
-                "n_original", "port_mean_pct", "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt",
-                "t_test", "t_test_p", "tost_p", "matched_seeds", "original_only_right", "port_only_right", "mcnemar_p",
-                "port_images_per_s", "original_images_per_s", "verdict"]
+# What a row is for: the published budget, or a check of the programs' behaviour at a reduced one
+FULL_BUDGET, BEHAVIOUR_CHECK = "full budget", "behaviour check"
+# What a row that is not "equivalent" lacks
+LACKS_RUNS, LACKS_AGREEMENT = "runs", "agreement"
+DEFAULT_PLATFORM = "default"
+PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "row_kind", "budget_scale", "budget",
+                "start", "n_port", "n_original", "pairs", "pairs_by_kind", "port_mean_pct", "original_mean_pct",
+                "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p", "sd_diff_pt",
+                "n_needed", "original_only_right", "port_only_right", "mcnemar_pairs", "mcnemar_pairs_p05",
+                "mcnemar_fisher_p", "mcnemar_pooled_p", "port_images_per_s", "original_images_per_s", "verdict",
+                "lacks"]
+
+
+def platforms(runs: pd.DataFrame) -> pd.Series:
+    """Each run's platform (``default`` where the runs table has no such column, or none recorded)."""
+    if "platform" not in runs.columns:
+        return pd.Series(DEFAULT_PLATFORM, index=runs.index)
+    return runs["platform"].fillna(DEFAULT_PLATFORM).astype(str)
+
+
+def run_keys(runs: pd.DataFrame) -> pd.Series:
+    """Each run's pairing key: (seed, CPU kind, platform)."""
+    return pd.Series(list(zip(runs["seed"].astype(int), runs["cpu_kind"].fillna("unknown").astype(str),
+                              platforms(runs))), index=runs.index)
+
+
+def sides(port: pd.DataFrame, original: pd.DataFrame, paired: bool) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The port's and the original's runs (or history rows) that one row compares.
+
+    ``paired``: the pairs, a port run and an original run of the same seed, CPU kind and
+    platform. Otherwise (independent draws) every original, and the port's runs on the CPU
+    kinds and platforms the originals ran on."""
+    pk, ok = run_keys(port), run_keys(original)
+    if paired:
+        common = set(pk) & set(ok)
+        return port[pk.map(common.__contains__).astype(bool)], original[ok.map(common.__contains__).astype(bool)]
+    kinds = {k[1:] for k in ok}
+    return port[pk.map(lambda k: k[1:] in kinds).astype(bool)], original
+
+
+def _by_key(runs: pd.DataFrame, what: str) -> pd.DataFrame:
+    """``runs`` sorted by key (column ``_key``); an error naming them if two runs share one."""
+    keys = run_keys(runs)
+    dup = keys[keys.duplicated(keep=False)]
+    if len(dup):
+        raise ValueError(f"{what}: more than one run for the same seed, CPU kind and platform "
+                         f"{sorted(set(dup))}: {sorted(runs.loc[dup.index, 'run_dir'].astype(str))}; "
+                         "keep one run per seed on each machine (audit/runs or audit/platforms, not both)")
+    return runs.assign(_key=keys).sort_values("_key", key=lambda c: c.map(str), kind="stable")
+
+
+def kind_label(cpu_kind: str, platform: str = DEFAULT_PLATFORM) -> str:
+    """"AMD", "Intel 6/167", "Intel (avx2)": a CPU kind by its vendor (and family/model if asked)."""
+    vendor = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(cpu_kind.split(" ")[0], cpu_kind.split(" ")[0])
+    return vendor + ("" if platform == DEFAULT_PLATFORM else f" ({platform})")
+
+
+def pairs_by_kind(keys) -> str:
+    """"AMD 5, Intel 3": the pairs per CPU kind (and platform); kinds of one vendor are
+    told apart by family/model."""
+    kinds = sorted({k[1:] for k in keys})
+    vendors = [kind_label(c, p) for c, p in kinds]
+    names = {k: v if vendors.count(v) == 1 else f"{v} {' '.join(k[0].split(' ')[1:2])}"
+             for k, v in zip(kinds, vendors)}
+    counts: dict[str, int] = {}
+    for k in keys:
+        counts[names[k[1:]]] = counts.get(names[k[1:]], 0) + 1
+    return ", ".join(f"{n} {c}" for n, c in counts.items())
 
 
 def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per TF1 original run in ``runs``, against its port at the same budget:
-    n per side, means, the difference with its 95% interval (Welch's; paired for an
-    original started from the port's draw), TOST at the stated margin, McNemar on
-    matched seeds, training images/s both ways, and a verdict."""
+    """One row per TF1 original variant and budget in ``runs``, against its port at the same
+    budget: n per side, means, the difference with its 95% interval (Welch's; paired, seed by
+    seed on one CPU kind and platform, for an original started from the port's draw), TOST at
+    the stated margin, the pairs its power asks for, McNemar per pair, training images/s both
+    ways, a verdict and what a row that is not "equivalent" lacks. Full-budget rows first,
+    then the behaviour checks (reduced budget)."""
     rows, order = [], {}
     for (arch, variant), g_all in groups(runs):
         of = original_of(variant)
@@ -114,43 +199,64 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
             row = _port_row(runs, arch, of, g_all[g_all["budget_scale"].astype(float) == scale], paired=from_port)
             rows.append({**row, "original_variant": variant, "start": PORT_DRAW if from_port else OWN_DRAW,
                          "_order": order.setdefault((arch, of), len(order))})
-    # the original's own draw first, then from the port's initial weights, per model and budget
-    rows.sort(key=lambda r: (r["_order"], -r["budget_scale"], r["start"] != OWN_DRAW))
+    # full budget first; per model the original's own draw, then from the port's initial weights
+    rows.sort(key=lambda r: (r["row_kind"] != FULL_BUDGET, r["_order"], -r["budget_scale"], r["start"] != OWN_DRAW))
     return pd.DataFrame(rows, columns=PORT_COLUMNS)
 
 
 def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: bool = False) -> dict:
     """One original's runs ``g`` (one budget) against the port ``of`` at that budget
-    (``paired``: seed by seed, the original having started from each seed's port draw)."""
+    (``paired``: pair by pair, the original having started from each seed's port draw)."""
+    from .portpower import pairs_needed
+
     port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
     same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
                        & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
-    matched = sorted(set(g["seed"]) & set(same_budget["seed"]))
-    # both sides' runs of the matched seeds, in seed order (paired tests, McNemar)
-    port_m, orig_m = (d.set_index("seed").loc[matched].reset_index() for d in (same_budget, g))
-    if paired:  # the original started from each seed's port draw: compare seed by seed
-        r = compare_port_original(port_m["test_accuracy"].to_numpy(float), orig_m["test_accuracy"].to_numpy(float),
-                                  paired=True)
+    what = f"{model_label(arch, of)} at budget x{float(g['budget_scale'].iloc[0]):g}"
+    port_all, orig_all = _by_key(same_budget, f"{what}, port"), _by_key(g, f"{what}, original")
+    port_s, orig_s = sides(port_all, orig_all, paired)
+    # each side's runs on the originals' CPU kinds and platforms (paired: some may have no partner)
+    n_port, n_original = len(sides(port_all, orig_all, paired=False)[0]), len(orig_all)
+    matched = set(port_s["_key"]) & set(orig_s["_key"])  # the pairs (same seed, CPU kind and platform)
+    port_m, orig_m = (d[d["_key"].map(matched.__contains__).astype(bool)] for d in (port_s, orig_s))
+    acc_p, acc_o = port_s["test_accuracy"].to_numpy(float), orig_s["test_accuracy"].to_numpy(float)
+    r = compare_port_original(acc_p, acc_o, paired=paired)
+    if paired:  # the sd of the per-pair differences; n = the pairs
+        n = len(matched)
+        sds = (float(np.std(acc_o - acc_p, ddof=1)) if n > 1 else math.nan, None)
+        sd_diff = sds[0]
+    else:  # two independent samples: n runs a side; the sd of one original minus one port run
+        n = min(len(acc_p), len(acc_o))
+        sds = tuple(float(np.std(a, ddof=1)) if len(a) > 1 else math.nan for a in (acc_o, acc_p))
+        sd_diff = math.hypot(*sds)
+    needed = pairs_needed(*sds, EQUIVALENCE_MARGIN)
+    if r["verdict"] == EQUIVALENT:
+        lacks = ""
+    elif r["verdict"] == DIFFERENT or n >= needed:
+        lacks = LACKS_AGREEMENT
     else:
-        r = compare_port_original(same_budget["test_accuracy"].to_numpy(float), g["test_accuracy"].to_numpy(float))
-    mc = {"original_only": math.nan, "port_only": math.nan, "mcnemar_p": math.nan}
+        lacks = LACKS_RUNS
+    mc = {"pairs": 0, "pairs_below": math.nan, "fisher_p": math.nan, "original_only": math.nan,
+          "port_only": math.nan, "pooled_p": math.nan}
     if matched:
         po, oo = correctness(port_m, "test"), correctness(orig_m, "test")
         if po is not None and oo is not None and po.shape == oo.shape:
-            mc = mcnemar(po, oo)
+            mc = mcnemar_per_pair(po, oo)
     return {
         "architecture": arch, "variant": of, "model": model_label(arch, of),
+        "row_kind": FULL_BUDGET if g["full_budget"].astype(bool).all() else BEHAVIOUR_CHECK,
         "budget_scale": float(g["budget_scale"].iloc[0]),
-        "budget": budget_detail(g), "n_port": r["n_port"], "n_original": r["n_original"],
+        "budget": budget_detail(g), "n_port": n_port, "n_original": n_original,
+        "pairs": n, "pairs_by_kind": pairs_by_kind(list(orig_m["_key"])),
         "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
         "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
         "diff_high_pt": pct(r["diff_high"]), "t_test": r["t_test"], "t_test_p": r["t_test_p"],
-        "tost_p": r["tost_p"],
-        "matched_seeds": len(matched), "original_only_right": mc["original_only"],
-        "port_only_right": mc["port_only"], "mcnemar_p": mc["mcnemar_p"],
-        "port_images_per_s": float(same_budget["train_images_per_second"].astype(float).median())
-        if len(same_budget) else math.nan,
-        "original_images_per_s": float(g["train_images_per_second"].astype(float).median()),
-        "verdict": r["verdict"],
+        "tost_p": r["tost_p"], "sd_diff_pt": pct(sd_diff), "n_needed": needed,
+        "original_only_right": mc["original_only"], "port_only_right": mc["port_only"],
+        "mcnemar_pairs": mc["pairs"], "mcnemar_pairs_p05": mc["pairs_below"], "mcnemar_fisher_p": mc["fisher_p"],
+        "mcnemar_pooled_p": mc["pooled_p"],
+        "port_images_per_s": float(port_s["train_images_per_second"].astype(float).median())
+        if len(port_s) else math.nan,
+        "original_images_per_s": float(orig_s["train_images_per_second"].astype(float).median()),
+        "verdict": r["verdict"], "lacks": lacks,
     }
-

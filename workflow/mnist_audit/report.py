@@ -38,7 +38,7 @@ from . import audit as stats
 from . import registry, variance
 from .config import original_of
 from .plots import make_plots
-from .portcheck import port_vs_original
+from .portcheck import platforms, port_vs_original
 from .runs import RunRecord
 from .readme import claim_audit_markdown, port_markdown, readme
 from .summary_html import html_summary, landing_rst
@@ -151,7 +151,7 @@ def aggregate_runs(metrics_paths: Sequence[str | Path], parameters: pd.DataFrame
     key = ["architecture", "variant", "platform", "cpu_kind", "seed"]  # one run per seed and platform
     dup = runs.duplicated(key)
     if dup.any():
-        raise ValueError(f"duplicate runs: {runs.loc[dup, key].values.tolist()}")
+        raise ValueError(f"duplicate runs ({', '.join(key)}): {runs.loc[dup, key].values.tolist()}")
     if parameters is not None:
         runs["_pv"] = [original_of(v) or v for v in runs["variant"]]  # an original counts as its port
         runs = runs.merge(parameters[["architecture", "variant", "params", "macs_per_image"]]
@@ -231,14 +231,16 @@ def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def load_histories(runs: pd.DataFrame, history_paths: Sequence[str | Path]) -> pd.DataFrame:
-    """All runs' history.csv rows, tagged with model and seed (matched by run folder)."""
+    """All runs' history.csv rows, tagged with model, seed, CPU kind and platform (matched by run folder)."""
     by_dir = {str(Path(p).parent): p for p in history_paths}
     frames = []
-    for r in runs.itertuples(index=False):
+    for r, platform in zip(runs.itertuples(index=False), platforms(runs)):
         path = by_dir.get(str(Path(r.run_dir)))
         if path is None:
             raise ValueError(f"no history.csv for run {r.run_dir}")
         h = pd.read_csv(path)
+        h.insert(0, "platform", platform)
+        h.insert(0, "cpu_kind", r.cpu_kind)
         h.insert(0, "budget_scale", r.budget_scale)
         h.insert(0, "n_train", r.n_train)
         h.insert(0, "seed", r.seed)
@@ -261,27 +263,34 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
 
     ``inputs``: runs (runs.csv), parameters (parameters.csv), layers_md (linked from the
     README), histories (every run's history.csv), manifest (optional), and optionally
-    study_runs and study_histories: a port-versus-original study at a reduced budget,
-    which enters that section only, never the claim audit. ``outputs``: the paths named
-    in report.smk's report_tables_plots rule.
+    study_runs and study_histories: a port-versus-original study at a reduced budget, and
+    platform_runs and platform_histories: the platform study's runs (the published
+    audit's audit/platforms/). The claim audit reads the default platform's runs only; the
+    platform study enters the variance section, and its default-platform runs on another
+    CPU kind the port-versus-original table (as the port partners of that kind's
+    originals). ``outputs``: the paths named in report.smk's report_tables_plots rule.
     """
     runs = read_runs(inputs["runs"])
     # The claim audit, timing and plots read the default platform's runs; the platform
     # study (runs on other platforms, and the published audit's audit/platforms/) its own section.
     elsewhere = runs["platform"].ne("default") if "platform" in runs else pd.Series(False, index=runs.index)
     runs, platform_runs = runs[~elsewhere].reset_index(drop=True), runs[elsewhere]
+    histories = list(inputs["histories"])
     if inputs.get("platform_runs"):
         platform_runs = pd.concat([platform_runs, read_runs(inputs["platform_runs"])], ignore_index=True)
+        histories += list(inputs["platform_histories"])
     params = pd.read_csv(inputs["parameters"])
     manifest = json.loads(Path(inputs["manifest"]).read_text()) if inputs.get("manifest") else None
     audit = stats.claim_audit(runs)
     timing = timing_table(runs)
     hist = load_histories(runs, inputs["histories"])
-    pvo_runs, pvo_hist = runs, hist
+    partners = platform_runs[platforms(platform_runs) == "default"]  # the default platform, other CPU kinds
+    pvo_runs = pd.concat([runs, partners], ignore_index=True)
+    pvo_hist = pd.concat([hist, load_histories(partners, histories)], ignore_index=True) if len(partners) else hist
     if inputs.get("study_runs"):
         study = read_runs(inputs["study_runs"])
-        pvo_runs = pd.concat([runs, study], ignore_index=True)
-        pvo_hist = pd.concat([hist, load_histories(study, inputs["study_histories"])], ignore_index=True)
+        pvo_runs = pd.concat([pvo_runs, study], ignore_index=True)
+        pvo_hist = pd.concat([pvo_hist, load_histories(study, inputs["study_histories"])], ignore_index=True)
     pvo = port_vs_original(pvo_runs)
     scaled = is_scaled(runs)
     write_csv(outputs["claim_audit_csv"], audit)
@@ -301,8 +310,10 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     spreads, verdicts = variance.variance_table(study), variance.platform_verdicts(study)
     if "variance_csv" in outputs:
         write_csv(outputs["variance_csv"], spreads)
+        write_text(outputs["variance_md"], variance.variance_markdown(spreads))
         write_csv(outputs["platform_verdicts_csv"], verdicts)
-        write_text(outputs["variance_md"], variance.variance_markdown(spreads, verdicts))
+        write_text(outputs["platform_verdicts_md"], variance.verdicts_markdown(verdicts))
+    if "variance" in outputs:
         variance.plot_variance(spreads, outputs["variance"], scaled)
     plot = rel(outputs["variance"], Path(outputs["readme"]).parent) if "variance" in outputs else None
     write_text(outputs["readme"], readme(runs, audit, params, timing, pvo, manifest, links, scaled,

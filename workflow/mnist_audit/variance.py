@@ -191,13 +191,20 @@ VARIANCE_NOTE = (
     "by more than kernels). Bit-identical: the same test accuracy and test loss, to the last bit, for every seed.")
 
 
-def variance_markdown(table: pd.DataFrame, verdicts: pd.DataFrame) -> str:
+ONE_PLATFORM = ("One platform only: no platform spread to measure (config key platforms, e.g. "
+                "[default, avx2, eigen, jax]).")
+
+
+def variance_markdown(table: pd.DataFrame) -> str:
     from .tables import md
 
-    text = md(table, VARIANCE_MD) + "\n" + VARIANCE_NOTE + "\n"
-    if len(verdicts):
-        text += "\n" + md(verdicts, VERDICTS_MD)
-    return text
+    return md(table, VARIANCE_MD) + "\n" + VARIANCE_NOTE + "\n" if len(table) else ONE_PLATFORM + "\n"
+
+
+def verdicts_markdown(verdicts: pd.DataFrame) -> str:
+    from .tables import md
+
+    return md(verdicts, VERDICTS_MD) if len(verdicts) else ONE_PLATFORM + "\n"
 
 
 def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
@@ -209,8 +216,7 @@ def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(3, len(table)) + 1.2))
     if long.empty:
         ax.axis("off")
-        ax.text(0.5, 0.5, "One platform only: no platform spread to show (config key platforms).",
-                ha="center", va="center")
+        ax.text(0.5, 0.5, ONE_PLATFORM.replace(": ", ":\n", 1), ha="center", va="center")
     else:
         sns.pointplot(data=long, y="model", x="points", hue="source", dodge=0.45, linestyle="none",
                       markers=["o", "s", "D"], ax=ax, errorbar=None)
@@ -226,7 +232,9 @@ def section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) 
     """The report README's lines on the platform study ([] with one platform only)."""
     if table.empty:
         return []
-    lines = ["## How much the machine moves the answer", "", variance_markdown(table, verdicts)]
+    lines = ["## How much the machine moves the answer", "", variance_markdown(table)]
+    if len(verdicts):
+        lines += [verdicts_markdown(verdicts)]
     held = verdicts[verdicts["holds_everywhere"]] if len(verdicts) else verdicts
     if len(verdicts):
         flips = verdicts[~verdicts["holds_everywhere"]]

@@ -2,9 +2,11 @@
 #   snakemake --cores 2 publish --config 'seeds=[1]'   train (if needed) and publish those runs
 #   snakemake --cores 1 audit_report                   rebuild audit/report/ from audit/runs/ (+ portcheck/) alone
 AUDIT_DIR = "audit"
-# the published runs, and the port-versus-original study at its reduced budget (portcheck/)
+# the published runs, the port-versus-original study at its reduced budget (portcheck/), and
+# the platform study (platforms/: the same seeds on other platforms and CPU kinds)
 AUDIT_METRICS = sorted(glob.glob(f"{AUDIT_DIR}/runs/*/*/seed*/metrics.json")) + sorted(
-    glob.glob(f"{AUDIT_DIR}/portcheck/*/*/seed*/metrics.json"))
+    glob.glob(f"{AUDIT_DIR}/portcheck/*/*/seed*/metrics.json")) + sorted(
+    glob.glob(f"{AUDIT_DIR}/platforms/*/*/*/*/seed*/metrics.json"))
 
 
 # Copies finished published-recipe runs into audit/runs/ and refuses anything else (a

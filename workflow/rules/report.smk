@@ -66,6 +66,7 @@ rule report_tables_plots:
         variance_csv=report(f"{REPORT_DIR}/tables/variance.csv", caption="../report/variance.rst", category="6. Platforms"),
         variance_md=report(f"{REPORT_DIR}/tables/variance.md", caption="../report/variance.rst", category="6. Platforms"),
         platform_verdicts_csv=report(f"{REPORT_DIR}/tables/platform_verdicts.csv", caption="../report/variance.rst", category="6. Platforms"),
+        platform_verdicts_md=report(f"{REPORT_DIR}/tables/platform_verdicts.md", caption="../report/variance.rst", category="6. Platforms"),
     conda:
         ENV
     log:
@@ -91,6 +92,7 @@ rule log_report:
             rules.report_tables_plots.output.variance_csv,
             rules.report_tables_plots.output.variance_md,
             rules.report_tables_plots.output.platform_verdicts_csv,
+            rules.report_tables_plots.output.platform_verdicts_md,
             rules.model_accounting.output.parameters_csv,
             rules.model_accounting.output.parameters_md,
             rules.model_accounting.output.layers_csv,
