@@ -442,7 +442,7 @@ def test_tiny_report_files(tiny_run):
     for t in TABLES:
         assert (base / "tables" / f"{t}.csv").stat().st_size > 0
         # every table opens with its table; the claim audit with its one-line summary first
-        start = {"claim_audit": "**", "port_vs_original": "No TF1 originals"}.get(t, "| ")  # tiny: no originals
+        start = {"claim_audit": "**", "port_vs_original": "No originals"}.get(t, "| ")  # tiny: no originals
         assert (base / "tables" / f"{t}.md").read_text().startswith(start), t
     text = (base / "README.md").read_text()
     assert SCALED_BANNER in text

@@ -1,4 +1,4 @@
-"""Port versus original: each port's accuracies against its author's program in TF1's API.
+"""Port versus original: each port's accuracies against its author's program (TF1 graph or Keras script).
 
 Welch's t-test and TOST equivalence at a stated margin on the runs' test accuracies,
 McNemar's test on the images of matched seeds, and training speed both ways; one row
@@ -100,7 +100,7 @@ PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "budget_
 
 
 def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per TF1 original run in ``runs``, against its port at the same budget:
+    """One row per original run in ``runs``, against its port at the same budget:
     n per side, means, the difference with its 95% interval (Welch's; paired for an
     original started from the port's draw), TOST at the stated margin, McNemar on
     matched seeds, training images/s both ways, and a verdict."""
