@@ -27,7 +27,6 @@ import hashlib
 import inspect
 import io
 import logging
-import math
 import os
 import sys
 import time
@@ -257,13 +256,12 @@ def train_script(
             if name.endswith("datasets.mnist") and hasattr(module, "load_data"):
                 stack.enter_context(mock.patch.object(module, "load_data", lambda *a, **k: (train_file, test_file)))
         stack.enter_context(mock.patch.object(keras.Model, "fit", fit_recorded))
-        stack.enter_context(contextlib.redirect_stdout(output))
+        stack.callback(lambda: [log.info("%s: %s", path.name, line) for line in output.getvalue().splitlines()])
+        stack.enter_context(contextlib.redirect_stdout(output))  # what the script prints: to the log
         keras.utils.set_random_seed(seed)
         import runpy
 
         runpy.run_path(str(path), run_name="__main__")
-    for line in output.getvalue().splitlines():
-        log.info("%s: %s", path.name, line)
     if not state:
         raise RuntimeError(f"{path} never called model.fit: nothing was trained")
     rec: Recorder = state["recorder"]
@@ -296,7 +294,7 @@ def train_script(
         "config": config or {},
         "result_id": uuid.uuid4().hex,
     }
-    if not math.isclose(metrics["total_steps"], rec.steps):
+    if metrics["total_steps"] != rec.steps:
         raise RuntimeError(f"{path.name} ran {rec.steps} steps, the plan {metrics['total_steps']}")
     runs.write_run(out_dir, metrics, history, y_val, state["val_pred"], y_test, state["y_pred"])
     return metrics
