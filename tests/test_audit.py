@@ -153,6 +153,27 @@ def test_publish_study_takes_only_the_stated_reduced_budget_and_keeps_it_apart(t
     assert publish.publish_runs([study], dest, study=True)["published"] == [str(study)]
 
 
+def test_the_full_split_a_run_must_have_is_its_recipes():
+    """A published run trains and validates on its recipe's data split: TF1's 55,000 / 5,000
+    (also for a record older than the field), Keras's validation_split=0.1 54,000 / 6,000,
+    the quickstart's 60,000 / 0; anything else is refused with the numbers."""
+    from mnist_audit import registry
+
+    def record(arch, **counts):
+        return {"arch": arch, "variant": "default", "seed": 0, "budget_scale": 1.0, "overrides": {},
+                "recipe": registry.resolve_recipe(arch).as_dict(), "provenance": {"git_commit": "abc"}, **counts}
+
+    assert publish.full_split(record("thomas")) == {"n_train": 55_000, "n_val": 5_000, "n_test": 10_000}
+    assert publish.full_split({"recipe": {}}) == publish.full_split(record("thomas"))
+    assert publish.full_split(record("keras_convnet")) == {"n_train": 54_000, "n_val": 6_000, "n_test": 10_000}
+    assert publish.full_split(record("tf_quickstart")) == {"n_train": 60_000, "n_val": 0, "n_test": 10_000}
+    ok = record("keras_convnet", n_train=54_000, n_val=6_000, n_test=10_000)
+    assert not [r for r in publish.why_not_publishable(ok, Path("."), False) if r.startswith("n_")]
+    bad = record("keras_convnet", n_train=55_000, n_val=5_000, n_test=10_000)
+    assert [r for r in publish.why_not_publishable(bad, Path("."), False) if r.startswith("n_")] == [
+        "n_train is 55000, not 54000", "n_val is 5000, not 6000"]
+
+
 def test_publish_sanitises_local_paths():
     m = {"config": {"mirrors": ["/home/me/mnist", "file:///x/", {"url": "/y", "canonical": False},
                                 "https://example.org/mnist/"]}}
@@ -185,7 +206,10 @@ def test_published_records_are_complete_and_consistent():
         if (m["arch"], m["variant"]) in RANDOM_AT_EVALUATION:
             continue  # predictions are another random draw than the evaluation's
         assert p["test_correct"].sum() == round(m["test_accuracy"] * m["n_test"]), d
-        assert p["val_correct"].sum() == round(m["val_accuracy"] * m["n_val"]), d
+        if m["n_val"]:  # a recipe without a validation set (tf_quickstart) has no val_accuracy
+            assert p["val_correct"].sum() == round(m["val_accuracy"] * m["n_val"]), d
+        else:
+            assert m["val_accuracy"] is None and len(p["val_correct"]) == 0, d
 
 
 @needs_audit

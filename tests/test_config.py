@@ -77,7 +77,7 @@ def test_canonical_false_on_the_command_line(tmp_path):
 def test_default_config_dry_run_succeeds(tmp_path):
     proc = dry_run(tmp_path, "budget_scale=1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    # every architecture and every registry variant (config.yaml lists them all), 5 seeds each
+    # every architecture and every registry variant (the registry's defaults), 5 seeds each
     n = sum(len(registry.list_variants(a)) for a in registry.list_models()) * 5
     assert re.search(rf"^train_model\s+{n}$", proc.stdout, re.M), proc.stdout[-2000:]
 
@@ -95,14 +95,20 @@ def test_schema_documents_every_key_and_matches_config_yaml():
 
     walk(schema["properties"])
     config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    assert set(config) == set(schema["properties"])
+    # the registry's lists are the defaults of these keys, so config.yaml leaves them out
+    # (a new registry entry needs no edit here)
+    from_registry = {"architectures", "variants"}
+    assert set(config) == set(schema["properties"]) - from_registry
+    assert schema["properties"]["architectures"]["default"] == registry.list_models()
+
     def default(sub):  # an object's default is its members' defaults
         if "properties" in sub:
             return {k: default(v) for k, v in sub["properties"].items()}
         return sub["default"]
 
-    for key, sub in schema["properties"].items():  # config.yaml shows every default
-        assert config[key] == default(sub), key
+    for key, sub in schema["properties"].items():  # config.yaml shows every other default
+        if key not in from_registry:
+            assert config[key] == default(sub), key
 
 
 def test_cli_strings_get_the_schema_types(tmp_path):
@@ -155,9 +161,11 @@ def test_tracking_uri_precedence(monkeypatch, tmp_path):
 
 
 def test_default_variants_are_every_registry_variant():
-    config = yaml.safe_load((ROOT / "config.yaml").read_text())
-    listed = {a: config["variants"].get(a, ["default"]) for a in registry.list_models()}
+    schema = audit_config.resolved_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    default = schema["properties"]["variants"]["default"]
+    listed = {a: default.get(a, ["default"]) for a in registry.list_models()}
     assert listed == {a: registry.list_variants(a) for a in registry.list_models()}
+    assert set(default) == {"cnn_tutorial", "mlp", "softmax_regression"}
 
 
 def test_profiles_rerun_on_content_and_params_not_script_text():
@@ -170,6 +178,16 @@ def test_profiles_rerun_on_content_and_params_not_script_text():
         profile = yaml.safe_load((ROOT / "workflow" / "profiles" / name / "profile.yaml").read_text())
         triggers = set(profile["rerun-triggers"])
         assert "code" not in triggers and {"mtime", "params", "input"} <= triggers, (name, triggers)
+
+
+def test_a_train_subset_checks_the_originals_recipes_too():
+    """train_subset with originals configured: each original is checked by the recipe it
+    implements (a run variant "original" is no registry variant)."""
+    cfg = {"architectures": ["zaccone", "keras_convnet"], "seeds": [0], "train_subset": 500,
+           "originals": {"zaccone": ["default"], "keras_convnet": ["default"]}}
+    audit_config.check_config(cfg)
+    with pytest.raises(audit_config.ConfigError, match="too small for zaccone"):
+        audit_config.check_config({**cfg, "train_subset": 100})
 
 
 def test_original_variant_names_round_trip():

@@ -1,7 +1,10 @@
 """Tests of mnist_audit.registry (the published recipes) and mnist_audit.models (the ports).
 
-The expected values below are typed out from SPEC.md sections 2 and 3, not copied
-from registry.py, and the parameter/MAC counts are computed analytically here.
+The expected values below are typed out from SPEC.md sections 2 and 3 (the TF1-era
+tutorials) and from the Keras programs' own code (keras_convnet: keras-team/keras-io
+examples/vision/mnist_convnet.py; tf_quickstart: tensorflow/docs
+site/en/tutorials/quickstart/beginner.ipynb), not copied from registry.py, and the
+parameter/MAC counts are computed analytically here.
 """
 
 import json
@@ -26,7 +29,12 @@ from mnist_audit import models, optimizers, recipes, registry  # noqa: E402
 from mnist_audit.recipes import RegistryError  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
-NAMES = ["jerkic", "cnn_tutorial", "singhal", "thomas", "zaccone", "softmax_regression", "mlp"]
+NAMES = ["jerkic", "cnn_tutorial", "singhal", "thomas", "zaccone", "softmax_regression", "mlp",
+         "keras_convnet", "tf_quickstart"]
+KERAS_PROGRAMS = ["keras_convnet", "tf_quickstart"]  # their original is the author's own script
+# model.summary()'s "Total params" of the authors' programs (keras_convnet: printed on the
+# example's page; tf_quickstart: 784 * 128 + 128 + 128 * 10 + 10)
+AUTHORS_TOTAL_PARAMS = {"keras_convnet": 34_826, "tf_quickstart": 101_770}
 ALL_VARIANTS = [(n, v) for n in NAMES for v in (["default", "printed"] if n == "cnn_tutorial" else ["default"])]
 IDS = [f"{n}-{v}" for n, v in ALL_VARIANTS]
 
@@ -44,6 +52,8 @@ SEED_FILES = {
     "zaccone": "004_73326bcaf0bdbdd6.txt",
     "softmax_regression": "004_73326bcaf0bdbdd6.txt",  # mentions it
     "mlp": "003_9d71914a5204d80d.txt",  # mentions it
+    "keras_convnet": None,  # not in the seeds: read at its repository (source)
+    "tf_quickstart": None,
 }
 
 
@@ -62,11 +72,15 @@ def test_names_order_and_baselines():
         assert registry.list_variants(name)[0] == "default"
         assert arch.fidelity and all(isinstance(line, str) and line for line in arch.fidelity)
         assert arch.seed_file == SEED_FILES[name]
+        assert arch.original == ("keras script" if name in KERAS_PROGRAMS else "tf1 graph")
+        if name in KERAS_PROGRAMS:
+            assert arch.source and "commit" in arch.source and "Apache License 2.0" in " ".join(arch.fidelity)
     assert registry.list_variants("cnn_tutorial") == ["default", "printed"]
 
 
 ADAM_TF1 = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-8}
 RMSPROP_TF1 = {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-10, "initial_accumulator": 1.0}
+KERAS_ADAM = {"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}  # keras.optimizers.Adam()
 
 # SPEC section 2, typed out:
 # name: optimizer, lr, args, batch, budget, unit, shuffle, drop_last, dropout rates
@@ -78,7 +92,13 @@ SPEC_RECIPES = {
     "zaccone": ("rmsprop_tf1", 1e-3, RMSPROP_TF1, 128, 100, "epochs", False, True, (0.2, 0.2, 0.2, 0.5)),
     "softmax_regression": ("sgd", 0.5, {}, 100, 1000, "steps", True, False, ()),
     "mlp": ("sgd", 0.5, {}, 100, 10, "epochs", True, False, ()),
+    # the authors' code: optimizer="adam", batch_size=128 / fit's default 32, epochs=15 / 5
+    "keras_convnet": ("keras_adam", 1e-3, KERAS_ADAM, 128, 15, "epochs", True, False, (0.5,)),
+    "tf_quickstart": ("keras_adam", 1e-3, KERAS_ADAM, 32, 5, "epochs", True, False, (0.2,)),
 }
+# the training-file images each trains on: read_data_sets' 55,000; validation_split=0.1's
+# first 54,000 of 60,000; the quickstart all 60,000
+TRAIN_IMAGES = {**{n: 55_000 for n in NAMES}, "keras_convnet": 54_000, "tf_quickstart": 60_000}
 # total optimizer steps over the 55,000 training images
 SPEC_TOTAL_STEPS = {
     "jerkic": 2001,
@@ -88,6 +108,8 @@ SPEC_TOTAL_STEPS = {
     "zaccone": 100 * 429,  # 55000 // 128, last partial batch dropped
     "softmax_regression": 1000,
     "mlp": 10 * 550,
+    "keras_convnet": 15 * 422,  # 421 batches of 128 and a last one of 112 per epoch
+    "tf_quickstart": 5 * 1875,  # 60,000 / 32, no partial batch
 }
 
 
@@ -105,8 +127,12 @@ def test_recipe_matches_spec(name):
     assert r.shuffle is shuffle
     assert r.drop_last is drop_last
     assert r.dropout == dropout
-    assert r.total_steps(55000) == SPEC_TOTAL_STEPS[name]
+    assert registry.train_images(name) == TRAIN_IMAGES[name]
+    assert r.total_steps(TRAIN_IMAGES[name]) == SPEC_TOTAL_STEPS[name]
+    assert r.partial_batch is (name in KERAS_PROGRAMS)  # Keras's fit: every epoch ends with its partial batch
     d = r.as_dict()
+    # the fields the Keras programs added are recorded only where they differ from the default
+    assert ("data_split" in d) is (name in KERAS_PROGRAMS) and ("partial_batch" in d) is (name in KERAS_PROGRAMS)
     assert json.loads(json.dumps(d)) == d
     assert d["optimizer_args"] == args and d["dropout"] == list(dropout)
 
@@ -126,6 +152,8 @@ SPEC_INIT = {  # kernel_init, bias_init strings (human-readable)
     "singhal": ("truncated_normal(stddev=0.05)", "constant(0.05)"),
     "zaccone": ("random_normal(stddev=0.01)", None),
     "softmax_regression": ("zeros", "zeros"),
+    "keras_convnet": ("glorot_uniform", "zeros"),  # Keras's defaults
+    "tf_quickstart": ("glorot_uniform", "zeros"),
 }
 
 
@@ -149,6 +177,8 @@ SPEC_CLAIMS = {  # value, lower, a fragment of the text
     "zaccone": (0.99, 0.985, "about 99%"),
     "softmax_regression": (0.92, 0.915, "about 92%"),
     "mlp": (0.975, 0.965, "97-98%"),
+    "keras_convnet": (0.99, 0.985, "~99% test accuracy"),  # "~99%" -> >= 98.5%
+    "tf_quickstart": (0.98, 0.975, "~98% accuracy"),  # "~98%" -> >= 97.5%
 }
 
 
@@ -216,7 +246,8 @@ def test_variant_recipe_changes_come_before_overrides(monkeypatch):
         **{
             **{
                 f: getattr(base, f)
-                for f in ("name", "title", "author", "seed_file", "baseline", "layers", "recipe", "claim", "fidelity")
+                for f in ("name", "title", "author", "seed_file", "baseline", "layers", "recipe", "claim", "fidelity",
+                          "macs_per_image")
             },
             "variants": {"default": "d", "short": "s"},
             "variant_recipes": {"short": {"budget": 3, "learning_rate": 1e-3}},
@@ -325,14 +356,16 @@ def test_forward_shape(built, name, variant):
     assert model.input_shape == (None, 28, 28, 1)
     assert not isinstance(model.layers[-1], keras.layers.Softmax)
     assert model.layers[-1].name == "logits" and model.layers[-1].activation is keras.activations.linear
+    padding = "valid" if name in KERAS_PROGRAMS else "same"  # Keras's default, as those authors left it
     for layer in model.layers:
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.MaxPooling2D)):
-            assert layer.padding == "same", layer.name
+            assert layer.padding == padding, layer.name
             assert tuple(layer.strides) == ((1, 1) if isinstance(layer, keras.layers.Conv2D) else (2, 2))
 
 
-# Analytic layer stacks from SPEC section 2: ("conv", k, c_out, bias) | ("pool",)
-# | ("flatten", expected_size) | ("dense", units, bias). Input 28x28x1; SAME padding.
+# Analytic layer stacks from SPEC section 2 and the Keras programs' code: ("conv", k, c_out,
+# bias[, "valid"]) | ("pool"[, "valid"]) | ("flatten", expected_size) | ("dense", units, bias).
+# Input 28x28x1; SAME padding unless "valid".
 SPEC_LAYERS = {
     "jerkic": [("conv", 5, 16, True), ("pool",), ("conv", 5, 16, True), ("pool",), ("flatten", 784),
                ("dense", 1024, True), ("dense", 10, True)],
@@ -346,6 +379,9 @@ SPEC_LAYERS = {
                 ("pool",), ("flatten", 2048), ("dense", 625, False), ("dense", 10, False)],
     "softmax_regression": [("flatten", 784), ("dense", 10, True)],
     "mlp": [("flatten", 784), ("dense", 300, True), ("dense", 10, True)],
+    "keras_convnet": [("conv", 3, 32, True, "valid"), ("pool", "valid"), ("conv", 3, 64, True, "valid"),
+                      ("pool", "valid"), ("flatten", 1600), ("dense", 10, True)],
+    "tf_quickstart": [("flatten", 784), ("dense", 128, True), ("dense", 10, True)],
 }
 
 
@@ -356,13 +392,15 @@ def analytic_counts(stack):
     rows = []
     for op in stack:
         if op[0] == "conv":
-            _, k, c_out, bias = op
+            _, k, c_out, bias, *valid = op
+            if valid:  # VALID: the output loses k - 1 rows and columns
+                h, w = h - k + 1, w - k + 1
             p = k * k * c * c_out + (c_out if bias else 0)
-            m = h * w * k * k * c * c_out  # stride 1, SAME: output h x w
+            m = h * w * k * k * c * c_out  # stride 1: output h x w
             c = c_out
             rows.append((p, m, [h, w, c]))
-        elif op[0] == "pool":
-            h, w = math.ceil(h / 2), math.ceil(w / 2)  # 2x2 stride 2, SAME
+        elif op[0] == "pool":  # 2x2 stride 2: SAME rounds up, VALID down
+            h, w = (h // 2, w // 2) if op[1:] else (math.ceil(h / 2), math.ceil(w / 2))
         elif op[0] == "flatten":
             c = h * w * c
             assert c == op[1], f"analytic flatten {c} != SPEC {op[1]}"
@@ -384,6 +422,17 @@ def test_analytic_helper_catches_slips():
     assert p_same == 5 * 5 * 32 + 32 + 5 * 5 * 32 * 64 + 64 + 3136 * 1024 + 1024 + 1024 * 10 + 10
     # zaccone with SAME pooling: 7 -> 4, not 3
     assert analytic_counts(SPEC_LAYERS["zaccone"])[0] == 288 + 18432 + 73728 + 2048 * 625 + 6250
+
+
+@pytest.mark.parametrize("name", KERAS_PROGRAMS)
+def test_parameter_counts_are_the_authors_model_summary(built, name):
+    """The Keras programs' ports have exactly the parameters the authors' model.summary() totals."""
+    assert models.param_count(name) == built[name, "default"].count_params() == AUTHORS_TOTAL_PARAMS[name]
+    assert analytic_counts(SPEC_LAYERS[name])[0] == AUTHORS_TOTAL_PARAMS[name]
+    shapes = [r["output_shape"] for r in models.layer_table(name)]
+    if name == "keras_convnet":  # the example's summary: (26, 26, 32) 320, (11, 11, 64) 18,496, (10) 16,010
+        assert shapes == [[26, 26, 32], [11, 11, 64], [10]]
+        assert [r["params"] for r in models.layer_table(name)] == [320, 18_496, 16_010]
 
 
 @pytest.mark.parametrize("name, variant", ALL_VARIANTS, ids=IDS)
@@ -411,7 +460,7 @@ def test_counts_do_not_disturb_the_seed():
 
 
 # SPEC init per weighted layer: (kernel (class, stddev or value), bias (class, stddev/value) | None)
-TN, RN, CONST, ZEROS = "TruncatedNormal", "RandomNormal", "Constant", "Zeros"
+TN, RN, CONST, ZEROS, GU = "TruncatedNormal", "RandomNormal", "Constant", "Zeros", "GlorotUniform"
 SPEC_INITS = {
     "jerkic": [((TN, 0.1), (ZEROS, None))] * 4,
     "cnn_tutorial": [((TN, 0.1), (CONST, 0.1))] * 4,
@@ -420,6 +469,8 @@ SPEC_INITS = {
     "zaccone": [((RN, 0.01), None)] * 5,
     "softmax_regression": [((ZEROS, None), (ZEROS, None))],
     "mlp": [((RN, 0.03), (RN, 1.0))] * 2,
+    "keras_convnet": [((GU, None), (ZEROS, None))] * 3,  # Keras's defaults
+    "tf_quickstart": [((GU, None), (ZEROS, None))] * 2,
 }
 
 
@@ -513,6 +564,13 @@ def test_make_optimizer():
     cfg = rms.get_config()
     again = optimizers.TF1RMSprop.from_config(cfg)
     assert again.get_config() == cfg
+    keras_adam = optimizers.make_optimizer(registry.resolve_recipe("keras_convnet"))
+    # what optimizer="adam" gives the Keras programs: Keras's own Adam at its defaults
+    default = keras.optimizers.get("adam")
+    assert type(keras_adam) is type(default) is keras.optimizers.Adam
+    assert {k: v for k, v in keras_adam.get_config().items() if k != "name"} == \
+        {k: v for k, v in default.get_config().items() if k != "name"}
+    assert (keras_adam.epsilon, keras_adam.amsgrad) == (1e-7, False)
 
 
 def _tf1_rmsprop_numpy(var, grads, lr, rho, momentum, eps, acc0):
@@ -575,6 +633,8 @@ TOY_OVERRIDES = {
     "zaccone": {"optimizer_args": {"initial_accumulator": 0.0}},
     "softmax_regression": {},
     "mlp": {},
+    "keras_convnet": {},
+    "tf_quickstart": {},
 }
 
 

@@ -442,7 +442,7 @@ def test_tiny_report_files(tiny_run):
     for t in TABLES:
         assert (base / "tables" / f"{t}.csv").stat().st_size > 0
         # every table opens with its table; the claim audit with its one-line summary first
-        start = {"claim_audit": "**", "port_vs_original": "No TF1 originals",  # tiny: no originals,
+        start = {"claim_audit": "**", "port_vs_original": "No originals",  # tiny: no originals,
                  "variance": "One platform only", "platform_verdicts": "One platform only"}.get(t, "| ")  # one platform
         assert (base / "tables" / f"{t}.md").read_text().startswith(start), t
     text = (base / "README.md").read_text()

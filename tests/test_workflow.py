@@ -161,6 +161,45 @@ def test_variants_and_recipe_overrides_end_to_end(tmp_path):
     assert logged["softmax_regression/default/seed0"].data.tags["recipe"] == "scaled x0.02"
 
 
+@pytest.mark.slow
+@needs_mnist
+def test_the_keras_tutorials_and_their_scripts_end_to_end(tmp_path):
+    """keras_convnet and tf_quickstart on the tiny config through the workflow: each port
+    (train_model) and its author's script (train_original, config key originals) trains on
+    its own data split, is logged to MLflow, and has its row in the claim audit and in the
+    port-versus-original table."""
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(snakemake_cmd(
+        tmp_path, "--config", "architectures=[keras_convnet,tf_quickstart]", "seeds=[0]",
+        f"mirrors=[{str(LOCAL_MIRROR)!r}]", "originals={keras_convnet: [default], tf_quickstart: [default]}"),
+        capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    planned = _planned(proc.stdout + proc.stderr)
+    assert (planned["train_model"], planned["train_original"]) == (2, 2)
+    runs_dir = tmp_path / "results" / "runs"
+    n_val = {"keras_convnet": (500, 56), "tf_quickstart": (0, 0)}  # port's validation set, the script's
+    for arch in ("keras_convnet", "tf_quickstart"):
+        port = json.loads((runs_dir / arch / "default" / "seed0" / "metrics.json").read_text())
+        script = json.loads((runs_dir / arch / "original" / "seed0" / "metrics.json").read_text())
+        assert (runs_dir / arch / "default" / "seed0" / "model.keras").exists()
+        assert not (runs_dir / arch / "original" / "seed0" / "model.keras").exists()
+        assert script["implementation"] == "keras script" and script["script"]["file"] == f"{arch}.py"
+        assert port["n_train"] == script["n_train"] == 500 and port["total_steps"] == script["total_steps"]
+        assert (port["n_val"], script["n_val"]) == n_val[arch]
+        assert port["recipe"]["data_split"] == script["recipe"]["data_split"] != "read_data_sets"
+    report = tmp_path / "results" / "report"
+    audit = pd.read_csv(report / "tables" / "claim_audit.csv").set_index("model")
+    assert set(audit.index) == {"keras_convnet", "tf_quickstart"}
+    assert (audit.loc["keras_convnet", "claim_lower_pct"], audit.loc["tf_quickstart", "claim_lower_pct"]) == (98.5, 97.5)
+    pvo = pd.read_csv(report / "tables" / "port_vs_original.csv")
+    assert sorted(pvo["architecture"]) == ["keras_convnet", "tf_quickstart"]
+    client = _client(tmp_path)
+    exp = client.get_experiment_by_name("tiny-test").experiment_id
+    logged = {r.data.tags["mnist_audit.job"] for r in
+              client.search_runs([exp], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")}
+    assert logged == {f"{a}/{v}/seed0" for a in ("keras_convnet", "tf_quickstart") for v in ("default", "original")}
+
+
 def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_path):
     """``mlflow ui`` started as the README starts it; through its REST API, the saved view
     the README's URL opens (filter, order) returns the training runs, best test accuracy first."""

@@ -21,7 +21,7 @@ analytic form was kept.
 
 The second half applies them to the runs table (one row per run, ``report.aggregate_runs``):
 ``claim_audit`` (one row per architecture and variant, on the author's measure and on the
-full test set) and ``port_vs_original`` (each TF1 original against its port).
+full test set) and ``port_vs_original`` (each original against its port).
 
 Everything is a pure function of its inputs, so the report's tables are byte-identical
 from run to run.
@@ -230,7 +230,7 @@ def claim_audit(runs: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFr
     rows = []
     for (arch, variant), g in groups(runs):
         if original_of(variant):
-            continue  # the TF1 originals check the ports: never part of a verdict
+            continue  # the originals check the ports: never part of a verdict
         a = registry.get_architecture(arch)
         claim = a.claim
         claim_recipe = claim.recipe_variant or "default"

@@ -175,7 +175,8 @@ def compare(arch: str, split: dict, repeats: int = 15, device_kind: str = "cpu",
         ONE_STEP: pipeline(_fresh(arch, recipe, steps_per_execution=1), copies),
     }
     closing = None
-    if keras_backend() == "tensorflow":  # the TF1 original: TensorFlow only
+    if keras_backend() == "tensorflow" and registry.get_architecture(arch).original == "tf1 graph":
+        # the TF1 original: TensorFlow only (a Keras program's own loop is model.fit: the reference)
         original_run, closing = _original_loop(arch, x, y, b, threads or 1)
         runs[ORIGINAL] = lambda rep: original_run(stream(rep))
     times = interleaved(runs, repeats)

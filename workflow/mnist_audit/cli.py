@@ -3,7 +3,8 @@
     mnist-audit download --mirror URL_OR_DIR [--mirror ...] --out results/data/mnist
     mnist-audit train --arch thomas --seed 0 --data results/data/mnist/mnist.npz --out DIR
     mnist-audit original --arch mlp --seed 0 --port-init --out DIR   # the TF1 program, the port's init
-    mnist-audit models                      # the registry: names, parameters, MACs, claims
+    mnist-audit original --arch keras_convnet --seed 0 --out DIR     # the author's Keras script
+    mnist-audit models [--counts] [NAME ...]  # the registry: names, parameters, MACs, claims
     mnist-audit publish results/runs/*/*/seed*   # into audit/runs (published recipes only)
     mnist-audit publish --study DIR ...      # port-vs-original study runs (budget x0.02) into audit/portcheck
     mnist-audit report --audit audit        # audit/report/ from the committed records alone
@@ -57,7 +58,7 @@ def _cmd_original(a) -> int:
     from .originals import train_original
 
     m = train_original(a.data, a.out, a.arch, a.variant, a.seed, budget_scale=a.budget_scale,
-                       threads=a.threads, from_port=a.port_init)
+                       threads=a.threads, from_port=a.port_init, script=a.script)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "initial_weights", "test_accuracy",
                                               "val_accuracy", "train_loss")}))
     return 0
@@ -67,10 +68,14 @@ def _cmd_models(a) -> int:
     from . import registry
 
     rows = []
-    for name in registry.list_models():
-        arch = registry.get_architecture(name)
+    for name in a.names or registry.list_models():
+        try:
+            arch = registry.get_architecture(name)
+        except registry.RegistryError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
         row = {"name": name, "baseline": arch.baseline, "variants": registry.list_variants(name),
-               "claim": arch.claim.text}
+               "claim": arch.claim.text, "claim_lower": arch.claim.lower, "original": arch.original}
         if a.counts:
             from . import models
 
@@ -154,13 +159,18 @@ def main(argv=None) -> int:
     t.add_argument("--no-memory-growth", action="store_true")
     t.add_argument("--stop-after-epochs", type=int, help="stop early leaving a checkpoint (resume test)")
     t.set_defaults(fn=_cmd_train)
-    o = sub.add_parser("original", help="train the author's program (TF1 graph) for one architecture and seed")
+    o = sub.add_parser("original", help="train the author's program (TF1 graph, or a Keras tutorial's own "
+                                        "script) for one architecture and seed")
     _run_arguments(o)
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--port-init", action="store_true",
-                   help="start from the port's initial weights for this seed instead of the original's own draw")
+                   help="start from the port's draw for this seed (its initial weights; a Keras script, which "
+                        "draws the port's weights anyway, trains in the port's data order) instead of its own")
+    o.add_argument("--script", help="a Keras tutorial: run this copy of the author's file (e.g. as downloaded) "
+                                    "instead of the project's")
     o.set_defaults(fn=_cmd_original)
     m = sub.add_parser("models", help="list the registry")
+    m.add_argument("names", nargs="*", help="only these architectures (default: all)")
     m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
     m.set_defaults(fn=_cmd_models)
     p = sub.add_parser("publish", help="copy finished published-recipe runs into the published audit")

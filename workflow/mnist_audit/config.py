@@ -2,8 +2,9 @@
 
 The JSON Schema in workflow/schemas/config.schema.yaml types, describes and
 defaults every key; Snakemake's ``validate`` applies it. The architecture names
-are injected from the registry so the schema's enum is the registry's list, and the
-rules of a recipe override from ``mnist_audit.recipes`` (one statement of each).
+are injected from the registry so the schema's enum and the defaults of
+``architectures`` and ``variants`` are the registry's lists, and the rules of a
+recipe override from ``mnist_audit.recipes`` (one statement of each).
 Checks that need the registry (variants, recipe overrides) run in ``check_config``.
 """
 
@@ -33,6 +34,11 @@ def resolved_schema(schema_path: str | Path) -> dict:
     schema = yaml.safe_load(Path(schema_path).read_text())
     names = registry.list_models()
     schema["properties"]["architectures"]["items"]["enum"] = names
+    # The defaults are the registry's too: every architecture, every variant; a new
+    # registry entry is in the default run without any other edit.
+    schema["properties"]["architectures"]["default"] = names
+    schema["properties"]["variants"]["default"] = {
+        a: registry.list_variants(a) for a in names if len(registry.list_variants(a)) > 1}
     schema["properties"]["variants"]["propertyNames"] = {"enum": names}
     schema["properties"]["recipe_overrides"]["propertyNames"] = {"enum": names}
     schema["properties"]["originals"]["propertyNames"] = {"enum": names}
@@ -208,7 +214,7 @@ def check_config(config: Mapping) -> None:
     subset = config.get("train_subset")
     if subset is not None and config.get("architectures"):
         overrides = config.get("recipe_overrides") or {}
-        for arch, variant in dict.fromkeys((a, v) for a, v, _ in run_keys({**config, "seeds": [0]})):
+        for arch, variant in dict.fromkeys((a, original_of(v) or v) for a, v, _ in run_keys({**config, "seeds": [0]})):
             need = min_train_subset(arch, variant, overrides.get(arch))
             if subset < need:
                 raise ConfigError(
@@ -220,20 +226,21 @@ def check_config(config: Mapping) -> None:
 
 
 ORIGINAL = "original"
-# The TF1 original started from the port's initial weights for the same seed instead of
+# The original started from the port's draw for the same seed (its initial weights; for a
+# Keras script, whose own initial weights are already the port's, its data order) instead of
 # its own initialisers' draw (``originals.port_initial_weights``): "original_from_port".
 FROM_PORT = "_from_port"
 
 
 def original_variant(of: str, from_port: bool = False) -> str:
-    """The run variant of the TF1 original of registry variant ``of``: "original" for the
+    """The run variant of the original of registry variant ``of``: "original" for the
     default, "original_book" for softmax_regression's book recipe, ...; with
     ``from_port``, "original_from_port", "original_book_from_port", ..."""
     return (ORIGINAL if of == "default" else f"{ORIGINAL}_{of}") + (FROM_PORT if from_port else "")
 
 
 def original_of(variant: str) -> str | None:
-    """The registry variant a run variant is the TF1 original of (None: a port run)."""
+    """The registry variant a run variant is the original of (None: a port run)."""
     if not (variant == ORIGINAL or variant.startswith(ORIGINAL + "_")):
         return None
     base = variant.removesuffix(FROM_PORT)
@@ -241,13 +248,13 @@ def original_of(variant: str) -> str | None:
 
 
 def starts_from_port(variant: str) -> bool:
-    """Whether a run variant is a TF1 original started from the port's initial weights."""
+    """Whether a run variant is an original started from the port's draw."""
     return original_of(variant) is not None and variant.endswith(FROM_PORT)
 
 
 def run_keys(config: Mapping) -> list[tuple[str, str, int]]:
     """(architecture, variant, seed) for every training job, in config order: the ports'
-    variants, then the TF1 originals asked for in ``originals``."""
+    variants, then the originals asked for in ``originals``."""
     variants = config.get("variants") or {}
     originals = config.get("originals") or {}
     return [
@@ -301,7 +308,8 @@ def train_priority(config: Mapping, arch: str, variant: str) -> int:
     the published recipes, zaccone highest), so the longest jobs start first and the
     cores do not wait on one long job at the end of a run (on any platform)."""
     s = train_settings(config, arch, variant)
-    n_train = min(s["train_subset"] or 55_000, 55_000)
+    full = registry.train_images(arch, s["variant"], s["overrides"])  # the recipe's data split
+    n_train = min(s["train_subset"] or full, full)
     work = registry.training_work(arch, s["variant"], s["overrides"], n_train, s["budget_scale"])
     return int(round(work / 1e12))
 

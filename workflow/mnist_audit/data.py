@@ -21,6 +21,7 @@ import numpy as np
 
 from . import retry
 from .files import atomic_write_json, sha256_file, temp_beside
+from .splits import DATA_SPLITS, DEFAULT_SPLIT
 
 
 
@@ -234,11 +235,32 @@ def as_float(images: np.ndarray) -> np.ndarray:
     return (images.astype(np.float32) / np.float32(255.0))[..., None]
 
 
-def training_arrays(path: Path, train_subset: int | None = None, eval_subset: int | None = None) -> dict:
+def training_file(split: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """The images and labels of MNIST's training file, in the file's order: the prepared
+    split's validation images (the file's first 5,000) followed by its training images."""
+    return (np.concatenate([split["x_val"], split["x_train"]]), np.concatenate([split["y_val"], split["y_train"]]))
+
+
+def split_arrays(split: Mapping[str, np.ndarray], data_split: str = DEFAULT_SPLIT) -> dict[str, np.ndarray]:
+    """uint8 arrays x_/y_ train, val, test as the recipe's data split divides the training
+    file (``mnist_audit.splits``). The prepared split is "read_data_sets" itself; any other
+    split cuts the training file, rebuilt in its order, by its own rule."""
+    if data_split == DEFAULT_SPLIT:
+        return dict(split)
+    x, y = training_file(split)
+    rule = DATA_SPLITS[data_split]
+    (x_train, x_val), (y_train, y_val) = rule.cut(x), rule.cut(y)
+    return {"x_train": x_train, "y_train": y_train, "x_val": x_val, "y_val": y_val,
+            "x_test": split["x_test"], "y_test": split["y_test"]}
+
+
+def training_arrays(path: Path, train_subset: int | None = None, eval_subset: int | None = None,
+                    data_split: str = DEFAULT_SPLIT) -> dict:
     """The split as a training job feeds it: images float32 (n, 28, 28, 1) in [0, 1],
-    labels int32, the training set cut to its first ``train_subset`` images and the
+    labels int32, training and validation images as the recipe's ``data_split`` divides
+    the training file, the training set cut to its first ``train_subset`` images and the
     validation and test sets to their first ``eval_subset``."""
-    split = load_split(Path(path))
+    split = split_arrays(load_split(Path(path)), data_split)
     cut = {"train": train_subset, "val": eval_subset, "test": eval_subset}
     out = {}
     for part, n in cut.items():

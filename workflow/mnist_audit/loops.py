@@ -4,8 +4,10 @@ The data order follows TF1's ``mnist.train.next_batch``: the training stream is 
 concatenation of one permutation of the training set per epoch (drawn from the
 seed and the epoch number), cut into consecutive batches, so a step budget that
 does not divide into epochs carries over epoch boundaries exactly as the
-tutorials did. Recipes with a fixed order (zaccone) use the identity order, and
-recipes that drop the last partial batch truncate each epoch.
+tutorials did. Recipes with a fixed order (zaccone) use the identity order,
+recipes that drop the last partial batch truncate each epoch, and the Keras programs'
+recipes (``partial_batch``) cut each epoch into batches on its own, as ``fit`` does, its
+last batch partial.
 
 Training runs in *chunks* of one epoch's worth of steps (the last may be shorter);
 ``plan`` gives the steps and chunks of a budget. The port's ``Feeder`` trains one
@@ -32,13 +34,25 @@ def stream_positions(order_fn, epoch_len: int, start: int, stop: int) -> np.ndar
 
 
 class DataOrder:
-    """The training stream of a recipe: which example is at which position."""
+    """The training stream of a recipe: which example is at which position.
 
-    def __init__(self, n_train: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int):
+    ``partial_batch``: each epoch is cut into batches on its own, its last batch the
+    partial remainder (Keras's ``fit``); the steps of one epoch then hold
+    ``ceil(n / batch)`` batches and ``batch_indices`` concatenates them (only an epoch's
+    last batch is short)."""
+
+    def __init__(self, n_train: int, batch_size: int, shuffle: bool, drop_last: bool, seed: int,
+                 partial_batch: bool = False):
         self.n, self.batch_size, self.shuffle, self.seed = n_train, batch_size, shuffle, seed
+        self.partial_batch = partial_batch
         self.epoch_len = (n_train // batch_size) * batch_size if drop_last else n_train
         if self.epoch_len == 0:
             raise ValueError(f"batch size {batch_size} is larger than the training set ({n_train})")
+
+    @classmethod
+    def of(cls, recipe: registry.Recipe, n_train: int, seed: int) -> DataOrder:
+        """The order a recipe trains in."""
+        return cls(n_train, recipe.batch_size, recipe.shuffle, recipe.drop_last, seed, recipe.partial_batch)
 
     def epoch_order(self, epoch: int) -> np.ndarray:
         if not self.shuffle:
@@ -47,7 +61,24 @@ class DataOrder:
 
     def batch_indices(self, first_step: int, n_steps: int) -> np.ndarray:
         b = self.batch_size
+        if self.partial_batch:
+            per_epoch, out = -(-self.n // b), []
+            step, stop = first_step, first_step + n_steps
+            while step < stop:  # by runs of one epoch's steps
+                epoch, j = divmod(step, per_epoch)
+                k = min(stop - step, per_epoch - j)
+                out.append(self.epoch_order(epoch)[j * b:(j + k) * b])
+                step += k
+            return np.concatenate(out)
         return stream_positions(self.epoch_order, self.epoch_len, first_step * b, (first_step + n_steps) * b)
+
+
+def images_seen(recipe: registry.Recipe, n_train: int, steps: int) -> int:
+    """Training images the first ``steps`` steps have seen (an epoch's last batch may be partial)."""
+    if not recipe.partial_batch:
+        return steps * recipe.batch_size
+    epochs, rest = divmod(steps, recipe.steps_per_epoch(n_train))
+    return epochs * n_train + min(rest * recipe.batch_size, n_train)
 
 
 def plan(recipe: registry.Recipe, n_train: int, budget_scale: float) -> dict:
@@ -135,33 +166,42 @@ class Feeder:
     def __init__(self, x, y, resident: bool = True):
         self.x, self.y = x, y
         self.resident = _resident_here(resident)
-        self._loop, self._loop_model = None, None
+        self._loop, self._loop_model = {}, None  # batch width -> compiled loop, for one model
         if self.resident:
             self._x, self._y = _to_device(x), _to_device(y)
 
-    def fit(self, model, idx, batch_size) -> dict:
+    def fit(self, model, idx, batch_size, partial: bool = False) -> dict:
+        """``partial``: the chunk may end with one short batch (a recipe with ``partial_batch``)."""
         if not self.resident:
             h = fit_chunk(model, self.x, self.y, idx, batch_size).history
             return {"loss": float(h["loss"][-1]), "accuracy": float(h["accuracy"][-1])}
         import tensorflow as tf
 
         idx = np.asarray(idx, dtype=np.int32)
-        if len(idx) % batch_size:
+        rest = len(idx) % batch_size
+        if rest and not partial:
             raise ValueError(f"a chunk of {len(idx)} examples is not whole batches of {batch_size}")
         model.reset_metrics()  # as fit does at each epoch: the chunk's means
-        self._compiled_loop(model, batch_size)(tf.constant(idx.reshape(-1, batch_size)))
+        full = len(idx) - rest
+        if full:
+            self._compiled_loop(model, batch_size)(tf.constant(idx[:full].reshape(-1, batch_size)))
+        if rest:  # the epoch's last, partial batch: a loop of its own width (traced once)
+            self._compiled_loop(model, rest)(tf.constant(idx[full:].reshape(1, rest)))
         return {k: float(v) for k, v in model.get_metrics_result().items() if k in ("loss", "accuracy")}
 
     def _compiled_loop(self, model, batch_size):
-        if self._loop_model is model:
-            return self._loop
+        if self._loop_model is not model:
+            self._loop, self._loop_model = {}, model
+        if batch_size in self._loop:
+            return self._loop[batch_size]
         import tensorflow as tf
 
         x, y = self._x, self._y
-        # What model.fit does before its first step: build the optimizer's and the
-        # metrics' variables (they cannot be created inside the loop). A private Keras
-        # method (pinned Keras; tests/test_bench.py checks the result against model.fit).
-        model._symbolic_build(data_batch=(x[:batch_size], y[:batch_size]))
+        if not self._loop:
+            # What model.fit does before its first step: build the optimizer's and the
+            # metrics' variables (they cannot be created inside the loop). A private Keras
+            # method (pinned Keras; tests/test_bench.py checks the result against model.fit).
+            model._symbolic_build(data_batch=(x[:batch_size], y[:batch_size]))
         step = tf.autograph.experimental.do_not_convert(model.train_step)
 
         # One trace for every chunk length; XLA only where Keras kept it on for the model.
@@ -174,7 +214,7 @@ class Feeder:
 
             tf.while_loop(lambda i: i < tf.shape(batches)[0], body, (tf.constant(0),))
 
-        self._loop, self._loop_model = run_steps, model
+        self._loop[batch_size] = run_steps
         return run_steps
 
 
@@ -214,7 +254,10 @@ class EvalSet:
             self.ds = (tf.data.Dataset.from_tensor_slices((_to_device(x), _to_device(y)))
                        .batch(batch_size).with_options(static_pipeline_options()))
 
-    def evaluate(self, model) -> tuple[float, float]:
+    def evaluate(self, model) -> tuple[float | None, float | None]:
+        """Mean loss and accuracy; (None, None) for an empty set (a recipe without validation)."""
+        if not len(self.y):
+            return None, None
         if self.resident:
             r = model.evaluate(self.ds, verbose=0, return_dict=True)
         else:
@@ -222,6 +265,8 @@ class EvalSet:
         return float(r["loss"]), float(r["accuracy"])
 
     def predict(self, model) -> np.ndarray:
+        if not len(self.y):
+            return np.zeros((0, 10), np.float32)
         if self.resident:
             return np.asarray(model.predict(self.ds, verbose=0))
         return np.asarray(model.predict(self.x, batch_size=self.batch_size, verbose=0))

@@ -5,8 +5,9 @@ on the TensorFlow backend and on JAX (``KERAS_BACKEND=jax``).
 
 Every model maps a (batch, 28, 28, 1) float32 image in [0, 1] to (batch, 10) LOGITS;
 the tutorials' final softmax is folded into the loss (see ``compile_model``). Every
-conv and pool states ``padding="same"`` explicitly (Keras defaults to "valid", which
-would silently change the flatten sizes). Initialisers and dropout layers get no
+conv and pool of the TF1 tutorials states ``padding="same"`` explicitly (Keras defaults
+to "valid", which would silently change the flatten sizes); the Keras programs keep
+Keras's defaults, as their authors did. Initialisers and dropout layers get no
 fixed seed: they draw from Keras's global seed, so call
 ``keras.utils.set_random_seed(seed)`` before ``build_model``. The optimizers and
 losses the recipes name are in ``mnist_audit.optimizers``.
@@ -227,6 +228,36 @@ def _mlp(variant):
         layers.Flatten(name="flatten"),
         _dense("fc1", 300, kernel_init=W(), bias_init=b(), activation="relu"),
         _dense("logits", NUM_CLASSES, kernel_init=W(), bias_init=b()),
+    ]
+
+
+# The Keras programs: their layers as the authors constructed them, in the same order and
+# with Keras's defaults (glorot_uniform kernels, zero biases, "valid" padding), so that
+# after keras.utils.set_random_seed the port draws the author's own initial weights and
+# dropout seeds (each drawn in construction order from Python's seeded random module).
+# Only the last layer's softmax moves into the loss (softmax_output_xent).
+
+
+@builder("keras_convnet")
+def _keras_convnet(variant):
+    return [
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu", name="conv1"),
+        layers.MaxPooling2D(pool_size=(2, 2), name="pool1"),
+        layers.Conv2D(64, kernel_size=(3, 3), activation="relu", name="conv2"),
+        layers.MaxPooling2D(pool_size=(2, 2), name="pool2"),
+        layers.Flatten(name="flatten"),  # 5*5*64 = 1600
+        layers.Dropout(0.5, name="dropout1"),
+        layers.Dense(NUM_CLASSES, name="logits"),  # the author's softmax: in the loss
+    ]
+
+
+@builder("tf_quickstart")
+def _tf_quickstart(variant):
+    return [
+        layers.Flatten(name="flatten"),  # 28*28 = 784
+        layers.Dense(128, activation="relu", name="fc1"),
+        layers.Dropout(0.2, name="dropout1"),
+        layers.Dense(NUM_CLASSES, name="logits"),
     ]
 
 

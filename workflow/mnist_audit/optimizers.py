@@ -1,5 +1,6 @@
-"""The recipes' optimizers and losses, in Keras 3: TF1's Adam and RMSProp, and the
-mlp author's clipped binary cross-entropy.
+"""The recipes' optimizers and losses, in Keras 3: TF1's Adam and RMSProp, Keras's own
+Adam, the mlp author's clipped binary cross-entropy and a Keras program's softmax output
+with categorical cross-entropy.
 
 Only Keras 3 and ``keras.ops`` (plus TF1's own fused kernels where the backend is
 TensorFlow), so the same code runs on TensorFlow and on JAX. tests/test_optimizers.py
@@ -17,6 +18,7 @@ from .recipes import OPTIMIZER_ARGS, OPTIMIZERS, Recipe, RegistryError
 __all__ = [
     "CUSTOM_OBJECTS",
     "ClippedBinaryCrossentropy",
+    "SoftmaxOutputCrossentropy",
     "TF1Adam",
     "TF1RMSprop",
     "custom_objects",
@@ -174,7 +176,7 @@ class TF1Adam(keras.optimizers.Optimizer):
 
 
 def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
-    """The recipe's optimizer, with TF1's defaults for any argument the recipe omits."""
+    """The recipe's optimizer, with its defaults for any argument the recipe omits."""
     if recipe.optimizer not in OPTIMIZER_ARGS:
         raise RegistryError(
             f"unknown optimizer {recipe.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}"
@@ -183,6 +185,9 @@ def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
     lr = float(recipe.learning_rate)
     if recipe.optimizer == "sgd":
         return keras.optimizers.SGD(learning_rate=lr, momentum=args["momentum"], nesterov=args["nesterov"])
+    if recipe.optimizer == "keras_adam":  # what optimizer="adam" gives a Keras program
+        return keras.optimizers.Adam(learning_rate=lr, beta_1=args["beta_1"], beta_2=args["beta_2"],
+                                     epsilon=args["epsilon"], amsgrad=args["amsgrad"])
     on_tf = keras.backend.backend() == "tensorflow"
     if recipe.optimizer == "adam":
         # TensorFlow: TF1's own fused kernel (the op the authors ran, and faster: see
@@ -220,12 +225,32 @@ class ClippedBinaryCrossentropy(keras.losses.Loss):
         return {**super().get_config(), "low": self.low, "high": self.high}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftmaxOutputCrossentropy(keras.losses.Loss):
+    """A Keras program's ``Dense(10, activation="softmax")`` + ``loss="categorical_crossentropy"``,
+    on the port's logits and integer labels: the softmax the author's last layer applied
+    (``keras.activations.softmax``), then ``keras.losses.categorical_crossentropy`` on the
+    one-hot labels. Keras computes that from the softmax's own logits where it can (on
+    TensorFlow: ``softmax_cross_entropy_with_logits``), else from the probabilities, clipped
+    to [1e-7, 1 - 1e-7]: the same choice as in the author's program, on every backend.
+    """
+
+    def __init__(self, name="softmax_output_xent", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y = ops.one_hot(ops.reshape(ops.cast(y_true, "int32"), (-1,)), ops.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(y, keras.activations.softmax(y_pred))
+
+
 def make_loss(recipe: Recipe) -> keras.losses.Loss:
     """The recipe's training loss on the model's logits."""
     if recipe.loss == "clipped_binary_xent":
         return ClippedBinaryCrossentropy()
+    if recipe.loss == "softmax_output_xent":
+        return SoftmaxOutputCrossentropy()
     return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 # What keras.saving.load_model needs for the classes above (models.CUSTOM_OBJECTS adds the layers).
-CUSTOM_OBJECTS = custom_objects(TF1RMSprop, TF1Adam, ClippedBinaryCrossentropy)
+CUSTOM_OBJECTS = custom_objects(TF1RMSprop, TF1Adam, ClippedBinaryCrossentropy, SoftmaxOutputCrossentropy)

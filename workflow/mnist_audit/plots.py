@@ -226,7 +226,7 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
     if table.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")
-        ax.text(0.5, 0.5, "No TF1 originals in these runs (config key originals).", ha="center", va="center")
+        ax.text(0.5, 0.5, "No originals in these runs (config key originals).", ha="center", va="center")
         _save(fig, path)
         return
     full = table[table["row_kind"] == FULL_BUDGET]

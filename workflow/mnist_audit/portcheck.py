@@ -1,4 +1,4 @@
-"""Port versus original: each port's accuracies against its author's program in TF1's API.
+"""Port versus original: each port's accuracies against its author's program (TF1 graph or Keras script).
 
 Welch's or the paired t-test and TOST equivalence at a stated margin on the runs' test
 accuracies (the verdict), the pairs TOST's power asks for (``portpower``), McNemar's test
@@ -183,7 +183,7 @@ def pairs_by_kind(keys) -> str:
 
 
 def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per TF1 original variant and budget in ``runs``, against its port at the same
+    """One row per original variant (TF1 graph or Keras script) and budget in ``runs``, against its port at the same
     budget: n per side, means, the difference with its 95% interval (Welch's; paired, seed by
     seed on one CPU kind and platform, for an original started from the port's draw), TOST at
     the stated margin, the pairs its power asks for, McNemar per pair, training images/s both

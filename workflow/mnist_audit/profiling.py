@@ -102,7 +102,8 @@ def profile(arch: str, data_path: str | Path, steps: int = 30, warmup: int = 10,
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("arch", choices=registry.list_models())
+    p.add_argument("arch", choices=[n for n in registry.list_models()  # against the TF1 programs
+                                    if registry.get_architecture(n).original == "tf1 graph"])
     p.add_argument("--data", required=True, help="the prepared split (results/data/mnist/mnist.npz)")
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--threads", type=int, default=1)

@@ -38,11 +38,20 @@ import pandas as pd
 
 from .files import atomic_write_json, sha256_file
 from .runs import RunRecord
+from .splits import recipe_split
 
 log = logging.getLogger(__name__)
 
 RECORD_FILES = ("metrics.json", "history.csv", "confusion.csv", "predictions.npz")
-FULL_SPLIT = {"n_train": 55_000, "n_val": 5_000, "n_test": 10_000}
+TEST_IMAGES = 10_000
+
+
+def full_split(m: dict) -> dict[str, int]:
+    """The images a run on the whole data trains, validates and tests on: its recipe's data
+    split of the 60,000 training-file images (55,000 / 5,000 for TF1's read_data_sets), and
+    the 10,000 test images."""
+    n_train, n_val = recipe_split(m.get("recipe") or {}).sizes()
+    return {"n_train": n_train, "n_val": n_val, "n_test": TEST_IMAGES}
 # history.csv columns that are results (the others are timings, which differ run to run)
 RESULT_COLUMNS = ("epoch", "steps", "train_loss", "train_accuracy", "val_loss", "val_accuracy",
                   "test_loss", "test_accuracy")
@@ -76,11 +85,11 @@ def why_not_publishable(m: dict, run_dir: Path, study: bool = False) -> list[str
         if m.get(key):
             reasons.append(f"{key} is {m[key]} (publish needs the full sets)")
     if m.get("initial_weights") == "given":
-        reasons.append("a TF1 original started from weights given by hand (publish takes its own draw, "
+        reasons.append("an original started from weights given by hand (publish takes its own draw, "
                        "or the port's draw: variant original_from_port)")
     if m.get("overrides"):
         reasons.append(f"recipe overrides {json.dumps(m['overrides'], sort_keys=True)}")
-    for key, n in FULL_SPLIT.items():
+    for key, n in full_split(m).items():
         if m.get(key) != n:
             reasons.append(f"{key} is {m.get(key)}, not {n}")
     commit = str((m.get("provenance") or {}).get("git_commit", "unknown"))

@@ -23,7 +23,7 @@ from .tables import (AUDIT_MD, CLAIMS_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BAN
 from .runs import label as model_label
 
 TOLERANCE = stats.TOLERANCE
-NO_ORIGINALS = "No TF1 originals among these runs (opt-in: config key `originals`)."
+NO_ORIGINALS = "No originals among these runs (opt-in: config key `originals`)."
 
 VERDICT_RULE = (
     "Verdict rule (per architecture and variant, on the **author's measure**: the split and the "
@@ -54,9 +54,11 @@ CI_NOTE = (
     "(scipy.stats.t.interval) is in claim_audit.csv (test_t_low_pct, test_t_high_pct)."
 )
 PORT_NOTE = (
-    "The original is the author's program written in TensorFlow 1's graph API "
+    "The original of a TF1-era tutorial is the author's program written in TensorFlow 1's graph API "
     "(`mnist_audit.originals`: placeholders, feed_dict, a session, the v1 initialisers, losses and "
-    "optimizers), fed the same batches in the same order from the same prepared data. Final "
+    "optimizers), fed the same batches in the same order from the same prepared data; the original "
+    "of a Keras tutorial is the author's script itself, run as written on the same data "
+    "(`mnist_audit.originals.scripts`). Final "
     "full-test-set accuracy per seed. A pair is a port run and an original run of the same seed, "
     "CPU kind and platform (pairs per CPU kind: that column; rows pool the kinds' pairs; in the "
     "published audit a port partner on another CPU kind than audit/runs' comes from "
@@ -89,7 +91,9 @@ PORT_NOTE = (
     "with the same seed shares its data order, not its initial weights; **the port's draw** rows "
     "start the original from the port's initial weights for that seed (variant "
     "`original_from_port`), which leaves only what the programs compute (and their dropout masks) "
-    "between the two sides."
+    "between the two sides. A Keras script draws the port's own initial weights and dropout seeds "
+    "(same layers, same order, same seed); its own draw is its data order (fit's shuffle), and its "
+    "`original_from_port` runs train in the port's data order, one fit call per epoch."
 )
 
 
@@ -205,7 +209,7 @@ def fidelity_sections(runs: pd.DataFrame) -> list[str]:
         variants = pairs.loc[pairs["architecture"] == name, "variant"]
         out.append(f"### {name}{' (baseline)' if a.baseline else ''}: {a.title}")
         out.append("")
-        out.append(f"- Author: {a.author}; seed file `{a.seed_file}`.")
+        out.append(f"- Author: {a.author}; " + (f"seed file `{a.seed_file}`." if a.seed_file else f"source: {a.source}."))
         out.append(f"- Layers: {a.layers}.")
         claim = f"\"{a.claim.text}\" (value {100 * a.claim.value:g}%, lower bound {100 * a.claim.lower:g}%)" \
             if a.claim.value is not None else "none stated"

@@ -17,9 +17,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
+from .splits import DATA_SPLITS, DEFAULT_SPLIT, TRAIN_FILE_IMAGES, DataSplit, recipe_split
+
 __all__ = [
     "ARG_RANGES",
     "BUDGET_UNITS",
+    "DATA_SPLITS",
+    "ORIGINAL_KINDS",
+    "TRAIN_FILE_IMAGES",
     "LOSSES",
     "OPTIMIZERS",
     "OPTIMIZER_ARGS",
@@ -29,10 +34,12 @@ __all__ = [
     "SPLITS",
     "Architecture",
     "Claim",
+    "DataSplit",
     "Recipe",
     "RegistryError",
     "apply_changes",
     "override_schema",
+    "recipe_split",
 ]
 
 
@@ -45,11 +52,20 @@ BUDGET_UNITS = ("steps", "epochs")
 LOSSES = (
     "softmax_xent",  # softmax cross-entropy on logits (the stable form of -sum(y*log(softmax)))
     "clipped_binary_xent",  # softmax clipped to [1e-10, 0.9999999], -mean(sum(y*log p + (1-y)*log(1-p)))
+    # Keras's categorical_crossentropy on a softmax output, one-hot labels: on TensorFlow
+    # Keras takes the softmax's own logits (softmax_cross_entropy_with_logits), elsewhere
+    # the normalised probabilities clipped to [1e-7, 1 - 1e-7]
+    "softmax_output_xent",
 )
 SPLITS = ("test", "val")
 READINGS = ("final", "best epoch")
+# Who wrote the "original" a port is compared with (mnist_audit.originals): for the TF1-era
+# tutorials an independent program in TensorFlow 1's graph API; for a Keras tutorial the
+# author's own Keras script, run as written (originals/keras_scripts/<name>.py).
+ORIGINAL_KINDS = ("tf1 graph", "keras script")
 
-# Optimizer name -> its arguments with their TF1 defaults. A recipe's optimizer_args
+
+# Optimizer name -> its arguments with their defaults (TF1's; Keras's for keras_adam). A recipe's optimizer_args
 # always spells out every argument of its optimizer except for plain SGD (no arguments
 # in any recipe; momentum 0 is the TF1 GradientDescentOptimizer).
 OPTIMIZER_ARGS: Mapping[str, Mapping[str, float | bool]] = MappingProxyType(
@@ -62,6 +78,8 @@ OPTIMIZER_ARGS: Mapping[str, Mapping[str, float | bool]] = MappingProxyType(
         "rmsprop_tf1": MappingProxyType(
             {"rho": 0.9, "momentum": 0.0, "epsilon": 1e-10, "initial_accumulator": 1.0}
         ),
+        # keras.optimizers.Adam (Keras 3; tf.keras 2 had the same defaults): optimizer="adam".
+        "keras_adam": MappingProxyType({"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}),
     }
 )
 OPTIMIZERS = tuple(OPTIMIZER_ARGS)
@@ -125,12 +143,26 @@ class Recipe:
     bias_init: str | None  # None when the net has no biases
     dropout: tuple[float, ...] = ()  # Keras rates (1 - keep), in layer order
     loss: str = "softmax_xent"  # see LOSSES
+    data_split: str = DEFAULT_SPLIT  # see DATA_SPLITS: which training-file images train and validate
+    # True: every epoch is its own permutation cut into batches, the last one partial (Keras's
+    # fit); False: TF1's next_batch stream, whose batches carry over the epoch's end
+    partial_batch: bool = False
 
     def __post_init__(self):
         object.__setattr__(self, "optimizer_args", _frozen(self.optimizer_args))
         object.__setattr__(self, "dropout", tuple(self.dropout))
         if self.loss not in LOSSES:
             raise RegistryError(f"unknown loss {self.loss!r}; known: {', '.join(LOSSES)}")
+        if self.data_split not in DATA_SPLITS:
+            raise RegistryError(f"unknown data_split {self.data_split!r}; known: {', '.join(DATA_SPLITS)}")
+        if self.partial_batch and self.drop_last:
+            raise RegistryError("a recipe cannot both drop and keep the last partial batch "
+                                "(partial_batch and drop_last are both true)")
+
+    @property
+    def split(self) -> DataSplit:
+        """How this recipe divides MNIST's training file (``DATA_SPLITS[data_split]``)."""
+        return DATA_SPLITS[self.data_split]
 
     def steps_per_epoch(self, n_train: int) -> int:
         """Optimizer steps in one pass over ``n_train`` images."""
@@ -147,11 +179,18 @@ class Recipe:
         return self.budget * self.steps_per_epoch(n_train)
 
     def as_dict(self) -> dict:
-        """JSON-serialisable copy (for logging)."""
-        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        """JSON-serialisable copy (for logging). The fields added after the first published
+        records (``data_split``, ``partial_batch``) appear only where they differ from
+        their defaults, so a TF1 tutorial's record reads as it always did."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)
+               if f.name not in _LATER_FIELDS or getattr(self, f.name) != f.default}
         out["optimizer_args"] = dict(self.optimizer_args)
         out["dropout"] = list(self.dropout)
         return out
+
+
+_LATER_FIELDS = ("data_split", "partial_batch")
+
 
 
 @dataclass(frozen=True)
@@ -186,7 +225,7 @@ class Architecture:
     name: str
     title: str
     author: str
-    seed_file: str
+    seed_file: str | None  # the tutorial's text in the SPEC's seeds/ (None: read at ``source``)
     baseline: bool
     layers: str  # one-line description of the layer stack (SPEC table)
     recipe: Recipe
@@ -195,10 +234,22 @@ class Architecture:
     fidelity: tuple[str, ...]  # one line per fidelity decision
     # variant -> recipe fields it changes (applied before user overrides)
     variant_recipes: Mapping[str, Mapping] = field(default_factory=dict)
+    # forward multiply-accumulates of one image (conv and dense weights; every variant has
+    # the same shapes): sizes jobs without Keras; tests check it against models.macs_per_image
+    macs_per_image: int = 0
+    original: str = "tf1 graph"  # see ORIGINAL_KINDS: what mnist_audit.originals runs for it
+    source: str | None = None  # where the author's code was read: repository, file, commit
 
     def __post_init__(self):
         if "default" not in self.variants:
             raise RegistryError(f"architecture {self.name!r} has no 'default' variant")
+        if self.original not in ORIGINAL_KINDS:
+            raise RegistryError(f"{self.name}: original {self.original!r}; known: {', '.join(ORIGINAL_KINDS)}")
+        if not isinstance(self.macs_per_image, int) or self.macs_per_image <= 0:
+            raise RegistryError(f"{self.name}: macs_per_image must be the forward MACs of one image, "
+                                f"got {self.macs_per_image!r}")
+        if not (self.seed_file or self.source):
+            raise RegistryError(f"{self.name}: give the tutorial's seed_file or the source its code was read at")
         unknown = set(self.variant_recipes) - set(self.variants)
         if unknown:
             raise RegistryError(f"{self.name}: recipe changes for undeclared variants {sorted(unknown)}")
@@ -222,6 +273,9 @@ class Architecture:
             "claim": self.claim.as_dict(),
             "variants": dict(self.variants),
             "fidelity": list(self.fidelity),
+            "macs_per_image": self.macs_per_image,
+            "original": self.original,
+            "source": self.source,
         }
 
 

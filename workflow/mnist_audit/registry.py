@@ -1,6 +1,6 @@
 """The audited architectures: published recipes, claims and fidelity notes.
 
-The seven entries and the look-ups over them (``list_models``, ``get_architecture``,
+The entries and the look-ups over them (``list_models``, ``get_architecture``,
 ``list_variants``, ``resolve_recipe``, ``training_work``). The types of an entry and
 the rules of what an override may change are in ``mnist_audit.recipes``; ``Recipe``,
 ``Claim``, ``Architecture`` and ``RegistryError`` are re-exported here as part of the
@@ -11,7 +11,9 @@ config schema's architecture enum and the wildcard constraints, so it must stay
 fast and must not import keras, tensorflow or numpy. The Keras builders for these
 entries are in ``mnist_audit.models``.
 
-The source of truth is SPEC.md sections 2 (recipes) and 3 (fidelity notes). Each
+The source of truth is SPEC.md sections 2 (recipes) and 3 (fidelity notes) for the
+TF1-era tutorials, and the authors' own code (each entry's ``source``) for the Keras
+programs, whose original is the author's script (``original="keras script"``). Each
 ``Architecture.fidelity`` line records one decision: what the port does differently
 from the author's code, and why.
 """
@@ -35,6 +37,7 @@ __all__ = [
     "list_models",
     "list_variants",
     "resolve_recipe",
+    "train_images",
     "training_work",
 ]
 
@@ -130,6 +133,7 @@ _register(
             "per step); the port reports the full test set.",
             _FULL_TEST,
         ),
+        macs_per_image=2_381_056,
     )
 )
 
@@ -199,6 +203,7 @@ _register(
             _ADAM_EPS,
             _FULL_TEST,
         ),
+        macs_per_image=13_883_904,
     )
 )
 
@@ -249,6 +254,7 @@ _register(
             "the full-test-set accuracy after the whole budget is reported beside it.",
             _FULL_TEST,
         ),
+        macs_per_image=689_632,
     )
 )
 
@@ -295,6 +301,7 @@ _register(
             "is the last of those, which is also the port's number (no best-epoch selection).",
             _FULL_TEST,
         ),
+        macs_per_image=13_808_400,
     )
 )
 
@@ -355,6 +362,7 @@ _register(
             "The loss was already softmax_cross_entropy_with_logits on logits: no change.",
             _FULL_TEST,
         ),
+        macs_per_image=8_737_386,
     )
 )
 
@@ -401,6 +409,7 @@ _register(
             _NEXT_BATCH,
             _FULL_TEST,
         ),
+        macs_per_image=7_840,
     )
 )
 
@@ -452,28 +461,189 @@ _register(
             _NEXT_BATCH + " 10 epochs x 550 steps.",
             _FULL_TEST,
         ),
+        macs_per_image=238_200,
     )
 )
 
-# Forward multiply-accumulates per image of each architecture (every variant has the
-# same layers' shapes). Kept here so the Snakefile can size jobs without importing
-# Keras; tests/test_registry.py checks each against models.macs_per_image.
-MACS_PER_IMAGE: Mapping[str, int] = MappingProxyType({
-    "jerkic": 2_381_056,
-    "cnn_tutorial": 13_883_904,
-    "singhal": 689_632,
-    "thomas": 13_808_400,
-    "zaccone": 8_737_386,
-    "softmax_regression": 7_840,
-    "mlp": 238_200,
-})
+
+
+# ---------------------------------------------------------------------------
+# The Keras programs: the author's script itself is the original
+# ---------------------------------------------------------------------------
+
+_KERAS_ADAM = dict(OPTIMIZER_ARGS["keras_adam"])
+_KERAS_ADAM_NOTE = (
+    "optimizer='adam' is keras.optimizers.Adam at its defaults: lr 1e-3, beta_1 0.9, beta_2 0.999, "
+    "epsilon 1e-7 (in the bias-corrected 'epsilon hat' form), amsgrad off, in Keras 3 as in the "
+    "tf.keras 2 the example first ran on; the port runs Keras's own Adam (optimizer 'keras_adam'), "
+    "not TF1's AdamOptimizer (epsilon 1e-8) that the TF1 tutorials use."
+)
+_KERAS_INIT = (
+    "Initialisers are Keras's defaults, as in the author's code: glorot_uniform kernels, zero "
+    "biases. The port constructs the same layers in the same order as the script, so after "
+    "keras.utils.set_random_seed(seed) both draw the same initial weights and dropout seeds "
+    "(tests/test_originals.py); only the data order is each side's own draw."
+)
+_KERAS_DATA = (
+    "Data: keras.datasets.mnist.load_data(), the 60,000 training-file images in file order and "
+    "the 10,000 test images; the port reads the same images from the prepared split (its 5,000 "
+    "validation images followed by its 55,000 training images are the file's order) and the "
+    "original runs the script with load_data returning exactly those arrays."
+)
+_KERAS_FIT = (
+    "Data order: Keras's fit(shuffle=True): every epoch a fresh permutation of the training "
+    "images, cut into batches, the last one partial, nothing carried into the next epoch "
+    "(partial_batch). The port draws each epoch's permutation from the seed (NumPy), the script "
+    "from TensorFlow's shuffle: the same procedure, another random order."
+)
+
+_register(
+    Architecture(
+        name="keras_convnet",
+        title="Simple MNIST convnet (Keras code examples)",
+        author="François Chollet (keras.io)",
+        seed_file=None,
+        source="keras-team/keras-io, examples/vision/mnist_convnet.py, read at commit 02cfe8063b50",
+        baseline=False,
+        layers=(
+            "conv3x3 32 +b ReLU (valid, 26x26), pool (13x13); conv3x3 64 +b ReLU (valid, 11x11), "
+            "pool (5x5); flatten 1600; dropout 0.5; FC 10 softmax"
+        ),
+        recipe=Recipe(
+            optimizer="keras_adam",
+            learning_rate=1e-3,
+            optimizer_args=_KERAS_ADAM,
+            batch_size=128,
+            budget=15,
+            budget_unit="epochs",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="glorot_uniform",
+            bias_init="zeros",
+            dropout=(0.5,),
+            loss="softmax_output_xent",
+            data_split="validation_split_0.1",
+            partial_batch=True,
+        ),
+        claim=Claim(
+            text="A simple convnet that achieves ~99% test accuracy on MNIST.",
+            value=0.99,
+            lower=0.985,
+            where=("full test set after the last of 15 epochs (model.evaluate; the example's page "
+                   "prints 'Test accuracy: 0.9922000169754028')"),
+        ),
+        variants={"default": "as in the author's script"},
+        fidelity=(
+            "Source: keras-team/keras-io examples/vision/mnist_convnet.py (fchollet; created "
+            "2015/06/19, last modified 2020/04/21; Apache License 2.0), read at commit "
+            "02cfe8063b505adc073986c91729f22039f77ad0, which imports tf.keras (from tensorflow "
+            "import keras); keras.io now marks the example as Keras 3 (import keras), with the same "
+            "data, model and training lines. With TensorFlow 2.21 tensorflow.keras is Keras 3: "
+            "either import runs the same code.",
+            _KERAS_DATA + " Pixels: astype('float32') / 255 (the same float32 values as the port's "
+            "scaling), expand_dims to (28, 28, 1); labels one-hot (to_categorical).",
+            "Split: fit(validation_split=0.1) slices before shuffling and keeps the first "
+            "floor(60,000 x 0.9) = 54,000 images for training; the last 6,000 are the validation "
+            "set (data_split 'validation_split_0.1'), which only monitors.",
+            "Layers: Conv2D(32, (3, 3), relu), MaxPooling2D((2, 2)), Conv2D(64, (3, 3), relu), "
+            "MaxPooling2D((2, 2)), Flatten, Dropout(0.5), Dense(10, softmax), Keras's default "
+            "'valid' padding (28 -> 26 -> 13 -> 11 -> 5, flatten 1,600); model.summary() totals "
+            "34,826 parameters.",
+            _KERAS_INIT,
+            "Loss: Dense(10, activation='softmax') with loss='categorical_crossentropy'. On "
+            "TensorFlow Keras computes it from the softmax's own logits "
+            "(softmax_cross_entropy_with_logits), not from the clipped probabilities. The port "
+            "outputs the logits and its loss applies the same softmax and Keras's "
+            "categorical_crossentropy (loss 'softmax_output_xent'): the script's function on "
+            "every backend.",
+            _KERAS_ADAM_NOTE,
+            _KERAS_FIT + " batch_size=128, epochs=15: 421 batches of 128 and one of 112 per epoch "
+            "(422 steps, the example's log shows 422/422), 6,330 steps.",
+            "The claim is the description's '~99% test accuracy'; the script prints "
+            "model.evaluate's accuracy on the 10,000 test images after the last epoch, which is "
+            "also the port's number.",
+        ),
+        macs_per_image=2_440_960,
+        original="keras script",
+    )
+)
+
+_register(
+    Architecture(
+        name="tf_quickstart",
+        title="TensorFlow 2 quickstart for beginners",
+        author="The TensorFlow Authors (tensorflow.org tutorials)",
+        seed_file=None,
+        source="tensorflow/docs, site/en/tutorials/quickstart/beginner.ipynb, at commit e865955a3e30",
+        baseline=False,
+        layers="flatten 784 -> FC 128 ReLU -> dropout 0.2 -> FC 10",
+        recipe=Recipe(
+            optimizer="keras_adam",
+            learning_rate=1e-3,
+            optimizer_args=_KERAS_ADAM,
+            batch_size=32,
+            budget=5,
+            budget_unit="epochs",
+            shuffle=True,
+            drop_last=False,
+            kernel_init="glorot_uniform",
+            bias_init="zeros",
+            dropout=(0.2,),
+            data_split="no_validation",
+            partial_batch=True,
+        ),
+        claim=Claim(
+            text="The image classifier is now trained to ~98% accuracy on this dataset.",
+            value=0.98,
+            lower=0.975,
+            where="full test set after the last of 5 epochs (model.evaluate); the notebook keeps no outputs",
+        ),
+        variants={"default": "as in the notebook"},
+        fidelity=(
+            "Source: tensorflow/docs site/en/tutorials/quickstart/beginner.ipynb (The TensorFlow "
+            "Authors; Apache License 2.0), last changed at commit "
+            "e865955a3e30b5c15808ee968950a7adbc621106 (2023-11-14, for TensorFlow 2.15's tf.keras); "
+            "its code cells, in order, are the program.",
+            _KERAS_DATA + " Pixels: x / 255.0 in float64, cast to float32 by the model: the same "
+            "float32 value as the port's float32 / 255 for every pixel value (checked); the images "
+            "stay (28, 28), which flatten to the port's 784 values in the same order; labels are "
+            "integers.",
+            "Split: fit(x_train, y_train, epochs=5) has no validation: all 60,000 training-file "
+            "images train (data_split 'no_validation'); the record has no validation numbers.",
+            "Layers: Flatten(input_shape=(28, 28)), Dense(128, relu), Dropout(0.2), Dense(10) "
+            "(logits); 784 x 128 + 128 + 128 x 10 + 10 = 101,770 parameters.",
+            _KERAS_INIT,
+            "Loss: SparseCategoricalCrossentropy(from_logits=True) on the logits: softmax_xent, "
+            "as written.",
+            _KERAS_ADAM_NOTE,
+            _KERAS_FIT + " fit's default batch_size 32: 60,000 = 1,875 x 32, so no partial batch "
+            "arises; 5 epochs = 9,375 steps.",
+            "The claim follows model.evaluate(x_test, y_test) on the 10,000 test images after the "
+            "last epoch; '~98%' is read as at least 97.5%. The notebook stores no outputs, so no "
+            "figure was printed with it.",
+        ),
+        macs_per_image=101_632,
+        original="keras script",
+    )
+)
+
+# Forward multiply-accumulates per image of each architecture, from the entries: the
+# Snakefile sizes jobs with it without importing Keras.
+MACS_PER_IMAGE: Mapping[str, int] = MappingProxyType({n: a.macs_per_image for n, a in ARCHITECTURES.items()})
+
+
+def train_images(name: str, variant: str = "default", overrides: Mapping | None = None) -> int:
+    """How many images the recipe trains on: its data split's share of the training file."""
+    return resolve_recipe(name, variant, overrides).split.n_train()
 
 
 def training_work(name: str, variant: str = "default", overrides: Mapping | None = None,
-                  n_train: int = 55_000, budget_scale: float = 1.0) -> float:
-    """Forward multiply-accumulates of a whole training run: a measure of its length."""
+                  n_train: int | None = None, budget_scale: float = 1.0) -> float:
+    """Forward multiply-accumulates of a whole training run: a measure of its length
+    (``n_train``: the images it trains on, by default its data split's)."""
     recipe = resolve_recipe(name, variant, overrides)
-    steps = max(1, round(recipe.total_steps(n_train) * budget_scale))
+    n = recipe.split.n_train() if n_train is None else n_train
+    steps = max(1, round(recipe.total_steps(n) * budget_scale))
     return float(steps * recipe.batch_size * MACS_PER_IMAGE[name])
 
 

@@ -35,7 +35,7 @@ def _variant_rank(arch: str, variant: str) -> int:
     try:
         return registry.list_variants(arch).index(variant)
     except (registry.RegistryError, ValueError):
-        return 99  # a TF1 original or an unknown variant: after the registry's variants
+        return 99  # an original or an unknown variant: after the registry's variants
 
 
 def order_rows(df: pd.DataFrame, extra: Sequence[str] = ()) -> pd.DataFrame:

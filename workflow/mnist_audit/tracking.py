@@ -46,6 +46,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from . import retry, runs
+from .splits import recipe_split
 
 log = logging.getLogger(__name__)
 
@@ -228,10 +229,19 @@ def dataset_inputs(metrics: Mapping, manifest: Mapping | None) -> list:
     from mlflow.entities import Dataset, DatasetInput, InputTag
 
     sums = (manifest or {}).get("payload_sha256") or (metrics.get("provenance") or {}).get("data_payload_sha256") or {}
+    recipe = metrics.get("recipe") or {}
+    rows = _split_rows(recipe)
     out = []
     for name, context, files, which in DATA_SPLITS:
+        if name in rows:  # another data split than TF1's read_data_sets: its own rows
+            which = rows[name]
+            if which is None:
+                continue  # no validation set
         subset = metrics.get("train_subset") if name == "train" else metrics.get("eval_subset")
-        key = json.dumps({f: sums.get(f, "") for f in files} | {"split": name, "subset": subset}, sort_keys=True)
+        part = {"split": name, "subset": subset}
+        if "data_split" in recipe:
+            part["data_split"] = recipe["data_split"]
+        key = json.dumps({f: sums.get(f, "") for f in files} | part, sort_keys=True)
         source = {"files": {f: sums.get(f, "") for f in files}, "rows": which, "subset": subset}
         out.append(DatasetInput(
             Dataset(name=f"mnist-{name}" + (f"-first{subset}" if subset else ""),
@@ -239,6 +249,19 @@ def dataset_inputs(metrics: Mapping, manifest: Mapping | None) -> list:
                     source=json.dumps(source, sort_keys=True)),
             tags=[InputTag("mlflow.data.context", context)]))
     return out
+
+
+def _split_rows(recipe: Mapping) -> dict:
+    """Which training-file images a recipe with its own data split trains and validates
+    on (``{}`` for TF1's read_data_sets: DATA_SPLITS says it); None: no such set."""
+    if "data_split" not in recipe:
+        return {}
+    split = recipe_split(recipe)
+    n_train, n_val = split.sizes()
+    first_val = 0 if split.at == "start" else n_train
+    first_train = n_val if split.at == "start" else 0
+    return {"train": f"images {first_train:,}-{first_train + n_train - 1:,} of the training file",
+            "validation": f"images {first_val:,}-{first_val + n_val - 1:,} of the training file" if n_val else None}
 
 
 _DATASETS_LOCK = threading.Lock()
@@ -311,7 +334,8 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
     }
     per_epoch = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
                  "train_seconds", "wall_seconds"]
-    series = [(f"epoch.{k}", float(r[k]), int(r["epoch"])) for r in history_rows for k in per_epoch]
+    series = [(f"epoch.{k}", float(r[k]), int(r["epoch"])) for r in history_rows for k in per_epoch
+              if r[k] is not None and math.isfinite(float(r[k]))]  # no validation set: no val_* series
     return {"params": params, "tags": tags, "final": final, "series": series,
             "run_name": f"{runs.label(arch, variant)} s{seed}{on}"}
 

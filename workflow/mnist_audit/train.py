@@ -22,7 +22,7 @@ from pathlib import Path
 from . import data as mdata
 from . import registry, runs, sysmetrics
 from .checkpoint import Checkpoint, save_keras, signature
-from .loops import DataOrder, EvalSet, Feeder, plan, resolve_steps_per_execution
+from .loops import DataOrder, EvalSet, Feeder, images_seen, plan, resolve_steps_per_execution
 
 log = logging.getLogger(__name__)
 
@@ -67,12 +67,12 @@ def train_run(
     backend = keras.backend.backend()
 
     t = time.perf_counter()
-    d = mdata.training_arrays(Path(data_path), train_subset, eval_subset)
+    d = mdata.training_arrays(Path(data_path), train_subset, eval_subset, recipe.data_split)
     data_seconds = time.perf_counter() - t
 
     n_train = len(d["x_train"])
     p = plan(recipe, n_train, budget_scale)
-    order = DataOrder(n_train, recipe.batch_size, recipe.shuffle, recipe.drop_last, seed)
+    order = DataOrder.of(recipe, n_train, seed)
     ckpt = Checkpoint(out_dir, signature({
         "arch": arch, "variant": variant, "seed": seed, "recipe": recipe.as_dict(),
         "budget_scale": budget_scale, "train_subset": train_subset, "eval_subset": eval_subset,
@@ -107,14 +107,14 @@ def train_run(
             first = chunk * p["steps_per_epoch"]
             n_steps = min(p["steps_per_epoch"], p["total_steps"] - first)
             t = time.perf_counter()
-            fit = feeder.fit(model, order.batch_indices(first, n_steps), recipe.batch_size)
+            fit = feeder.fit(model, order.batch_indices(first, n_steps), recipe.batch_size, recipe.partial_batch)
             train_seconds = time.perf_counter() - t
             t = time.perf_counter()
-            val_loss, val_acc = val_set.evaluate(model)
+            val_loss, val_acc = val_set.evaluate(model)  # (None, None) with no validation set
             test_loss, test_acc = test_set.evaluate(model)
             history.append({
                 "epoch": chunk + 1, "steps": first + n_steps,
-                "epochs_seen": (first + n_steps) * recipe.batch_size / n_train,
+                "epochs_seen": images_seen(recipe, n_train, first + n_steps) / n_train,
                 "train_seconds": train_seconds, "eval_seconds": time.perf_counter() - t,
                 "wall_seconds": time.perf_counter() - t_train_start,
                 "train_loss": fit["loss"], "train_accuracy": fit["accuracy"],
@@ -123,7 +123,7 @@ def train_run(
             load.append(os.getloadavg()[0])
             log.info("%s/%s seed %d: epoch %d/%d steps %d train %.2fs loss %.4f val %.4f test %.4f",
                      arch, variant, seed, chunk + 1, p["n_chunks"], first + n_steps, train_seconds,
-                     fit["loss"], val_acc, test_acc)
+                     fit["loss"], float("nan") if val_acc is None else val_acc, test_acc)
             if chunk + 1 < p["n_chunks"]:
                 ckpt.save(model, chunk,
                           {"chunk": chunk, "history": history, "wall_seconds": history[-1]["wall_seconds"]})

@@ -1,8 +1,8 @@
-"""The audited programs as their authors wrote them, in TensorFlow 1's graph API.
+"""The audited programs as their authors wrote them: TF1's graph API, or the author's Keras script.
 
-An independent implementation of each architecture in ``mnist_audit.registry``,
-written from the tutorials and SPEC.md (sections 2, 3 and 5), not from the Keras
-ports: a ``tf.compat.v1`` graph with placeholders and ``feed_dict``, a session,
+For the TF1-era tutorials, an independent implementation of each architecture in
+``mnist_audit.registry``, written from the tutorials and SPEC.md (sections 2, 3 and 5),
+not from the Keras ports: a ``tf.compat.v1`` graph with placeholders and ``feed_dict``, a session,
 ``tf.nn.conv2d``/``max_pool2d``/``dropout`` with keep probabilities fed through
 placeholders, the authors' initialisers, losses and v1 optimizers at their defaults.
 Trained on the same prepared split and the same batches as the port, it checks the
@@ -12,6 +12,9 @@ Modules:
     nets     the seven networks (logits, variables, keep-probability placeholders)
     program  the authors' training constants, losses, optimizers; ``build``
     run      ``train_original`` (the port's run record) and ``images_per_second``
+    scripts  the Keras tutorials' original: the author's own script (``keras_scripts/``),
+             run as written; ``train_original`` dispatches to it by the registry's
+             ``original`` field
 
 Importing this package imports TensorFlow. ``build`` (and so everything here)
 enables TensorFlow's op determinism for the whole process.
@@ -27,6 +30,7 @@ from .program import (
     one_hot,
     trainable_parameter_count,
 )
+from . import scripts
 from .run import IMPLEMENTATION, evaluate, images_per_second, port_initial_weights, train_original
 
 __all__ = [
@@ -41,6 +45,7 @@ __all__ = [
     "images_per_second",
     "one_hot",
     "port_initial_weights",
+    "scripts",
     "train_original",
     "trainable_parameter_count",
 ]

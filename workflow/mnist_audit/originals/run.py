@@ -26,6 +26,7 @@ from .. import data as mdata
 from .. import loops, registry, runs
 from ..config import original_variant
 from . import program as prog
+from . import scripts
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +83,7 @@ def train_original(
     config: dict | None = None,
     initial_weights: list | None = None,
     from_port: bool = False,
+    script: str | Path | None = None,
     platform=None,
 ) -> dict:
     """Train the original of ``arch``/``variant``; write metrics.json, history.csv,
@@ -97,7 +99,20 @@ def train_original(
 
     Same data loading, subsets, plan, data order, chunking and evaluation as
     ``train.train_run``; no checkpoint (a killed run starts again).
+
+    An architecture whose registry entry has ``original="keras script"`` runs its
+    author's Keras script instead (``originals.scripts.train_script``, same arguments;
+    ``script``: a copy of the author's own file to run in place of the project's).
     """
+    if registry.get_architecture(arch).original == scripts.IMPLEMENTATION:
+        return scripts.train_script(data_path, out_dir, arch, variant, seed, budget_scale=budget_scale,
+                                    train_subset=train_subset, eval_subset=eval_subset,
+                                    eval_batch_size=eval_batch_size, threads=threads, device=device, config=config,
+                                    initial_weights=initial_weights, from_port=from_port, script=script,
+                                    platform=platform)
+    if script is not None:
+        raise registry.RegistryError(f"{arch}: its original is the TF1 program in mnist_audit.originals, "
+                                     "not a script (--script is for Keras tutorials)")
     t_start_job = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
