@@ -18,7 +18,7 @@ Modules, from the bottom up (each imports only modules above it in this list):
     train        one training job of the port, as a short list of steps
     originals/   the authors' programs in TF1 graph mode: an independent check of the ports
     job          the scripts' runtime: logging, one error message, the training job
-    tracking     MLflow: store set-up, one run per result, the report run
+    tracking/    MLflow: store set-up, what one run logs, logged models, one run per result, the report run
     tables       what the report's modules share: row order, Markdown, banners
     audit        statistics of the claim audit: intervals, k/n, verdicts
     portcheck    port versus original: Welch or paired t, TOST, McNemar, speed both ways
