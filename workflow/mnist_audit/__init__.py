@@ -28,7 +28,10 @@ Modules, from the bottom up (each imports only modules above it in this list):
     summary_html the landing page of Snakemake's HTML report
     report       aggregation of runs and the whole report build
     publish      the published audit: copy finished runs in, rebuild its report
-    bench        the training-path benchmark and its levers
+    bench_timing timing side by side: interleaved calls, ratios within a repetition
+    bench_levers the training path against plain model.fit and the TF1 loop, each lever off
+    bench_processes  levers across processes: threads, packed jobs, start-up, a job's overhead
+    bench        the training-path benchmark: runs the levers, writes its tables
     cli          the mnist-audit command (argparse only)
 """
 
