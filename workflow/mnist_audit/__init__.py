@@ -5,6 +5,7 @@ Modules, from the bottom up (each imports only modules above it in this list):
     retry        one retry policy for network work (downloads, the tracking store)
     recipes      the types (Recipe, Claim, Architecture) and the rules of overrides
     registry     the seven architectures: published recipes, claims, fidelity notes; look-ups
+    settings     the training settings, defined once (the config, the CLI and train_run read them)
     config       config helpers shared by the Snakefile and the CLI (schema, coercion, run keys)
     data         MNIST files and checksums, IDX parsing, the split, a job's arrays
     download     fetch and verify the files from ordered mirrors

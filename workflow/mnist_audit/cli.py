@@ -18,6 +18,10 @@ import sys
 from pathlib import Path
 
 from .job import exit_now, setup_logging, training_job
+from .settings import TrainSettings, add_arguments, names
+
+# The settings both training commands take (settings.TrainSettings); train takes them all.
+NAMING, SHARED = ("arch", "variant"), ("budget_scale",)
 
 
 def _cmd_download(a) -> int:
@@ -40,11 +44,7 @@ def _cmd_train(a) -> int:
     from .devices import lean_imports
 
     lean_imports()  # this process only trains: skip Keras's unused optional imports
-    settings = {"arch": a.arch, "variant": a.variant, "overrides": json.loads(a.overrides or "{}"),
-                "budget_scale": a.budget_scale, "train_subset": a.train_subset,
-                "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size,
-                "jit_compile": {"auto": "auto", "on": True, "off": False}[a.jit_compile],
-                "steps_per_execution": a.steps_per_execution, "resident_data": not a.no_resident_data}
+    settings = TrainSettings.from_args(a).as_params()
     m = training_job(a.data, a.out, a.seed, settings, a.threads, a.jobs_per_gpu, not a.no_memory_growth,
                      stop_after_chunks=a.stop_after_epochs)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "test_accuracy", "val_accuracy",
@@ -107,25 +107,16 @@ def _cmd_report(a) -> int:
     return 0
 
 
-def _spe(value: str) -> int | str:
-    if value == "auto":
-        return value
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f'expected "auto" or a whole number of at least 1, got {value!r}')
-    return int(value)
-
-
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What names one training run: the train and original commands share these."""
-    p.add_argument("--arch", required=True)
-    p.add_argument("--variant", default="default")
+    add_arguments(p, NAMING)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="results/data/mnist/mnist.npz")
     p.add_argument("--out", required=True)
-    p.add_argument("--budget-scale", type=float, default=1.0)
+    add_arguments(p, SHARED)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mnist-audit", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -137,16 +128,7 @@ def main(argv=None) -> int:
     d.set_defaults(fn=_cmd_download)
     t = sub.add_parser("train", help="train one architecture with one seed")
     _run_arguments(t)
-    t.add_argument("--overrides", help='JSON recipe overrides, e.g. \'{"learning_rate": 0.001}\'')
-    t.add_argument("--train-subset", type=int)
-    t.add_argument("--eval-subset", type=int)
-    t.add_argument("--eval-batch-size", type=int, default=1000)
-    t.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
-                   help="XLA: auto = Keras's choice (off on a TensorFlow CPU, on for GPUs and JAX)")
-    t.add_argument("--steps-per-execution", type=_spe, default="auto",
-                   help='optimizer steps per compiled call: a number, or "auto" (by the work in a step)')
-    t.add_argument("--no-resident-data", action="store_true",
-                   help="copy each epoch's batches from NumPy instead of gathering them from a resident tensor")
+    add_arguments(t, tuple(n for n in names() if n not in NAMING + SHARED))
     t.add_argument("--threads", type=int, default=os.cpu_count())
     t.add_argument("--jobs-per-gpu", type=int, default=1)
     t.add_argument("--no-memory-growth", action="store_true")
@@ -171,7 +153,11 @@ def main(argv=None) -> int:
     r.add_argument("--audit", default="audit", help="the audit folder (runs/ in it, report/ written)")
     r.add_argument("--update-readme", metavar="README", help="also refresh that README's audit status")
     r.set_defaults(fn=_cmd_report)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
     setup_logging()
     return a.fn(a)
 
