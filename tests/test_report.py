@@ -470,10 +470,11 @@ def test_tiny_html_report(tiny_run):
     assert f"{SCALED_BANNER}." in text and "inconclusive (scaled budget)" in text
 
 
-def test_tiny_mlflow_aggregate_run(tiny_run):
+def test_tiny_mlflow_aggregate_run(tiny_run, monkeypatch):
     from mlflow import MlflowClient
 
     work, _ = tiny_run
+    monkeypatch.chdir(work)  # the store's artifact paths are relative to the workspace
     sweep = json.loads((work / "results" / "mlflow" / "sweep.json").read_text())
     marker = json.loads((work / "results" / "report" / "mlflow_run.json").read_text())
     client = MlflowClient(tracking_uri=sweep["tracking_uri"])

@@ -10,6 +10,7 @@ from pathlib import Path
 from .store import TAG
 
 MODEL_IS_EXTERNAL = "mlflow.external"  # MLflow 3's tag for a model whose weights live elsewhere
+NOTE = "mlflow.note.content"  # a run's or a logged model's description in MLflow's UI
 
 
 def model_signature():
@@ -26,10 +27,12 @@ def model_signature():
 
 
 def log_model(client, experiment_id: str, rid: str, payload: Mapping, model: Path, sha256: str, step: int,
-               final_ms: list) -> str:
+              final_ms: list, datasets: Mapping[str, tuple[str, str]]) -> str:
     """Register the run folder's model.keras as an external MLflow logged model: its MLmodel
     (signature, path, SHA-256, a pyfunc loader) is the only artifact; the final metrics and
-    the run link to it."""
+    the run link to it. Its description is the run's; each final metric names the dataset
+    it was measured on (``datasets``: metric -> (name, digest)), which the model's page
+    lists as the datasets used."""
     import tempfile
 
     from mlflow.entities import LoggedModelOutput, Metric
@@ -42,7 +45,9 @@ def log_model(client, experiment_id: str, rid: str, payload: Mapping, model: Pat
         experiment_id, name=name, source_run_id=rid, model_type="keras",
         tags={MODEL_IS_EXTERNAL: "true", "model.sha256": sha256, "model.path": str(model.resolve()),
               "architecture": tags["architecture"], "variant": tags["variant"], "recipe": tags["recipe"],
-              f"{TAG}.identity": tags[f"{TAG}.identity"]},
+              f"{TAG}.identity": tags[f"{TAG}.identity"],
+              NOTE: f"{tags[NOTE]}. The weights stay in the run folder (model.keras at model.path, SHA-256 "
+                    "model.sha256); the MLmodel file loads them (mlflow.pyfunc.load_model)."},
         params={k: str(v) for k, v in payload["params"].items() if k.startswith("recipe.")})
     spec = Model(artifact_path=lm.artifact_location, model_uuid=lm.model_id, model_id=lm.model_id, run_id=rid,
                  signature=model_signature(),
@@ -53,8 +58,9 @@ def log_model(client, experiment_id: str, rid: str, payload: Mapping, model: Pat
     with tempfile.TemporaryDirectory() as tmp:
         spec.save(str(Path(tmp) / "MLmodel"))
         client.log_model_artifacts(lm.model_id, tmp)
-    client.log_batch(rid, metrics=[Metric(m.key, m.value, m.timestamp, m.step, model_id=lm.model_id)
-                                   for m in final_ms if m.key in ("test_accuracy", "test_loss", "val_accuracy")])
+    client.log_batch(rid, metrics=[Metric(m.key, m.value, m.timestamp, m.step, model_id=lm.model_id,
+                                          dataset_name=datasets[m.key][0], dataset_digest=datasets[m.key][1])
+                                   for m in final_ms if m.key in datasets])
     client.log_outputs(rid, [LoggedModelOutput(lm.model_id, step)])
     client.finalize_logged_model(lm.model_id, "READY")
     return lm.model_id

@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Mapping
 from pathlib import Path
 
+import numpy as np
+
 from .. import retry, runs
 from .store import TAG
+
 
 def _flatten(d: Mapping, prefix: str = "") -> dict:
     out = {}
@@ -87,6 +91,18 @@ def dataset_inputs(metrics: Mapping, manifest: Mapping | None) -> list:
     return out
 
 
+# The split (the dataset input's context) each final metric was measured on: the logged
+# model lists these datasets
+METRIC_SPLITS = {"test_accuracy": "test", "test_loss": "test", "val_accuracy": "validation",
+                 "train_loss": "training", "train_accuracy": "training"}
+
+
+def metric_datasets(inputs: list) -> dict[str, tuple[str, str]]:
+    """Each of METRIC_SPLITS's metrics with its split's dataset (name, digest), from ``dataset_inputs``."""
+    by_context = {next(t.value for t in i.tags if t.key == "mlflow.data.context"): i.dataset for i in inputs}
+    return {k: (by_context[split].name, by_context[split].digest) for k, split in METRIC_SPLITS.items()}
+
+
 _DATASETS_LOCK = threading.Lock()
 
 
@@ -144,22 +160,46 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         f"{TAG}.job": f"{arch}/{variant}/seed{seed}",
         f"{TAG}.identity": run_identity(metrics, manifest),
     }
+    n = {"test": metrics.get("n_test"), "val": metrics.get("n_val")}
     final = {
-        "test_accuracy": metrics["test_accuracy"], "test_loss": metrics["test_loss"],
-        "val_accuracy": metrics["val_accuracy"], "val_loss": metrics["val_loss"],
-        "best_epoch_test_accuracy_optimistic": metrics["best_epoch_test_accuracy_optimistic"],
+        "test_accuracy": count_decimal(metrics["test_accuracy"], n["test"]),
+        "test_loss": float32_decimal(metrics["test_loss"]),
+        "val_accuracy": count_decimal(metrics["val_accuracy"], n["val"]),
+        "val_loss": float32_decimal(metrics["val_loss"]),
+        "best_epoch_test_accuracy_optimistic": count_decimal(metrics["best_epoch_test_accuracy_optimistic"], n["test"]),
+        # the last chunk's training loss and accuracy (Keras's running means over its batches)
+        "train_loss": float32_decimal(metrics.get("train_loss")),
+        "train_accuracy": float32_decimal(metrics.get("train_accuracy")),
         **{f"timing.{k}": v for k, v in metrics["timing"].items()
            if isinstance(v, (int, float)) and not isinstance(v, bool)},
     }
-    per_epoch = ["train_loss", "train_accuracy", "val_loss", "val_accuracy", "test_loss", "test_accuracy",
-                 "train_seconds", "wall_seconds"]
-    series = [(f"epoch.{k}", float(r[k]), int(r["epoch"])) for r in history_rows for k in per_epoch]
+    per_epoch = {"train_loss": float32_decimal, "train_accuracy": float32_decimal, "val_loss": float32_decimal,
+                 "val_accuracy": lambda v: count_decimal(v, n["val"]), "test_loss": float32_decimal,
+                 "test_accuracy": lambda v: count_decimal(v, n["test"]), "train_seconds": float,
+                 "wall_seconds": float}
+    series = [(f"epoch.{k}", exact(r[k]), int(r["epoch"])) for r in history_rows for k, exact in per_epoch.items()]
     return {"params": params, "tags": tags, "final": final, "series": series,
             "run_name": f"{runs.label(arch, variant)} s{seed}"}
 
 
 
 SOURCE_NAME = "workflow/scripts/train_model.py"
+
+
+def count_decimal(value: float | None, n: int | None) -> float | None:
+    """An accuracy over ``n`` images as the decimal of its count of correct images:
+    0.9901000261306763 (float32) over 10,000 is 9,901 correct, logged as 0.9901. A value
+    that is no count over ``n`` keeps its float32 decimal (``float32_decimal``)."""
+    if value is None or not n or not math.isfinite(float(value)):
+        return float32_decimal(value)
+    count = round(float(value) * n)
+    return count / n if abs(float(value) * n - count) < 1e-3 else float32_decimal(value)
+
+
+def float32_decimal(value: float | None) -> float | None:
+    """A float32 (a Keras loss or accuracy) as its shortest decimal: 0.029199929907917976
+    is logged as 0.02919993, without the float64 digits the float32 never had."""
+    return None if value is None else float(str(np.float32(value)))
 
 
 def system_metrics(run_dir: Path, t0_ms: int) -> list:

@@ -16,7 +16,8 @@ from pathlib import Path
 
 from .. import runs
 from .logged_model import delete_logged_models, log_model
-from .record import log_datasets, dataset_inputs, provenance_record, run_payload, system_metrics
+from .record import (dataset_inputs, log_datasets, metric_datasets, provenance_record, run_payload,
+                     system_metrics)
 from .store import TAG, TrackingError, fast_fail_http, with_retries
 
 log = logging.getLogger(__name__)
@@ -116,10 +117,12 @@ def log_run(sweep: Mapping, run_dir: Path, manifest_path: Path | None, attempts:
                 if (run_dir / name).exists():
                     client.log_artifact(rid, str(run_dir / name))
             client.log_dict(rid, provenance_record(metrics, manifest), "provenance.json")
-            log_datasets(client, rid, dataset_inputs(metrics, manifest))
+            inputs = dataset_inputs(metrics, manifest)
+            log_datasets(client, rid, inputs)
             if model.exists():
                 log_model(client, sweep["experiment_id"], rid, payload, model, model_tags["model.sha256"],
-                           final_step, [m for m in ms if m.step == final_step and m.key in payload["final"]])
+                          final_step, [m for m in ms if m.step == final_step and m.key in payload["final"]],
+                          metric_datasets(inputs))
             client.log_batch(rid, tags=[RunTag(f"{TAG}.results", digest)])
             client.set_terminated(rid, "FINISHED", end_time=t_end_ms)
         except BaseException:

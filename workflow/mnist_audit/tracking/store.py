@@ -13,6 +13,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 from .. import retry
 
@@ -98,11 +99,14 @@ def init_tracking(uri: str, experiment: str, artifact_location: str | None, swee
         client = MlflowClient(tracking_uri=uri)
         exp = client.get_experiment_by_name(experiment)
         if exp is None:
+            local = uri.startswith("sqlite:")
             exp_id = client.create_experiment(
                 experiment,
-                artifact_location=artifact_location if uri.startswith("sqlite:") else None,
+                artifact_location=artifact_location if local else None,
                 tags={"mlflow.note.content": "Audit of five TensorFlow MNIST CNN tutorials' accuracy claims."},
             )
+            if local and artifact_location:
+                _within_the_workspace(uri, exp_id, artifact_location)
         else:
             exp_id = exp.experiment_id
         # MLflow 3's UI opens an experiment of this kind on its runs table (not the GenAI view),
@@ -128,4 +132,25 @@ def init_tracking(uri: str, experiment: str, artifact_location: str | None, swee
                 "parent_run_id": parent.info.run_id, "sweep_id": sweep["id"]}
 
     return with_retries(go, "init_tracking", uri, attempts)
+
+
+def _within_the_workspace(uri: str, experiment_id: str, artifact_location: str) -> None:
+    """A local store's artifact folder inside the workspace (the current directory, where
+    Snakemake runs) is kept as a path relative to it, so the workspace can be copied or
+    moved: every run's artifacts are then read from the folder the reader (``mlflow ui``,
+    a client) starts in. MLflow resolves a relative location when it creates the
+    experiment, so the relative path is written back after, through MLflow's own store."""
+    from mlflow.store.tracking.dbmodels.models import SqlExperiment
+    from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+    from mlflow.utils.file_utils import local_file_uri_to_path
+
+    path = Path(local_file_uri_to_path(artifact_location)).resolve()
+    if not path.is_relative_to(Path.cwd().resolve()):
+        return
+    relative = path.relative_to(Path.cwd().resolve()).as_posix()
+    store = SqlAlchemyStore(uri, relative)
+    with store.ManagedSessionMaker() as session:
+        session.query(SqlExperiment).filter(SqlExperiment.experiment_id == int(experiment_id)).update(
+            {SqlExperiment.artifact_location: relative})
+    log.info("experiment %s: artifacts in %s, relative to the workspace", experiment_id, relative)
 
