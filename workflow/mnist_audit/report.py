@@ -278,8 +278,11 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_csv(outputs["claim_audit_csv"], audit)
     write_text(outputs["claim_audit_md"], claim_audit_markdown(audit))
     write_csv(outputs["timing_csv"], timing)
+    links = {"parameters_csv": str(inputs["parameters"]), **outputs, "runs": str(inputs["runs"]),
+             "layers_md": str(inputs["layers_md"])}
     if "summary_html" in outputs:
-        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled))
+        records = sorted({Path(d).parents[2].as_posix() for d in pvo_runs["run_dir"]})  # .../runs/ARCH/VARIANT/seedN
+        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled, links, records))
     if "landing" in outputs:
         write_text(outputs["landing"], landing_rst(runs, audit, scaled))
     if "port_vs_original_csv" in outputs:
@@ -287,7 +290,6 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
         write_text(outputs["port_vs_original_md"], port_markdown(pvo))
     write_text(outputs["timing_md"], md(timing, TIMING_MD))
     make_plots(runs, audit, hist, pvo, outputs, scaled, pvo_hist)
-    links = {**outputs, "runs": str(inputs["runs"]), "layers_md": str(inputs["layers_md"])}
     write_text(outputs["readme"], readme(runs, audit, params, timing, pvo, manifest, links, scaled))
     log.info("report: %d runs, %d audit rows, scaled=%s", len(runs), len(audit), scaled)
     return {"audit": audit, "timing": timing, "scaled": scaled}
