@@ -197,10 +197,12 @@ class Postgres:
 
 class MlflowServer:
     """``mlflow server`` (or, with ``ui=True``, ``mlflow ui``, as the README starts it) on
-    127.0.0.1 with a database backend and a local artifact root, ended by its PID."""
+    127.0.0.1 with a database backend and a local artifact root, ended by its PID; ``cwd``:
+    the folder it starts in (a workspace, whose relative artifact paths it reads)."""
 
-    def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None, ui: bool = False):
-        self.backend_uri, self.artifacts, self.ui = backend_uri, Path(artifacts), ui
+    def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None, ui: bool = False,
+                 cwd: Path | None = None):
+        self.backend_uri, self.artifacts, self.ui, self.cwd = backend_uri, Path(artifacts), ui, cwd
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -212,7 +214,7 @@ class MlflowServer:
             [sys.executable, "-m", "mlflow", "ui" if self.ui else "server", "--backend-store-uri", self.backend_uri,
              "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
              *([] if self.ui else ["--workers", "2"])],
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd,
             # no job runner: it serves GenAI jobs (none here) and starts 7 processes of 3 CPU-seconds each
             env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
 

@@ -237,6 +237,31 @@ def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
         "README's 'Status of the audit' differs from audit/report/status.md: run snakemake --cores 1 audit_report"
 
 
+@needs_audit
+def test_the_published_report_reads_plainly():
+    """No placeholder in the report's words; its run counts add up (the TF1 originals are in
+    no verdict row); a span of dates is only given when the runs span days."""
+    import re
+
+    import pandas as pd
+
+    from mnist_audit.config import original_of
+
+    report = AUDIT / "report"
+    text = (report / "README.md").read_text()
+    assert "?." not in text and ": ?" not in text
+    m = re.search(r"^(\d+) training runs: (\d+) in the (\d+) verdict rows(?:, (\d+) of the authors' TF1 programs)?",
+                  text, re.M)
+    assert m, text[:400]
+    total, in_rows, rows, originals = (int(g or 0) for g in m.groups())
+    runs = pd.read_csv(report / "runs.csv")
+    assert total == len(runs) == in_rows + originals and rows == len(pd.read_csv(report / "tables" / "claim_audit.csv"))
+    assert originals == sum(original_of(v) is not None for v in runs["variant"])
+    trained = re.search(r"Trained ([^.]+)\.", (report / "status.md").read_text()).group(1)
+    first, _, last = trained.partition(" to ")
+    assert first != last, trained
+
+
 # ---------------------------------------------------------------------------
 # Reproducibility: re-run cheap published runs at full budget
 # ---------------------------------------------------------------------------

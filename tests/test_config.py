@@ -206,3 +206,39 @@ def test_original_variant_names_round_trip():
     # the key appears only where it is set: the other jobs' Snakemake params do not change
     assert "from_port" not in own and own["original"] and own["variant"] == "default"
     assert from_port == {**own, "from_port": True}
+
+
+def test_training_settings_are_defined_once():
+    """settings.TrainSettings is what the config, the command line and train_run read: the
+    schema's defaults are its defaults, the train command's options are its fields with
+    their defaults, and train_run refuses a setting it does not define."""
+    import dataclasses
+
+    from mnist_audit import cli, settings, train
+
+    schema = audit_config.resolved_schema(ROOT / "workflow" / "schemas" / "config.schema.yaml")
+    defaults = settings.defaults()
+    for f in dataclasses.fields(settings.TrainSettings):
+        path = f.metadata["config"]
+        if path is None:
+            continue
+        sub = schema["properties"][path[0]]
+        for key in path[1:]:
+            sub = sub["properties"][key] if key != "{arch}" else {"default": sub["default"].get("x", {})}
+        assert sub["default"] == defaults[f.name], f.name
+    # an empty config reads the same defaults; the config's own values win
+    assert audit_config.train_settings({}, "mlp", "default") == {"arch": "mlp", **defaults}
+    cfg = {"speed": {"steps_per_execution": 3}, "recipe_overrides": {"mlp": {"learning_rate": 0.1}}}
+    got = audit_config.train_settings(cfg, "mlp", "default")
+    assert got["steps_per_execution"] == 3 and got["overrides"] == {"learning_rate": 0.1}
+    # the train command: one option per setting, its defaults the settings' defaults
+    a = cli.parser().parse_args(["train", "--arch", "mlp", "--out", "x"])
+    assert settings.TrainSettings.from_args(a).as_params() == {"arch": "mlp", **defaults}
+    a = cli.parser().parse_args(["train", "--arch", "mlp", "--out", "x", "--jit-compile", "off",
+                                 "--no-resident-data", "--steps-per-execution", "4",
+                                 "--overrides", '{"learning_rate": 0.1}'])
+    s = settings.TrainSettings.from_args(a)
+    assert (s.jit_compile, s.resident_data, s.steps_per_execution, s.overrides) == (False, False, 4,
+                                                                                   {"learning_rate": 0.1})
+    with pytest.raises(TypeError, match="epochs"):
+        train.train_run("no.npz", "out", "mlp", epochs=3)

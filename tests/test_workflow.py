@@ -206,9 +206,11 @@ def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_pa
     import urllib.parse
     import urllib.request
 
+    from decimal import Decimal
+
     from engines import MlflowServer
 
-    from mnist_audit import tracking
+    from mnist_audit import runs, tracking
 
     work, _ = tiny_run
     db = f"sqlite:///{work}/results/mlflow/mlflow.db"
@@ -236,12 +238,75 @@ def test_the_readmes_ui_link_shows_the_training_runs_best_first(tiny_run, tmp_pa
         names = [r["info"]["run_name"] for r in found]
         assert sorted(names) == sorted(f"{a} s{s}" for a, s in TINY_RUNS)  # no sweep or report run
         assert accuracy == sorted(accuracy, reverse=True) and len(set(accuracy)) > 1
+        # every number as a reader reads it: an accuracy is its count of correct images over
+        # the test set, exactly (no float32 digits); the logged model has the run's words and data
+        models = post("logged-models/search", {"experiment_ids": [exp["experiment_id"]]})["models"]
+        model_of = {m["info"]["source_run_id"]: m for m in models}
+        for r in found:
+            job = next(t["value"] for t in r["data"]["tags"] if t["key"] == "mnist_audit.job")
+            record = runs.RunRecord.read(work / "results" / "runs" / job)
+            correct = int(runs.read_predictions(work / "results" / "runs" / job / "predictions.npz")["test_correct"].sum())
+            value = {m["key"]: m["value"] for m in r["data"]["metrics"]}["test_accuracy"]
+            assert Decimal(repr(value)) == Decimal(correct) / Decimal(record.metrics["n_test"]), (job, value, correct)
+            model = model_of[r["info"]["run_id"]]
+            mtags = {t["key"]: t["value"] for t in model["info"]["tags"]}
+            rtags = {t["key"]: t["value"] for t in r["data"]["tags"]}
+            assert mtags["mlflow.note.content"].startswith(rtags["mlflow.note.content"])  # its description
+            used = {(m["dataset_name"], m["dataset_digest"]) for m in model["data"]["metrics"] if m.get("dataset_name")}
+            inputs = {(d["dataset"]["name"], d["dataset"]["digest"]) for d in r["inputs"]["dataset_inputs"]}
+            assert used == inputs and len(used) == 3, (used, inputs)  # its datasets are the run's
         url = tracking.runs_view_url(ui.uri, exp["experiment_id"])
         assert f"viewStateShareKey={tracking.RUNS_VIEW_KEY}" in url and "workflowType=machine_learning" in url
         with urllib.request.urlopen(url.split("#")[0]) as r:  # the page itself is served
             assert r.status == 200 and b"<html" in r.read().lower()
     readme = (ROOT / "README.md").read_text()
     assert tracking.runs_view_url("http://127.0.0.1:5000", "1") in readme
+
+
+def test_a_copied_workspace_serves_every_runs_artifacts_after_the_original_is_gone(tiny_run, tmp_path):
+    """The store keeps its artifact folder relative to the workspace: a copy of the workspace,
+    the original deleted, and ``mlflow ui`` started in the copy as the README starts it
+    serves every run's artifacts, byte for byte, from the copy."""
+    import shutil
+    import urllib.parse
+    import urllib.request
+
+    from engines import MlflowServer
+
+    work, _ = tiny_run
+    original, moved = tmp_path / "original", tmp_path / "moved"
+    # the workspace without the MNIST files and the weights (no artifacts of MLflow's)
+    shutil.copytree(work, original, symlinks=True, ignore=shutil.ignore_patterns("data", "*.keras"))
+    shutil.copytree(original, moved, symlinks=True)
+    shutil.rmtree(original)
+    with MlflowServer("sqlite:///results/mlflow/mlflow.db", tmp_path / "served", ui=True, cwd=moved) as ui:
+        def get(endpoint, **query):
+            with urllib.request.urlopen(f"{ui.uri}/{endpoint}?{urllib.parse.urlencode(query)}") as r:
+                return r.read()
+
+        exp = json.loads(get("api/2.0/mlflow/experiments/get-by-name", experiment_name="tiny-test"))["experiment"]
+        assert exp["artifact_location"] == "results/mlflow/artifacts"  # relative: it moves with the workspace
+        req = urllib.request.Request(f"{ui.uri}/api/2.0/mlflow/runs/search", headers={"Content-Type": "application/json"},
+                                     data=json.dumps({"experiment_ids": [exp["experiment_id"]]}).encode())
+        with urllib.request.urlopen(req) as r:
+            found = json.loads(r.read())["runs"]
+        assert len(found) >= len(TINY_RUNS) + 2  # the training runs, the sweep's and the report's
+
+        def files(run_id, path=""):
+            listed = json.loads(get("api/2.0/mlflow/artifacts/list", run_id=run_id, path=path)).get("files", [])
+            for f in listed:
+                yield from files(run_id, f["path"]) if f["is_dir"] else [f["path"]]
+
+        served = 0
+        for run in found:
+            rid = run["info"]["run_id"]
+            names = list(files(rid))
+            assert names, f"run {run['info']['run_name']}: no artifacts served"
+            for name in names:
+                on_disk = moved / run["info"]["artifact_uri"] / name
+                assert get("get-artifact", path=name, run_uuid=rid) == on_disk.read_bytes(), name
+                served += 1
+        assert served >= 5 * len(TINY_RUNS)
 
 
 @pytest.mark.slow
@@ -289,8 +354,9 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tmp_path):
     _assert_same_run(whole, run)
 
 
-def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run):
+def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run, monkeypatch):
     work, _ = tiny_run
+    monkeypatch.chdir(work)  # the store's artifact paths are relative to the workspace
     sweep = json.loads((work / "results" / "mlflow" / "sweep.json").read_text())
     client = _client(work)
     runs = client.search_runs([sweep["experiment_id"]], filter_string="tags.`mnist_audit.job` LIKE '%seed%'")

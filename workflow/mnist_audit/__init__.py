@@ -5,6 +5,7 @@ Modules, from the bottom up (each imports only modules above it in this list):
     retry        one retry policy for network work (downloads, the tracking store)
     recipes      the types (Recipe, Claim, Architecture) and the rules of overrides
     registry     the seven architectures: published recipes, claims, fidelity notes; look-ups
+    settings     the training settings, defined once (the config, the CLI and train_run read them)
     config       config helpers shared by the Snakefile and the CLI (schema, coercion, run keys)
     data         MNIST files and checksums, IDX parsing, the split, a job's arrays
     download     fetch and verify the files from ordered mirrors
@@ -18,7 +19,7 @@ Modules, from the bottom up (each imports only modules above it in this list):
     train        one training job of the port, as a short list of steps
     originals/   the authors' programs in TF1 graph mode: an independent check of the ports
     job          the scripts' runtime: logging, one error message, the training job
-    tracking     MLflow: store set-up, one run per result, the report run
+    tracking/    MLflow: store set-up, what one run logs, logged models, one run per result, the report run
     tables       what the report's modules share: row order, Markdown, banners
     audit        statistics of the claim audit: intervals, k/n, verdicts
     portpower    the pairs a port-versus-original row needs: TOST's power, exact by quadrature
@@ -30,7 +31,10 @@ Modules, from the bottom up (each imports only modules above it in this list):
     summary_html the landing page of Snakemake's HTML report
     report       aggregation of runs and the whole report build
     publish      the published audit: copy finished runs in, rebuild its report
-    bench        the training-path benchmark and its levers
+    bench_timing timing side by side: interleaved calls, ratios within a repetition
+    bench_levers the training path against plain model.fit and the TF1 loop, each lever off
+    bench_processes  levers across processes: threads, packed jobs, start-up, a job's overhead
+    bench        the training-path benchmark: runs the levers, writes its tables
     cli          the mnist-audit command (argparse only)
 """
 

@@ -3,8 +3,7 @@
     mnist-audit download --mirror URL_OR_DIR [--mirror ...] --out results/data/mnist
     mnist-audit train --arch thomas --seed 0 --data results/data/mnist/mnist.npz --out DIR
     mnist-audit original --arch mlp --seed 0 --port-init --out DIR   # the TF1 program, the port's init
-    mnist-audit original --arch keras_convnet --seed 0 --out DIR     # the author's Keras script
-    mnist-audit models [--counts] [NAME ...]  # the registry: names, parameters, MACs, claims
+    mnist-audit models                      # the registry: names, parameters, MACs, claims
     mnist-audit publish results/runs/*/*/seed*   # into audit/runs (published recipes only)
     mnist-audit publish --study DIR ...      # port-vs-original study runs (budget x0.02) into audit/portcheck
     mnist-audit report --audit audit        # audit/report/ from the committed records alone
@@ -20,6 +19,10 @@ from pathlib import Path
 
 from .job import exit_now, logged_errors, setup_logging, training_job
 from .platforms import list_platforms
+from .settings import TrainSettings, add_arguments, names
+
+# The settings both training commands take (settings.TrainSettings); train takes them all.
+NAMING, SHARED = ("arch", "variant"), ("budget_scale",)
 
 
 def _cmd_download(a) -> int:
@@ -39,12 +42,8 @@ def _cmd_download(a) -> int:
 
 
 def _cmd_train(a) -> int:
-    settings = {"arch": a.arch, "variant": a.variant, "overrides": json.loads(a.overrides or "{}"),
-                "budget_scale": a.budget_scale, "train_subset": a.train_subset,
-                "eval_subset": a.eval_subset, "eval_batch_size": a.eval_batch_size,
-                "jit_compile": {"auto": "auto", "on": True, "off": False}[a.jit_compile],
-                "steps_per_execution": a.steps_per_execution, "resident_data": not a.no_resident_data}
-    if a.platform != "default":
+    settings = TrainSettings.from_args(a).as_params()
+    if a.platform != "default":  # applied by the job before TensorFlow is imported
         settings["platform"] = a.platform
     m = training_job(a.data, a.out, a.seed, settings, a.threads, a.jobs_per_gpu, not a.no_memory_growth,
                      stop_after_chunks=a.stop_after_epochs)
@@ -58,7 +57,7 @@ def _cmd_original(a) -> int:
     from .originals import train_original
 
     m = train_original(a.data, a.out, a.arch, a.variant, a.seed, budget_scale=a.budget_scale,
-                       threads=a.threads, from_port=a.port_init, script=a.script)
+                       threads=a.threads, from_port=a.port_init)
     print(json.dumps({k: m.get(k) for k in ("arch", "variant", "seed", "initial_weights", "test_accuracy",
                                               "val_accuracy", "train_loss")}))
     return 0
@@ -68,14 +67,10 @@ def _cmd_models(a) -> int:
     from . import registry
 
     rows = []
-    for name in a.names or registry.list_models():
-        try:
-            arch = registry.get_architecture(name)
-        except registry.RegistryError as e:
-            print(f"error: {e}", file=sys.stderr)
-            return 2
+    for name in registry.list_models():
+        arch = registry.get_architecture(name)
         row = {"name": name, "baseline": arch.baseline, "variants": registry.list_variants(name),
-               "claim": arch.claim.text, "claim_lower": arch.claim.lower, "original": arch.original}
+               "claim": arch.claim.text}
         if a.counts:
             from . import models
 
@@ -112,25 +107,16 @@ def _cmd_report(a) -> int:
     return 0
 
 
-def _spe(value: str) -> int | str:
-    if value == "auto":
-        return value
-    if not value.isdigit() or int(value) < 1:
-        raise argparse.ArgumentTypeError(f'expected "auto" or a whole number of at least 1, got {value!r}')
-    return int(value)
-
-
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What names one training run: the train and original commands share these."""
-    p.add_argument("--arch", required=True)
-    p.add_argument("--variant", default="default")
+    add_arguments(p, NAMING)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--data", default="results/data/mnist/mnist.npz")
     p.add_argument("--out", required=True)
-    p.add_argument("--budget-scale", type=float, default=1.0)
+    add_arguments(p, SHARED)
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="mnist-audit", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
@@ -142,16 +128,7 @@ def main(argv=None) -> int:
     d.set_defaults(fn=_cmd_download)
     t = sub.add_parser("train", help="train one architecture with one seed")
     _run_arguments(t)
-    t.add_argument("--overrides", help='JSON recipe overrides, e.g. \'{"learning_rate": 0.001}\'')
-    t.add_argument("--train-subset", type=int)
-    t.add_argument("--eval-subset", type=int)
-    t.add_argument("--eval-batch-size", type=int, default=1000)
-    t.add_argument("--jit-compile", choices=["auto", "on", "off"], default="auto",
-                   help="XLA: auto = Keras's choice (off on a TensorFlow CPU, on for GPUs and JAX)")
-    t.add_argument("--steps-per-execution", type=_spe, default="auto",
-                   help='optimizer steps per compiled call: a number, or "auto" (by the work in a step)')
-    t.add_argument("--no-resident-data", action="store_true",
-                   help="copy each epoch's batches from NumPy instead of gathering them from a resident tensor")
+    add_arguments(t, tuple(n for n in names() if n not in NAMING + SHARED))
     t.add_argument("--platform", default="default", choices=list_platforms(),
                    help="execution settings applied before TensorFlow is imported (mnist_audit.platforms)")
     t.add_argument("--threads", type=int, default=os.cpu_count())
@@ -159,18 +136,13 @@ def main(argv=None) -> int:
     t.add_argument("--no-memory-growth", action="store_true")
     t.add_argument("--stop-after-epochs", type=int, help="stop early leaving a checkpoint (resume test)")
     t.set_defaults(fn=_cmd_train)
-    o = sub.add_parser("original", help="train the author's program (TF1 graph, or a Keras tutorial's own "
-                                        "script) for one architecture and seed")
+    o = sub.add_parser("original", help="train the author's program (TF1 graph) for one architecture and seed")
     _run_arguments(o)
     o.add_argument("--threads", type=int, default=1)
     o.add_argument("--port-init", action="store_true",
-                   help="start from the port's draw for this seed (its initial weights; a Keras script, which "
-                        "draws the port's weights anyway, trains in the port's data order) instead of its own")
-    o.add_argument("--script", help="a Keras tutorial: run this copy of the author's file (e.g. as downloaded) "
-                                    "instead of the project's")
+                   help="start from the port's initial weights for this seed instead of the original's own draw")
     o.set_defaults(fn=_cmd_original)
     m = sub.add_parser("models", help="list the registry")
-    m.add_argument("names", nargs="*", help="only these architectures (default: all)")
     m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
     m.set_defaults(fn=_cmd_models)
     p = sub.add_parser("publish", help="copy finished published-recipe runs into the published audit")
@@ -183,7 +155,11 @@ def main(argv=None) -> int:
     r.add_argument("--audit", default="audit", help="the audit folder (runs/ in it, report/ written)")
     r.add_argument("--update-readme", metavar="README", help="also refresh that README's audit status")
     r.set_defaults(fn=_cmd_report)
-    a = ap.parse_args(argv)
+    return ap
+
+
+def main(argv=None) -> int:
+    a = parser().parse_args(argv)
     setup_logging()
     with logged_errors():  # an error of ours is one message (a bad platform, a failed download), then exit 1
         return a.fn(a)

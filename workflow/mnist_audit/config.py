@@ -21,6 +21,7 @@ import yaml
 
 from . import recipes, registry
 from .files import atomic_write_bytes
+from .settings import TrainSettings
 
 DEFAULT_STORE_DIR = Path("results/mlflow")
 
@@ -279,28 +280,17 @@ def platform_run_keys(config: Mapping) -> list[tuple[str, str, str, int]]:
 
 
 def train_settings(config: Mapping, arch: str, variant: str, platform: str = "default") -> dict:
-    """Everything one training job needs from the config (JSON-serialisable). For a TF1
-    original, ``variant`` is the registry variant it implements and ``original`` is set.
-    ``platform``: where it runs (``mnist_audit.platforms``; named only when not the default)."""
+    """Everything one training job needs from the config (JSON-serialisable):
+    ``settings.TrainSettings`` read from it. For a TF1 original, ``variant`` is the
+    registry variant it implements and ``original`` is set. ``platform``: where it runs
+    (``mnist_audit.platforms``, applied by the job; named only when not the default)."""
     of = original_of(variant)
     extra = {"original": True} if of else {}
     if starts_from_port(variant):  # only then: the other jobs' params stay as they were
         extra["from_port"] = True
     if platform != "default":  # only then: a default run's params stay as they were
         extra["platform"] = platform
-    return {
-        **extra,
-        "arch": arch,
-        "variant": of or variant,
-        "overrides": dict((config.get("recipe_overrides") or {}).get(arch, {})),
-        "budget_scale": float(config.get("budget_scale", 1.0)),
-        "train_subset": config.get("train_subset"),
-        "eval_subset": config.get("eval_subset"),
-        "eval_batch_size": int(config.get("eval_batch_size", 1000)),
-        "jit_compile": (config.get("speed") or {}).get("jit_compile", "auto"),
-        "steps_per_execution": (config.get("speed") or {}).get("steps_per_execution", "auto"),
-        "resident_data": bool((config.get("speed") or {}).get("resident_data", True)),
-    }
+    return {**extra, **TrainSettings.from_config(config, arch, of or variant).as_params()}
 
 
 def train_priority(config: Mapping, arch: str, variant: str) -> int:

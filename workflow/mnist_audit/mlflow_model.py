@@ -1,6 +1,6 @@
 """MLflow's pyfunc loader for a run's model, whose weights stay in the run folder.
 
-A logged model (``tracking._log_model``) uploads only its ``MLmodel`` file: the signature,
+A logged model (``tracking.log_model``) uploads only its ``MLmodel`` file: the signature,
 the path and SHA-256 of the run folder's ``model.keras``, and this module as its
 ``python_function`` loader. ``mlflow.pyfunc.load_model("models:/<model_id>")`` then
 reads that file, checks the weights' SHA-256 and loads them with the package's custom

@@ -59,16 +59,21 @@ CLAIM_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.4}
 LOWER_STYLE = {"color": "#c0392b", "linestyle": ":", "linewidth": 1.4}
 
 
-def _claim_lines(ax, arch: str, side: str = "right", variant: str = "default") -> None:
-    """The claim's lower bound (the report's one threshold), dotted and labelled once."""
+def claim_label(arch: str, variant: str = "default") -> str:
+    """"claim 99%, bound 98.5% (dotted)" where the row is judged against a claim, else ""."""
     claim = registry.get_architecture(arch).claim
     if claim.lower is None or variant != (claim.recipe_variant or "default"):
-        return
-    trans = ax.get_yaxis_transform()
-    x, ha = (0.99, "right") if side == "right" else (0.01, "left")
-    ax.axhline(100 * claim.lower, **LOWER_STYLE)
-    ax.text(x, 100 * claim.lower, f"claim {100 * claim.value:g}%: bound {100 * claim.lower:g}%", transform=trans,
-            ha=ha, va="bottom", fontsize=8, color=LOWER_STYLE["color"])
+        return ""
+    return f"claim {100 * claim.value:g}%, bound {100 * claim.lower:g}% (dotted)"
+
+
+def _claim_lines(ax, arch: str, variant: str = "default") -> str:
+    """The claim's lower bound (the report's one threshold), dotted; returns its label, which
+    goes in the panel's title (a label on the line would sit under the points)."""
+    label = claim_label(arch, variant)
+    if label:
+        ax.axhline(100 * registry.get_architecture(arch).claim.lower, **LOWER_STYLE)
+    return label
 
 
 def _grid(n: int, max_cols: int = 4) -> tuple[int, int]:
@@ -95,21 +100,15 @@ def plot_accuracy_per_seed(runs: pd.DataFrame, audit: pd.DataFrame, path: str | 
         if not isnan(a.test_ci_low_pct):
             ax.fill_between([lo_x, hi_x], a.test_ci_low_pct, a.test_ci_high_pct, color="grey", alpha=0.25,
                             linewidth=0)
-        _claim_lines(ax, a.architecture, variant=a.variant)
+        label = _claim_lines(ax, a.architecture, variant=a.variant)
         ax.set_xlim(lo_x, hi_x)
         ax.set_xticks(sorted(g["seed"].unique()))
-        ax.set_title(f"{a.model}\nfull test set: {a.test_verdict}", fontsize=9)
+        ax.set_title(f"{a.model}\nfull test set: {a.test_verdict}" + (f"\n{label}" if label else ""), fontsize=9)
         ax.set_xlabel("seed")
         ax.set_ylabel("final test accuracy (%)")
     for ax in list(axes.flat)[len(audit):]:
         ax.set_visible(False)
-    # one y-axis for the tutorials, compared side by side (the baselines sit far lower)
-    tutorial_axes = [ax for ax, a in zip(axes.flat, audit.itertuples(index=False)) if not a.baseline]
-    if tutorial_axes:
-        lo = min(ax.get_ylim()[0] for ax in tutorial_axes)
-        hi = max(ax.get_ylim()[1] for ax in tutorial_axes)
-        for ax in tutorial_axes:
-            ax.set_ylim(lo, hi)
+    span = _one_span([(ax, not a.baseline) for ax, a in zip(axes.flat, audit.itertuples(index=False))])
     handles = [
         Line2D([], [], marker="o", color="#2c7fb8", linestyle="", label="one run (seed)"),
         Line2D([], [], color="black", label="mean over seeds"),
@@ -117,9 +116,25 @@ def plot_accuracy_per_seed(runs: pd.DataFrame, audit: pd.DataFrame, path: str | 
         Line2D([], [], **LOWER_STYLE, label="claim's lower bound"),
     ]
     fig.legend(handles=handles, loc="lower center", ncol=4, frameon=False, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(_title(scaled, "Final test accuracy per seed, with each tutorial's claim"))
+    fig.suptitle(_title(scaled, "Final test accuracy per seed, with each tutorial's claim\n"
+                                f"(every panel's y axis spans the same {span:.1f} points; the tutorials' the same range)"))
     fig.tight_layout(rect=(0, 0.05, 1, 1))
     _save(fig, path)
+
+
+def _one_span(axes: list[tuple[object, bool]]) -> float:
+    """One y span (points of accuracy) for every panel, so that spreads compare by eye: the
+    widest panel's, or the range the shared panels (flag True: the tutorials) need
+    together; those share that range, the others keep their middle. Returns the span."""
+    limits = {ax: ax.get_ylim() for ax, _ in axes}
+    shared = [ax for ax, flag in axes if flag]
+    together = (min(limits[ax][0] for ax in shared), max(limits[ax][1] for ax in shared)) if shared else None
+    span = max([hi - lo for lo, hi in limits.values()] + ([together[1] - together[0]] if together else []))
+    for ax, flag in axes:
+        lo, hi = together if flag else limits[ax]
+        top = min((lo + hi + span) / 2, max(100.0, hi))  # no room above 100% unless the data needs it
+        ax.set_ylim(top - span, top)
+    return span
 
 
 def plot_learning_curves(hist: pd.DataFrame, path: str | Path, x: str, scaled: bool) -> None:
@@ -146,8 +161,11 @@ def plot_learning_curves(hist: pd.DataFrame, path: str | Path, x: str, scaled: b
     g.legend.set_title("held-out set")
     arch_of = dict(zip(hist["model"], hist["architecture"]))
     var_of = dict(zip(hist["model"], hist["variant"]))
+    g.set_titles("{col_name}")
     for name, ax in g.axes_dict.items():
-        _claim_lines(ax, arch_of[name], side="left", variant=var_of[name])  # curves rise to the right
+        label = _claim_lines(ax, arch_of[name], variant=var_of[name])
+        if label:
+            ax.set_title(f"{name}: {label}", fontsize=9)
     if x == "images_seen":
         short, long_label, what = "images seen", "training images seen (every run is shorter than an epoch)", \
             "images seen"
@@ -157,7 +175,6 @@ def plot_learning_curves(hist: pd.DataFrame, path: str | Path, x: str, scaled: b
         short, long_label, what = ("wall-clock s", "wall-clock seconds since training start (training + per-epoch "
                                    "evaluation), each epoch at its mean over seeds", "wall-clock time")
     g.set_axis_labels(short, "held-out accuracy (%)")
-    g.set_titles("{col_name}")
     g.figure.supxlabel(long_label, y=-0.02, fontsize=10)
     g.figure.suptitle(_title(scaled, f"Learning curves vs {what}: mean over seeds, band = +-1 sd"),
                       y=1.01, va="bottom")
@@ -223,6 +240,10 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
     (mean over the row's runs, +-1 sd); then one shared panel of every row's difference
     (original - port) with its 95% interval against the margin, behaviour checks below."""
     plt, sns = _pyplot()
+    from matplotlib.lines import Line2D
+
+    from .portcheck import EQUIVALENCE_MARGIN
+
     if table.empty:
         fig, ax = plt.subplots(figsize=(6, 2))
         ax.axis("off")

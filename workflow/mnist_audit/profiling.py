@@ -67,7 +67,7 @@ def profile(arch: str, data_path: str | Path, steps: int = 30, warmup: int = 10,
     each side's total profiled op time per step."""
     import pandas as pd
 
-    from . import bench
+    from . import bench_levers
     from .loops import DataOrder, Feeder
 
     split = mdata.load_split(Path(data_path))
@@ -76,9 +76,9 @@ def profile(arch: str, data_path: str | Path, steps: int = 30, warmup: int = 10,
     n = min(len(split["x_train"]), (warmup + steps) * b * 2)
     x, y = mdata.as_float(split["x_train"][:n]), split["y_train"][:n].astype(np.int32)
     order = DataOrder(n, b, recipe.shuffle, recipe.drop_last, seed=0)
-    model = bench._fresh(arch, recipe)
+    model = bench_levers.fresh_model(arch, recipe)
     feeder = Feeder(x, y, resident=True)
-    original, sess = bench._original_loop(arch, x, y, b, threads)
+    original, sess = bench_levers.original_loop(arch, x, y, b, threads)
     idx_warm, idx = order.batch_indices(0, warmup), order.batch_indices(warmup, steps)
     feeder.fit(model, idx_warm, b)
     original(idx_warm)

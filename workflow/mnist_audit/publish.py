@@ -283,7 +283,7 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
 def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) -> str:
     """The README's "Status of the audit": the verdicts, the machines, the compute, the dates."""
     from .readme import compact_verdicts, verdict_summary
-    from .tables import markdown_table
+    from .tables import date_span, markdown_table
 
     published = runs[runs["published_recipe"]]
     compute_h = float((published["job_seconds"].astype(float) * published["threads"].fillna(1).astype(float)).sum()
@@ -298,7 +298,7 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) 
         markdown_table(compact_verdicts(audit_table)).rstrip(),
         "",
         f"Machines (CPU kind): {machines}. Compute: {compute_h:.1f} CPU-hours of training jobs. "
-        f"Trained {dates[0] if dates else '?'} to {dates[-1] if dates else '?'}. "
+        f"Trained {date_span(dates, 'on unknown dates')}. "
         f"Full report: [{report_dir}/README.md]({report_dir}/README.md).",
     ]
     return "\n".join(lines) + "\n"

@@ -15,11 +15,11 @@ import pandas as pd
 from . import audit as stats
 from . import registry
 from .accounting import PARAM_MD
-from .config import original_of
+from .config import original_of, starts_from_port
 from .data import MNIST_FILES
 from .plots import PLOT_FILES
 from .tables import (AUDIT_MD, CLAIMS_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, budget_detail,
-                     groups, isnan, markdown_table, md, order_rows, rel, settings_summary)
+                     date_span, groups, isnan, markdown_table, md, order_rows, rel, settings_summary)
 from .runs import label as model_label
 
 TOLERANCE = stats.TOLERANCE
@@ -105,6 +105,16 @@ def verdict_summary(audit_table: pd.DataFrame) -> str:
     return ", ".join(f"{counts[k]} {k}" for k in keys)
 
 
+def run_counts(runs: pd.DataFrame, audit_table: pd.DataFrame) -> str:
+    """"85 training runs: 50 in the 10 verdict rows, 35 of the authors' TF1 programs (...)"."""
+    originals = int(sum(original_of(v) is not None for v in runs["variant"]))
+    text = f"{len(runs)} training runs: {len(runs) - originals} in the {len(audit_table)} verdict rows"
+    if originals:
+        text += (f", {originals} of the authors' TF1 programs (compared with their ports under Port versus the "
+                 "author's program, in no verdict row)")
+    return text
+
+
 def _figure(mean, lo, hi) -> str:
     if isnan(mean):
         return ""
@@ -133,6 +143,28 @@ def compact_verdicts(audit_table: pd.DataFrame) -> pd.DataFrame:
             "verdict": r.verdict,
         })
     return pd.DataFrame(rows)
+
+
+def how_sure(r) -> str:
+    """One line per verdict row: where its 95% interval lies against the claim's bound,
+    and how many runs reach the bound on their own (``r``: a claim-audit row)."""
+    k = "" if isnan(r.runs_reaching) else f"; {int(r.runs_reaching)}/{r.n_seeds} runs reach it"
+    lo, hi, bound = r.ci_low_pct, r.ci_high_pct, r.claim_lower_pct
+    if r.verdict.startswith(stats.NO_CLAIM):
+        why = ("the tutorial states no figure, so there is nothing to reproduce" if r.claim_text == "(none stated)"
+               else f"the claim's figure belongs to {model_label(r.architecture, r.claim_recipe)}; "
+                    "this row is shown for reference")
+        text = f"{why}; our figure {_figure(r.mean_pct, lo, hi)}"
+    elif r.verdict == stats.REPRODUCED:
+        text = f"the whole 95% interval is above the bound {bound:g}% (its lower end by {lo - bound:.2f} points){k}"
+    elif r.verdict == stats.NOT_REPRODUCED:
+        text = f"the whole 95% interval is below the bound {bound:g}% (its upper end by {bound - hi:.2f} points){k}"
+    elif r.verdict == stats.INCONCLUSIVE:
+        text = (f"the 95% interval [{lo:.2f}, {hi:.2f}] contains the bound {bound:g}% "
+                f"(the mean is {r.mean_pct - bound:+.2f} points from it){k}")
+    else:  # inconclusive (scaled budget / overridden recipe / n<2)
+        text = f"not judged: {r.verdict.split('(', 1)[-1].rstrip(')')}{k}"
+    return f"{r.model}: {r.verdict}: {text}."
 
 
 def claim_audit_markdown(audit: pd.DataFrame) -> str:
@@ -215,11 +247,23 @@ def fidelity_sections(runs: pd.DataFrame) -> list[str]:
             if a.claim.value is not None else "none stated"
         out.append(f"- Claim: {claim}; the original measured on: {a.claim.where}.")
         for v in variants:
-            out.append(f"- Variant run: `{v}`: {a.variants.get(v, '?')}.")
+            out.append(f"- Variant run: `{v}`: {_variant_text(a, v)}.")
         out.append("- Fidelity decisions:")
         out += [f"  - {line}" for line in a.fidelity]
         out.append("")
     return out
+
+
+def _variant_text(arch, variant: str) -> str:
+    """What a run variant is: the registry's words for a port's variant; for a TF1 original,
+    the program, the recipe it implements and where its initial weights come from."""
+    of = original_of(variant)
+    if of is None:
+        return arch.variants.get(variant) or "not described in the registry"
+    start = ("started from the port's initial weights for each seed (the port's draw)" if starts_from_port(variant)
+             else "its own initial draw")
+    return (f"the author's program in TensorFlow 1's graph API (`mnist_audit.originals`) with the `{of}` "
+            f"variant's recipe, {start}; compared with the port under Port versus the author's program")
 
 
 def origin_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -238,8 +282,7 @@ def origin_table(runs: pd.DataFrame) -> pd.DataFrame:
             "CPU kind": joined("cpu_kind"),
             "load (median of runs)": f"{load.median():.1f} on {joined('logical_cpus')} CPUs"
             if load.notna().any() else "n/a",
-            "trained": f"{dates[0]} to {dates[-1]}" if dates and dates[0] != dates[-1] else (dates[0] if dates
-                                                                                                 else "unknown"),
+            "trained": date_span(dates),
         })
     return pd.DataFrame(rows)
 
@@ -261,8 +304,7 @@ def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing
         lines += [f"> **⚠️ {OVERRIDDEN_BANNER}.** Some runs changed the published recipe "
                   "(see the budget table); those rows are never 'reproduced'.", ""]
     lines += [
-        f"{len(runs)} training runs: {len(audit)} architecture/variant rows, seeds "
-        f"{' '.join(str(s) for s in sorted(set(runs['seed'])))}. "
+        f"{run_counts(runs, audit)}; seeds {' '.join(str(s) for s in sorted(set(runs['seed'])))}. "
         "Primary number: accuracy on the test set (all 10,000 images unless eval_subset is set) after the "
         "whole budget "
         "(best-epoch test accuracy selects on the test set and is optimistic; it is only in runs.csv, "

@@ -296,8 +296,11 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_csv(outputs["claim_audit_csv"], audit)
     write_text(outputs["claim_audit_md"], claim_audit_markdown(audit))
     write_csv(outputs["timing_csv"], timing)
+    links = {"parameters_csv": str(inputs["parameters"]), **outputs, "runs": str(inputs["runs"]),
+             "layers_md": str(inputs["layers_md"])}
     if "summary_html" in outputs:
-        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled))
+        records = sorted({Path(d).parents[2].as_posix() for d in pvo_runs["run_dir"]})  # .../runs/ARCH/VARIANT/seedN
+        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled, links, records))
     if "landing" in outputs:
         write_text(outputs["landing"], landing_rst(runs, audit, scaled))
     if "port_vs_original_csv" in outputs:

@@ -75,6 +75,13 @@ def uniq(runs: pd.DataFrame, col: str) -> list:
 # ---------------------------------------------------------------------------
 
 
+def date_span(dates: Sequence[str], none: str = "unknown") -> str:
+    """Sorted dates as "2026-11-30 to 2026-12-01", one date when all fall on the same day."""
+    if not dates:
+        return none
+    return dates[0] if dates[0] == dates[-1] else f"{dates[0]} to {dates[-1]}"
+
+
 def write_text(path: str | Path, text: str) -> None:
     atomic_write_bytes(Path(path), text.encode())
 

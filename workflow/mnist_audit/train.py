@@ -23,6 +23,7 @@ from . import data as mdata
 from . import registry, runs, sysmetrics
 from .checkpoint import Checkpoint, save_keras, signature
 from .loops import DataOrder, EvalSet, Feeder, images_seen, plan, resolve_steps_per_execution
+from .settings import TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -33,22 +34,18 @@ def train_run(
     arch: str,
     variant: str = "default",
     seed: int = 0,
-    overrides: dict | None = None,
-    budget_scale: float = 1.0,
-    train_subset: int | None = None,
-    eval_subset: int | None = None,
-    eval_batch_size: int = 1000,
-    jit_compile: bool | str = "auto",
-    steps_per_execution: int | str = "auto",
-    resident_data: bool = True,
+    *,
     device: dict | None = None,
     config: dict | None = None,
     stop_after_chunks: int | None = None,
     initial_weights: list | None = None,
     platform=None,
+    **settings,
 ) -> dict:
     """Train one job: write metrics.json, history.csv, model.keras, confusion.csv, predictions.npz.
 
+    ``settings``: the other fields of ``settings.TrainSettings`` (overrides, budget_scale,
+    subsets, evaluation batch, speed levers), each with its default there.
     ``stop_after_chunks`` ends the process's work early (as a kill would), leaving the
     checkpoint for a resume; tests use it. ``initial_weights`` (``model.get_weights()``
     order): start from these instead of this backend's draw for the seed (a run on JAX
@@ -60,26 +57,27 @@ def train_run(
     from . import models
 
     t_start_job = time.perf_counter()
+    s = TrainSettings(arch=arch, variant=variant, **settings)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arch_info = registry.get_architecture(arch)
-    recipe = registry.resolve_recipe(arch, variant, overrides or {})
+    recipe = registry.resolve_recipe(arch, variant, s.overrides or {})
     backend = keras.backend.backend()
 
     t = time.perf_counter()
-    d = mdata.training_arrays(Path(data_path), train_subset, eval_subset, recipe.data_split)
+    d = mdata.training_arrays(Path(data_path), s.train_subset, s.eval_subset, recipe.data_split)
     data_seconds = time.perf_counter() - t
 
     n_train = len(d["x_train"])
-    p = plan(recipe, n_train, budget_scale)
+    p = plan(recipe, n_train, s.budget_scale)
     order = DataOrder.of(recipe, n_train, seed)
     ckpt = Checkpoint(out_dir, signature({
         "arch": arch, "variant": variant, "seed": seed, "recipe": recipe.as_dict(),
-        "budget_scale": budget_scale, "train_subset": train_subset, "eval_subset": eval_subset,
-        "backend": backend, "plan": p, "jit_compile": jit_compile, "steps_per_execution": steps_per_execution,
+        "budget_scale": s.budget_scale, "train_subset": s.train_subset, "eval_subset": s.eval_subset,
+        "backend": backend, "plan": p, "jit_compile": s.jit_compile, "steps_per_execution": s.steps_per_execution,
     }))
     # Resolved before the seed is set: it builds a throw-away model to count MACs.
-    spe = resolve_steps_per_execution(steps_per_execution, arch, variant, recipe.batch_size,
+    spe = resolve_steps_per_execution(s.steps_per_execution, arch, variant, recipe.batch_size,
                                       (device or {}).get("kind", "cpu"))
 
     keras.utils.set_random_seed(seed)
@@ -90,15 +88,15 @@ def train_run(
         wall_offset, resumed_from = state["wall_seconds"], state["chunk"] + 1
         log.info("resuming %s/%s seed %d after chunk %d of %d", arch, variant, seed, start_chunk, p["n_chunks"])
     else:
-        model = models.compile_model(models.build_model(arch, variant), recipe, jit_compile=jit_compile,
+        model = models.compile_model(models.build_model(arch, variant), recipe, jit_compile=s.jit_compile,
                                      steps_per_execution=spe)
         if initial_weights is not None:
             model.set_weights(initial_weights)
         history, start_chunk, wall_offset, resumed_from = [], 0, 0.0, None
 
-    feeder = Feeder(d["x_train"], d["y_train"], resident_data)
-    val_set = EvalSet(d["x_val"], d["y_val"], eval_batch_size, resident_data)
-    test_set = EvalSet(d["x_test"], d["y_test"], eval_batch_size, resident_data)
+    feeder = Feeder(d["x_train"], d["y_train"], s.resident_data)
+    val_set = EvalSet(d["x_val"], d["y_val"], s.eval_batch_size, s.resident_data)
+    test_set = EvalSet(d["x_test"], d["y_test"], s.eval_batch_size, s.resident_data)
     t_train_start = time.perf_counter() - wall_offset
     load: list[float] = []  # 1-minute load average after each chunk: how busy the machine was
     sampler = sysmetrics.Sampler(offset_s=wall_offset)  # CPU and memory while it trains
@@ -142,17 +140,17 @@ def train_run(
     save_seconds = time.perf_counter() - t
     metrics = {
         "arch": arch, "variant": variant, "seed": seed, "baseline": arch_info.baseline, "backend": backend,
-        "device": device or {}, "recipe": recipe.as_dict(), "overrides": overrides or {},
-        "budget_scale": budget_scale, "train_subset": train_subset, "eval_subset": eval_subset,
-        "speed": {"jit_compile": jit_compile, "jit_compile_used": bool(getattr(model, "jit_compile", False)),
-                  "steps_per_execution": steps_per_execution, "steps_per_execution_used": spe,
-                  "resident_data": resident_data, "resident_data_used": feeder.resident,
+        "device": device or {}, "recipe": recipe.as_dict(), "overrides": s.overrides or {},
+        "budget_scale": s.budget_scale, "train_subset": s.train_subset, "eval_subset": s.eval_subset,
+        "speed": {"jit_compile": s.jit_compile, "jit_compile_used": bool(getattr(model, "jit_compile", False)),
+                  "steps_per_execution": s.steps_per_execution, "steps_per_execution_used": spe,
+                  "resident_data": s.resident_data, "resident_data_used": feeder.resident,
                   # resident: each chunk is one compiled call; else model.fit, spe steps a call
                   "training_loop": "compiled loop over resident data" if feeder.resident else "model.fit",
-                  "eval_batch_size": eval_batch_size},
+                  "eval_batch_size": s.eval_batch_size},
         "n_train": n_train, "n_val": int(len(d["y_val"])), "n_test": int(len(d["y_test"])),
         **p,
-        **runs.budget_flags(budget_scale, train_subset, eval_subset, overrides),
+        **runs.budget_flags(s.budget_scale, s.train_subset, s.eval_subset, s.overrides),
         "claim": arch_info.claim.as_dict(),
         # the one threshold: the claim's lower bound (SPEC section 4)
         **runs.results(history, y_pred, d["y_test"], arch_info.claim.lower, recipe.batch_size,

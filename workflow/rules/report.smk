@@ -1,6 +1,6 @@
 # The report: tidy runs table, claim audit, parameter and timing tables, plots, README,
 # and one aggregate MLflow run (logic: workflow/mnist_audit/report.py and the modules it names;
-# the MLflow run: tracking.py).
+# the MLflow run: mnist_audit.tracking).
 # Every table and plot is also in the HTML report:  snakemake --report results/report.html
 REPORT_DIR = "results/report"
 # The ports' models (a TF1 original has its port's parameters)
