@@ -18,6 +18,7 @@ from mnist_audit.runs import read_predictions
 AUDIT = ROOT / "audit"
 PUBLISHED = publish.published_metrics(AUDIT / "runs")
 STUDY = publish.published_metrics(AUDIT / publish.PORTCHECK_DIR)  # port versus original at budget x0.02
+PLATFORM_STUDY = publish.platform_metrics(AUDIT)  # the same seeds on other platforms and CPU kinds
 needs_audit = pytest.mark.skipif(not PUBLISHED, reason="no published runs in audit/runs")
 
 
@@ -191,14 +192,18 @@ RANDOM_AT_EVALUATION = {("cnn_tutorial", "printed")}
 
 @needs_audit
 def test_published_records_are_complete_and_consistent():
-    """Every published run (and every run of the port-versus-original study): its files, no
-    weights, no local path, and per-image predictions whose correctness sums to its
-    reported accuracies."""
-    for path in PUBLISHED + STUDY:
+    """Every published run (and every run of the port-versus-original and platform studies):
+    its files, no weights, no local path, and per-image predictions whose correctness sums
+    to its reported accuracies; a platform study run lies where its platform and CPU kind say."""
+    for path in PUBLISHED + STUDY + PLATFORM_STUDY:
         d = path.parent
         assert sorted(p.name for p in d.iterdir()) == sorted([*publish.RECORD_FILES, "publication.json"]), d
         m = json.loads(path.read_text())
         assert not publish.why_not_publishable(m, d, study=path in STUDY), d
+        if path in PLATFORM_STUDY:  # audit/platforms/{cpu}/{platform}/{arch}/{variant}/seed{n}
+            cpu, platform = path.parts[-6], path.parts[-5]
+            assert (m.get("platform") or {}).get("name", "default") == platform, d
+            assert publish.cpu_slug(m["provenance"]["cpu"]["kind"]) == cpu, d
         text = path.read_text()
         assert "/work/" not in text and "/home/" not in text and "/root/" not in text, d
         p = read_predictions(d / "predictions.npz")
@@ -218,6 +223,8 @@ def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
     shutil.copytree(AUDIT / "runs", work / "runs")
     if STUDY:
         shutil.copytree(AUDIT / publish.PORTCHECK_DIR, work / publish.PORTCHECK_DIR)
+    if PLATFORM_STUDY:
+        shutil.copytree(AUDIT / publish.PLATFORMS_DIR, work / publish.PLATFORMS_DIR)
     publish.build_audit_report(work)
     first = {p.relative_to(work): p.read_bytes() for p in (work / "report").rglob("*") if p.is_file()}
     publish.build_audit_report(work)
@@ -229,7 +236,8 @@ def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
     # the committed report is the one these records give, and so is the README's table
     committed = AUDIT / "report"
     for name in ("tables/claim_audit.csv", "tables/timing.csv", "tables/port_vs_original.csv", "runs.csv",
-                 "status.md", *(["portcheck_runs.csv"] if STUDY else [])):
+                 "tables/variance.csv", "tables/platform_verdicts.csv", "status.md",
+                 *(["portcheck_runs.csv"] if STUDY else []), *(["platform_runs.csv"] if PLATFORM_STUDY else [])):
         generated = (work / "report" / name).read_text().replace(str(work), "audit")
         assert generated == (committed / name).read_text(), f"audit/report/{name} is stale: run audit_report"
     status = (committed / "status.md").read_text()
@@ -281,6 +289,17 @@ def _why_not_rerun(published: dict | None) -> str | None:
     return None
 
 
+def _record_of_this_kind(arch: str, variant: str, seed: int) -> Path:
+    """The published default-platform record of a run trained on this machine's CPU kind
+    (the claim audit's, or the platform study's of this kind), else the claim audit's."""
+    tail = Path(arch) / variant / f"seed{seed}" / "metrics.json"
+    here = cpu_info()["kind"]
+    for record in [AUDIT / "runs" / tail, *sorted((AUDIT / publish.PLATFORMS_DIR).glob(f"*/default/{tail}"))]:
+        if record.exists() and json.loads(record.read_text())["provenance"]["cpu"]["kind"] == here:
+            return record
+    return AUDIT / "runs" / tail
+
+
 @pytest.fixture(scope="module")
 def reruns(split_path, tmp_path_factory):
     """Every re-run that can be compared here, started at once (one thread each, as
@@ -292,7 +311,7 @@ def reruns(split_path, tmp_path_factory):
 
     started = {}
     for arch, variant, seed in RERUNS:
-        record = AUDIT / "runs" / arch / variant / f"seed{seed}" / "metrics.json"
+        record = _record_of_this_kind(arch, variant, seed)
         published = json.loads(record.read_text()) if record.exists() else None
         why = _why_not_rerun(published)
         if why:
@@ -320,7 +339,7 @@ def test_published_run_reproduces_exactly_on_its_cpu_kind(arch, variant, seed, r
         pytest.skip(f"{arch}:{variant} seed {seed}: {run}")
     published, out, proc, log = run
     wait_ok(proc, log)
-    record = AUDIT / "runs" / arch / variant / f"seed{seed}" / "metrics.json"
+    record = _record_of_this_kind(arch, variant, seed)
     again = json.loads((out / "metrics.json").read_text())
     for key in ("test_accuracy", "test_loss", "val_accuracy", "train_loss"):
         assert again[key] == published[key], (

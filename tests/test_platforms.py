@@ -196,3 +196,57 @@ def test_platforms_added_to_a_trained_workspace_train_only_the_new_runs(tmp_path
     assert spreads["model"].tolist() == ["softmax_regression"] and spreads["n_platforms"].iloc[0] == 3
     again = subprocess.run(snakemake_cmd(tmp_path, "-n", *more), capture_output=True, text=True, env=env, timeout=300)
     assert "Nothing to be done" in again.stdout + again.stderr, again.stdout[-3000:]
+
+
+# ---------------------------------------------------------------------------
+# The published study: one row of the variance table recomputed by hand from the records
+# ---------------------------------------------------------------------------
+
+AUDIT = ROOT / "audit"
+STUDY = sorted((AUDIT / "platforms").glob("*/*/*/*/seed*/metrics.json"))
+
+
+@pytest.mark.skipif(not STUDY, reason="no platform study published in audit/platforms")
+@pytest.mark.parametrize("model", ["thomas", "mlp"])
+def test_a_variance_row_is_recomputed_by_hand_from_the_records(model):
+    """The seed sd, the platform spread and the test-set error of one row, from the
+    metrics.json files alone (statistics by hand, not the package's)."""
+    import math
+    import statistics
+
+    table = pd.read_csv(AUDIT / "report" / "tables" / "variance.csv").set_index("model")
+    row = table.loc[model]
+    arch, variant = model, "default"
+    ref = {}
+    for p in sorted((AUDIT / "runs" / arch / variant).glob("seed*/metrics.json")):
+        m = json.loads(p.read_text())
+        ref[m["seed"]] = m["test_accuracy"]
+    by_seed = {s: [a] for s, a in ref.items()}  # every platform's accuracy of each seed
+    diffs = []
+    for p in STUDY:
+        if p.parts[-4:-2] != (arch, variant):
+            continue
+        m = json.loads(p.read_text())
+        by_seed.setdefault(m["seed"], []).append(m["test_accuracy"])
+        if m["seed"] in ref:
+            diffs.append(100 * (m["test_accuracy"] - ref[m["seed"]]))
+    seed_sd = 100 * statistics.stdev(ref.values())
+    pooled = [(len(v) - 1, statistics.variance([100 * a for a in v])) for v in by_seed.values() if len(v) > 1]
+    platform_sd = math.sqrt(sum(k * v for k, v in pooled) / sum(k for k, _ in pooled))
+    mean = statistics.fmean(ref.values())
+    se = 100 * math.sqrt(mean * (1 - mean) / 10_000)
+    assert row["seed_sd_pt"] == pytest.approx(seed_sd, rel=1e-9)
+    assert row["platform_sd_pt"] == pytest.approx(platform_sd, rel=1e-9)
+    assert row["test_se_pt"] == pytest.approx(se, rel=1e-9)
+    assert row["n_pairs"] == len(diffs)
+    assert row["platform_diff_sd_pt"] == pytest.approx(statistics.stdev(diffs), rel=1e-9)
+    assert row["platform_diff_max_pt"] == pytest.approx(max(abs(d) for d in diffs), rel=1e-9)
+
+
+def test_a_backend_set_by_hand_is_kept_by_the_default_platform_and_refused_by_a_kernel_cap():
+    assert why_not_honoured(get_platform("default"), flags=set(), environ={"KERAS_BACKEND": "jax"}) is None
+    reason = why_not_honoured(get_platform("avx2"), flags={"avx2", "fma"}, environ={"KERAS_BACKEND": "jax"})
+    assert reason.startswith("KERAS_BACKEND=jax is set in the environment, but platform avx2")
+    assert why_not_honoured(get_platform("jax"), flags=set(), environ={"KERAS_BACKEND": "tensorflow"}) is None
+    s = platforms.Session("default")
+    s.check({"backend": "jax"})  # the GPU machines' path: the default platform on the environment's backend

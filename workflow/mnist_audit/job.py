@@ -112,7 +112,7 @@ def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dic
         from .train import train_run
 
         run = {k: v for k, v in settings.items() if k != "platform"}
-        if session.platform.backend != "tensorflow":  # the seed paired with the TensorFlow port's draw
+        if session.platform.backend == "jax":  # the seed paired with the TensorFlow port's draw
             run["initial_weights"] = platforms.tensorflow_initial_weights(run["arch"], run.get("variant", "default"),
                                                                           seed)
         return train_run(data, out_dir, seed=seed, device=device, config=config,

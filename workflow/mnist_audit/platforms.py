@@ -86,7 +86,7 @@ class Platform:
     description: str
     env: Mapping[str, str] = dataclasses.field(default_factory=dict)  # set before TensorFlow is imported
     threads: int | None = None  # None: the job's own thread count
-    backend: str = "tensorflow"
+    backend: str | None = None  # None: the environment's (KERAS_BACKEND; TensorFlow if unset)
 
     @property
     def isa_cap(self) -> str | None:
@@ -94,7 +94,7 @@ class Platform:
 
     def settings(self) -> dict:
         """What this platform sets, as recorded with every run of it."""
-        out: dict = {"env": dict(self.env), "backend": self.backend}
+        out: dict = {"env": dict(self.env), "backend": self.backend or "as the environment has it"}
         if self.threads:
             out["threads"] = self.threads
         return out
@@ -102,7 +102,7 @@ class Platform:
 
 def _cap(cap: str) -> Platform:
     return Platform(cap.lower(), f"oneDNN capped to {cap} (ONEDNN_MAX_CPU_ISA={cap}): other convolution and "
-                                 "matrix-multiply kernels", {"ONEDNN_MAX_CPU_ISA": cap})
+                                 "matrix-multiply kernels", {"ONEDNN_MAX_CPU_ISA": cap}, backend="tensorflow")
 
 
 PLATFORMS: Mapping[str, Platform] = {p.name: p for p in (
@@ -110,7 +110,8 @@ PLATFORMS: Mapping[str, Platform] = {p.name: p for p in (
                       "the job's threads (one in the default profile)"),
     *(_cap(cap) for cap in ISA_CAPS),
     Platform("eigen", "oneDNN's TensorFlow operations off (TF_ENABLE_ONEDNN_OPTS=0): TensorFlow's own Eigen "
-                      "kernels (their matrix multiplies still call oneDNN's sgemm)", {"TF_ENABLE_ONEDNN_OPTS": "0"}),
+                      "kernels (their matrix multiplies still call oneDNN's sgemm)", {"TF_ENABLE_ONEDNN_OPTS": "0"},
+             backend="tensorflow"),
     Platform("threads2", "two threads per job instead of one: another order of the parallel reductions",
              threads=2),
     Platform("jax", "Keras on JAX (XLA's CPU kernels), from the TensorFlow port's initial weights and "
@@ -152,6 +153,10 @@ def why_not_honoured(platform: Platform, threads: int | None = None, flags: set[
             return (f"{var}={environ[var]} is set in the environment, but platform {platform.name} "
                     f"{'sets ' + var + '=' + platform.env[var] if var in platform.env else 'does not set it'}: "
                     f"unset it, or name the platform that sets it")
+    asked = environ.get("KERAS_BACKEND")
+    if platform.backend and asked and asked != platform.backend and "KERAS_BACKEND" not in platform.env:
+        return (f"KERAS_BACKEND={asked} is set in the environment, but platform {platform.name} sets "
+                f"TensorFlow's kernels: unset it (platform jax runs Keras on JAX)")
     if platform.isa_cap:
         need, _ = ISA_CAPS[platform.isa_cap]
         missing = [f for f in need if f not in flags]
@@ -187,6 +192,7 @@ class Session:
     def __init__(self, name: str = DEFAULT, threads: int | None = None):
         self.platform = get_platform(name)
         self.threads = self.platform.threads or threads
+        self.backend = self.platform.backend or "tensorflow"  # set by apply
         self._log: Path | None = None
         self._saved_stdout: int | None = None
 
@@ -196,7 +202,8 @@ class Session:
             raise PlatformError(reason)
         for k, v in self.platform.env.items():
             os.environ[k] = v
-        if self.platform.backend == "tensorflow" and "ONEDNN_VERBOSE" not in os.environ:
+        self.backend = self.platform.backend or os.environ.get("KERAS_BACKEND", "tensorflow")
+        if self.backend == "tensorflow" and "ONEDNN_VERBOSE" not in os.environ:
             os.environ["ONEDNN_VERBOSE"] = "profile_create"  # one line per primitive created
             fd, path = tempfile.mkstemp(prefix="mnist-audit-onednn-", suffix=".log")
             sys.stdout.flush()
@@ -243,7 +250,7 @@ class Session:
     def check(self, ran: Mapping) -> None:
         """The record against the platform: the cap and the oneDNN switch took effect."""
         p, onednn = self.platform, ran.get("onednn") or {}
-        if p.backend != ran["backend"]:
+        if p.backend is not None and p.backend != ran["backend"]:
             raise PlatformError(f"platform {p.name} runs Keras on {p.backend}, but the job ran {ran['backend']}")
         if p.isa_cap and onednn.get("isa") and onednn["isa"] != ISA_CAPS[p.isa_cap][1]:
             raise PlatformError(f"platform {p.name} sets ONEDNN_MAX_CPU_ISA={p.isa_cap}, but oneDNN ran "
