@@ -298,9 +298,16 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
     write_csv(outputs["timing_csv"], timing)
     links = {"parameters_csv": str(inputs["parameters"]), **outputs, "runs": str(inputs["runs"]),
              "layers_md": str(inputs["layers_md"])}
+    study = variance.study_runs(runs, platform_runs)
+    spreads, verdicts = variance.variance_table(study), variance.platform_verdicts(study)
     if "summary_html" in outputs:
-        records = sorted({Path(d).parents[2].as_posix() for d in pvo_runs["run_dir"]})  # .../runs/ARCH/VARIANT/seedN
-        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled, links, records))
+        records = sorted({Path(d).parents[2].as_posix() for d in pd.concat([runs, pvo_runs])["run_dir"]
+                          if d not in set(platform_runs["run_dir"])}  # .../runs/ARCH/VARIANT/seedN
+                         | {next(p for p in Path(d).parents if p.name == "platforms").as_posix()
+                            for d in platform_runs["run_dir"]})  # the platform study's folder
+        plot = rel(outputs["variance"], Path(outputs["summary_html"]).parent) if "variance" in outputs else None
+        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled, links, records,
+                                                         variance.html_section(spreads, verdicts, plot)))
     if "landing" in outputs:
         write_text(outputs["landing"], landing_rst(runs, audit, scaled))
     if "port_vs_original_csv" in outputs:
@@ -308,9 +315,6 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
         write_text(outputs["port_vs_original_md"], port_markdown(pvo))
     write_text(outputs["timing_md"], md(timing, TIMING_MD))
     make_plots(runs, audit, hist, pvo, outputs, scaled, pvo_hist)
-    links = {**outputs, "runs": str(inputs["runs"]), "layers_md": str(inputs["layers_md"])}
-    study = variance.study_runs(runs, platform_runs)
-    spreads, verdicts = variance.variance_table(study), variance.platform_verdicts(study)
     if "variance_csv" in outputs:
         write_csv(outputs["variance_csv"], spreads)
         write_text(outputs["variance_md"], variance.variance_markdown(spreads))

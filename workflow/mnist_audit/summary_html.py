@@ -29,7 +29,9 @@ STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:1400px;line-height:
 # What the page links to, in order: (label, key of the report's paths); those present are shown
 LINKS = (("the full report (Markdown)", "readme"), ("claim audit table (CSV)", "claim_audit_csv"),
          ("claim audit (Markdown)", "claim_audit_md"), ("timing (CSV)", "timing_csv"),
-         ("port versus original (CSV)", "port_vs_original_csv"), ("parameters (Markdown)", "parameters_md"),
+         ("port versus original (CSV)", "port_vs_original_csv"),
+         ("seed, platform and test-set spreads (CSV)", "variance_csv"),
+         ("each claim's verdict per platform (CSV)", "platform_verdicts_csv"), ("parameters (Markdown)", "parameters_md"),
          ("layers (Markdown)", "layers_md"), ("every run, one row each (runs.csv)", "runs"))
 
 
@@ -59,10 +61,12 @@ def _links(links: Mapping[str, str], base: Path, records: list[str]) -> str:
 
 
 def html_summary(runs: pd.DataFrame, audit_table: pd.DataFrame, timing: pd.DataFrame, pvo: pd.DataFrame,
-                 scaled: bool, links: Mapping[str, str] | None = None, records: list[str] = ()) -> str:
+                 scaled: bool, links: Mapping[str, str] | None = None, records: list[str] = (),
+                 platform_section: str = "") -> str:
     """The landing page. ``pvo``: the port-versus-original table; ``links``: the report's
     paths (summary_html, readme, forest, the tables, runs), for the plot and the links;
-    ``records``: the folders of the run records."""
+    ``records``: the folders of the run records; ``platform_section``: the platform
+    study's HTML (``variance.html_section``), if any."""
     links = links or {}
     base = Path(links["summary_html"]).parent if links.get("summary_html") else Path(".")
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>MNIST tutorial audit</title>"
@@ -86,6 +90,8 @@ def html_summary(runs: pd.DataFrame, audit_table: pd.DataFrame, timing: pd.DataF
     if links.get("forest"):
         parts.append(f"<p><img class='plot' src='{html.escape(rel(links['forest'], base))}' "
                      "alt=\"each row's mean and 95% interval on the author's measure against the claim's bound\"></p>")
+    if platform_section:
+        parts.append(platform_section)
     parts += ["<h2>Read further</h2>", _links(links, base, list(records)),
               "<h2>Claim audit in full</h2>", _table(audit_table, AUDIT_MD), prose(VERDICT_RULE), prose(CI_NOTE),
               "<h2>Timing</h2>", _table(timing, TIMING_MD)]

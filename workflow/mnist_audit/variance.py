@@ -223,9 +223,24 @@ def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
         ax.set_xlabel("points of accuracy (full test set)")
         ax.set_ylabel("")
         ax.set_xlim(left=0)
-        ax.legend(title=None, loc="lower right", fontsize=8)
+        ax.legend(title=None, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
     ax.set_title(_title(scaled, "Seed, platform and test-set spreads, per architecture"))
     _save(fig, path)
+
+
+def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
+    """The study's answers in sentences: how many claims keep their verdict on every
+    platform (and which flip where), and which architectures no platform moved."""
+    out = []
+    if len(verdicts):
+        flips = verdicts[~verdicts["holds_everywhere"]]
+        out.append(f"{len(verdicts) - len(flips)} of {len(verdicts)} judged claims keep their verdict on every "
+                   "platform measured" + (": " + "; ".join(f"{r.model} flips on {r.flips_on}"
+                                                             for r in flips.itertuples()) if len(flips) else "") + ".")
+    same = table[table["changed_on"] == ""]
+    if len(same):
+        out.append("Bit-identical on every platform measured: " + ", ".join(same["model"]) + ".")
+    return out
 
 
 def section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) -> list[str]:
@@ -235,15 +250,28 @@ def section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) 
     lines = ["## How much the machine moves the answer", "", variance_markdown(table)]
     if len(verdicts):
         lines += [verdicts_markdown(verdicts)]
-    held = verdicts[verdicts["holds_everywhere"]] if len(verdicts) else verdicts
-    if len(verdicts):
-        flips = verdicts[~verdicts["holds_everywhere"]]
-        lines += [f"{len(held)} of {len(verdicts)} judged claims keep their verdict on every platform measured"
-                  + (": " + "; ".join(f"{r.model} flips on {r.flips_on}" for r in flips.itertuples()) + "."
-                     if len(flips) else "."), ""]
-    same = table[table["changed_on"] == ""]
-    if len(same):
-        lines += ["Bit-identical on every platform measured: " + ", ".join(same["model"]) + ".", ""]
+    for sentence in findings(table, verdicts):
+        lines += [sentence, ""]
     if plot_link:
         lines += [f"![seed, platform and test-set spreads]({plot_link})", ""]
     return lines
+
+
+def html_section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) -> str:
+    """The landing page's lines on the platform study ("" with one platform only): the
+    plot, the spreads table, each claim's verdicts per platform, the findings."""
+    import html
+
+    from .summary_html import _table, prose
+
+    if table.empty:
+        return ""
+    parts = ["<h2>How much the machine moves the answer</h2>"]
+    if plot_link:
+        parts.append(f"<p><img class='plot' src='{html.escape(plot_link)}' alt='seed, platform and test-set "
+                     "spreads of every architecture, in points of accuracy'></p>")
+    parts += [_table(table, VARIANCE_MD), prose(VARIANCE_NOTE)]
+    if len(verdicts):
+        parts.append(_table(verdicts, VERDICTS_MD))
+    parts += [prose(x) for x in findings(table, verdicts)]
+    return "\n".join(parts)
