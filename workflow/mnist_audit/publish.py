@@ -238,8 +238,8 @@ def publish_runs(run_dirs: Iterable[str | Path], audit_runs: str | Path, study: 
     done: dict[str, list[str]] = {"published": [], "unchanged": []}
     for d in run_dirs:
         done[publish_run(d, audit_runs, study)].append(str(d))
-    log.info("published %d runs, %d unchanged, into %s", len(done["published"]), len(done["unchanged"]),
-             audit_runs)
+    where = f"{audit_runs}" if study else f"{audit_runs} and {Path(audit_runs).parent / PLATFORMS_DIR}"
+    log.info("published %d runs, %d unchanged, into %s", len(done["published"]), len(done["unchanged"]), where)
     return done
 
 
