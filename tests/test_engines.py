@@ -1,5 +1,6 @@
 """The tiny workflow on real engines: a SLURM cluster, and an MLflow server on PostgreSQL."""
 
+import contextlib
 import json
 import os
 import subprocess
@@ -28,6 +29,11 @@ def _runs(uri, experiment="tiny-test"):
 
 
 def _check_logged(uri, work):
+    with contextlib.chdir(work):  # a local store's artifact paths are relative to the workspace
+        _check_logged_here(uri, work)
+
+
+def _check_logged_here(uri, work):
     client, runs = _runs(uri)
     assert sorted(runs) == TINY_JOBS
     for job, run in runs.items():

@@ -121,8 +121,9 @@ def test_power_column_agrees_with_a_simulation_from_the_published_records():
             kinds = {k[1:] for k in orig}
             ported = [a for k, a in port.items() if k[1:] in kinds]
             sds = (float(np.std(list(orig.values()), ddof=1)), float(np.std(ported, ddof=1)))
-        n = portpower.pairs_needed(*sds, MARGIN)
-        assert n == r.n_needed, (r.model, r.start, r.budget_scale)
+        n = portpower.pairs_needed(*sds, MARGIN) if len(pairs if r.start == portcheck.PORT_DRAW else orig) > 1 \
+            else math.nan  # one pair: no spread to measure yet
+        assert n == r.n_needed or (np.isnan(n) and np.isnan(r.n_needed)), (r.model, r.start, r.budget_scale)
         if not np.isfinite(n):
             continue
         at_n = simulated_power(int(n), *sds, sims, rng)
@@ -131,7 +132,7 @@ def test_power_column_agrees_with_a_simulation_from_the_published_records():
         if n > 2:
             assert simulated_power(int(n) - 1, *sds, sims, rng) < 0.8 + tol, (r.model, r.start, n)
         checked += 1
-    assert checked == len(table) > 0
+    assert checked == int(np.isfinite(table["n_needed"]).sum()) > 0
 
 
 # ---------------------------------------------------------------------------
