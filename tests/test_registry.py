@@ -705,3 +705,18 @@ def test_longest_job_gets_the_highest_priority():
     assert max(prio, key=prio.get) == "zaccone" and prio["zaccone"] == 48
     assert prio["cnn_tutorial"] > prio["thomas"] > prio["singhal"] > prio["jerkic"] >= prio["mlp"]
     assert audit_config.train_priority({"budget_scale": 0.1}, "zaccone", "default") == 5
+
+
+def test_the_models_command_counts_the_entries_named(capsys):
+    """`mnist-audit models --counts NAME` (the README's check of a new entry): the named
+    entries only, with their parameter counts; an unknown name is one message naming the known."""
+    import json
+
+    from mnist_audit import cli
+
+    assert cli.main(["models", "--counts", "keras_convnet", "tf_quickstart"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["name"], r["params"]) for r in rows] == [("keras_convnet", 34_826), ("tf_quickstart", 101_770)]
+    with pytest.raises(SystemExit) as e:
+        cli.main(["models", "nope"])
+    assert e.value.code == 1

@@ -67,8 +67,8 @@ def _cmd_models(a) -> int:
     from . import registry
 
     rows = []
-    for name in registry.list_models():
-        arch = registry.get_architecture(name)
+    for name in a.names or registry.list_models():
+        arch = registry.get_architecture(name)  # an unknown name: one message listing the known ones
         row = {"name": name, "baseline": arch.baseline, "variants": registry.list_variants(name),
                "claim": arch.claim.text}
         if a.counts:
@@ -143,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
                    help="start from the port's initial weights for this seed instead of the original's own draw")
     o.set_defaults(fn=_cmd_original)
     m = sub.add_parser("models", help="list the registry")
+    m.add_argument("names", nargs="*", metavar="NAME", help="only these architectures (default: all)")
     m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
     m.set_defaults(fn=_cmd_models)
     p = sub.add_parser("publish", help="copy finished published-recipe runs into the published audit")
