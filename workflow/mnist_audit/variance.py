@@ -222,7 +222,7 @@ def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
                       markers=["o", "s", "D"], ax=ax, errorbar=None)
         ax.set_xlabel("points of accuracy (full test set)")
         ax.set_ylabel("")
-        ax.set_xlim(left=0)
+        ax.set_xlim(left=-0.02 * max(float(long["points"].max()), 0.01))  # a zero spread's marker shows whole
         ax.legend(title=None, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
     ax.set_title(_title(scaled, "Seed, platform and test-set spreads, per architecture"))
     _save(fig, path)
