@@ -319,3 +319,13 @@ def test_the_original_command_trains_from_the_ports_draw(tiny_split, tmp_path):
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     assert (out["variant"], out["initial_weights"]) == ("original_from_port", "the port's (seed 3)")
     assert json.loads((tmp_path / "o" / "metrics.json").read_text())["variant"] == "original_from_port"
+
+
+@pytest.mark.parametrize("arch", ["mlp", "tf_quickstart"])  # a TF1 original, a Keras script
+@pytest.mark.parametrize("setting", [{"overrides": {"learning_rate": 0.1}}, {"jit_compile": True}, {"epochs": 3}])
+def test_an_original_refuses_a_setting_it_does_not_read(tmp_path, arch, setting):
+    # One definition of the settings (settings.TrainSettings); an author's program reads only
+    # settings.ORIGINAL, and says so before touching the data rather than ignoring the rest.
+    with pytest.raises(TypeError, match=f"{arch}/default: an author's program takes only .*not {next(iter(setting))}"):
+        orig.train_original(tmp_path / "absent.npz", tmp_path / "out", arch, **setting)
+    assert not (tmp_path / "out").exists()

@@ -102,13 +102,13 @@ def training_job(data: str | Path, out_dir: str | Path, seed: int, settings: dic
             device["gpu_lease"] = {"gpu": lease.gpu, "slot": lease.slot, "of_gpus": ",".join(gpus),
                                    "jobs_per_gpu": jobs_per_gpu, "acquired_at": t0 + waited,
                                    "waited_seconds": waited}
-        if settings.get("original"):  # the author's program in TF1's graph API
+        if settings.get("original"):  # the author's program (TF1 graph API, or its Keras script)
             from .originals import train_original
+            from .settings import ORIGINAL
 
-            keep = ("arch", "variant", "budget_scale", "train_subset", "eval_subset", "eval_batch_size")
-            return train_original(data, out_dir, seed=seed, threads=threads or 1, device=device, config=config,
-                                  from_port=bool(settings.get("from_port")), platform=session,
-                                  **{k: settings[k] for k in keep})
+            return train_original(data, out_dir, settings["arch"], settings["variant"], seed, threads=threads or 1,
+                                  device=device, config=config, from_port=bool(settings.get("from_port")),
+                                  platform=session, **{k: settings[k] for k in ORIGINAL})
         from .train import train_run
 
         run = {k: v for k, v in settings.items() if k != "platform"}

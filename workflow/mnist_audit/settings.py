@@ -121,6 +121,20 @@ class TrainSettings:
 
 _MISSING = object()
 
+# The settings an author's program reads (a TF1 original or a Keras tutorial's script): it
+# fixes its own recipe and training loop, so no recipe override and no speed lever.
+ORIGINAL = ("budget_scale", "train_subset", "eval_subset", "eval_batch_size")
+
+
+def for_original(arch: str, variant: str, **settings) -> TrainSettings:
+    """An original's settings, from the fields of ``ORIGINAL`` (each with its default);
+    any other setting is refused by name rather than ignored."""
+    other = sorted(set(settings) - set(ORIGINAL))
+    if other:
+        raise TypeError(f"{arch}/{variant}: an author's program takes only the settings {', '.join(ORIGINAL)}; "
+                        f"not {', '.join(other)} (it fixes its own recipe and training loop)")
+    return TrainSettings(arch=arch, variant=variant, **settings)
+
 
 def default_of(f: dataclasses.Field) -> Any:
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default

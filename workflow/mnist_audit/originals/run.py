@@ -25,6 +25,7 @@ import numpy as np
 from .. import data as mdata
 from .. import loops, registry, runs
 from ..config import original_variant
+from ..settings import ORIGINAL, for_original
 from . import program as prog
 from . import scripts
 
@@ -74,10 +75,7 @@ def train_original(
     arch: str,
     variant: str = "default",
     seed: int = 0,
-    budget_scale: float = 1.0,
-    train_subset: int | None = None,
-    eval_subset: int | None = None,
-    eval_batch_size: int = 1000,
+    *,
     threads: int = 1,
     device: dict | None = None,
     config: dict | None = None,
@@ -85,9 +83,12 @@ def train_original(
     from_port: bool = False,
     script: str | Path | None = None,
     platform=None,
-) -> dict:
+    **settings,) -> dict:
     """Train the original of ``arch``/``variant``; write metrics.json, history.csv,
     confusion.csv and predictions.npz into ``out_dir`` (no model file). Returns the metrics.
+
+    ``settings``: those of ``settings.ORIGINAL`` (budget scale, subsets, evaluation batch),
+    defined with their defaults in ``settings.TrainSettings`` like the port's.
 
     ``initial_weights`` (layer order, kernel before bias): start from these instead of the
     original's own initialisers, e.g. the port's for the same seed, which separates what
@@ -104,12 +105,12 @@ def train_original(
     author's Keras script instead (``originals.scripts.train_script``, same arguments;
     ``script``: a copy of the author's own file to run in place of the project's).
     """
+    s = for_original(arch, variant, **settings)
     if registry.get_architecture(arch).original == scripts.IMPLEMENTATION:
-        return scripts.train_script(data_path, out_dir, arch, variant, seed, budget_scale=budget_scale,
-                                    train_subset=train_subset, eval_subset=eval_subset,
-                                    eval_batch_size=eval_batch_size, threads=threads, device=device, config=config,
+        return scripts.train_script(data_path, out_dir, s, seed, threads=threads, device=device, config=config,
                                     initial_weights=initial_weights, from_port=from_port, script=script,
                                     platform=platform)
+    budget_scale, train_subset, eval_subset, eval_batch_size = (getattr(s, k) for k in ORIGINAL)
     if script is not None:
         raise registry.RegistryError(f"{arch}: its original is the TF1 program in mnist_audit.originals, "
                                      "not a script (--script is for Keras tutorials)")

@@ -39,6 +39,7 @@ import numpy as np
 from .. import data as mdata
 from .. import loops, registry, runs
 from ..config import original_variant
+from ..settings import ORIGINAL, TrainSettings
 
 log = logging.getLogger(__name__)
 
@@ -173,30 +174,28 @@ def check_call(recipe: registry.Recipe, model, args: dict) -> list[str]:
 def train_script(
     data_path: str | Path,
     out_dir: str | Path,
-    arch: str,
-    variant: str = "default",
+    settings: TrainSettings,
     seed: int = 0,
-    budget_scale: float = 1.0,
-    train_subset: int | None = None,
-    eval_subset: int | None = None,
-    eval_batch_size: int = 1000,
+    *,
     threads: int = 1,
     device: dict | None = None,
     config: dict | None = None,
     initial_weights: list | None = None,
     from_port: bool = False,
     script: str | Path | None = None,
-    platform=None,
-) -> dict:
+    platform=None,) -> dict:
     """Run the author's script of ``arch`` on the prepared split; write metrics.json,
     history.csv, confusion.csv and predictions.npz into ``out_dir`` (no model file).
-    Returns the metrics. The arguments are ``originals.train_original``'s; ``script``: a
-    copy of the author's own file to run instead of ``keras_scripts/<arch>.py``."""
+    Returns the metrics. ``settings``: the run's (``settings.for_original``); the other
+    arguments are ``originals.train_original``'s; ``script``: a copy of the author's own
+    file to run instead of ``keras_scripts/<arch>.py``."""
     import keras
 
     from .run import port_initial_weights
 
     t_start_job = time.perf_counter()
+    arch, variant = settings.arch, settings.variant
+    budget_scale, train_subset, eval_subset, eval_batch_size = (getattr(settings, k) for k in ORIGINAL)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     arch_info = registry.get_architecture(arch)
