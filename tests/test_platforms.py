@@ -257,3 +257,25 @@ def test_a_backend_set_by_hand_is_kept_by_the_default_platform_and_refused_by_a_
     assert why_not_honoured(get_platform("jax"), flags=set(), environ={"KERAS_BACKEND": "tensorflow"}) is None
     s = platforms.Session("default")
     s.check({"backend": "jax"})  # the GPU machines' path: the default platform on the environment's backend
+
+
+@pytest.mark.skipif(not STUDY, reason="no platform study published in audit/platforms")
+def test_a_claim_holds_everywhere_only_where_every_platform_has_seeds_enough_to_judge():
+    """platform_verdicts: a platform with one seed is "not yet" judged, never a flip; the seed
+    counts are the published records'; "yes" only when every platform has two or more."""
+    import re
+    from collections import Counter
+
+    table = pd.read_csv(AUDIT / "report" / "tables" / "platform_verdicts.csv", keep_default_na=False)
+    assert len(table)
+    for row in table.to_dict("records"):
+        per = {w: (v, int(n)) for w, v, n in re.findall(r"([^;:]+?): (.+?) \(n=(\d+)\)(?:; |$)", row["verdicts"])}
+        ref = row["reference_verdict"]
+        few = sorted(w.strip() for w, (_, n) in per.items() if n < 2)
+        flips = [w.strip() for w, (v, n) in per.items() if n >= 2 and v != ref]
+        assert row["too_few_seeds_on"] == ", ".join(few)
+        assert row["flips_on"] == ", ".join(flips)
+        assert row["holds_everywhere"] == ("no" if flips else "not yet" if few else "yes")
+        seeds = Counter(p.parts[-6:-4] for p in STUDY if p.parts[-4:-2] == (row["architecture"], row["variant"]))
+        published = len(list((AUDIT / "runs" / row["architecture"] / row["variant"]).glob("seed*/metrics.json")))
+        assert sorted(n for _, n in per.values()) == sorted([published, *seeds.values()])

@@ -120,7 +120,8 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 VERDICT_COLUMNS = ["architecture", "variant", "model", "claim", "reference_verdict", "holds_everywhere",
-                   "verdicts", "flips_on"]
+                   "verdicts", "flips_on", "too_few_seeds_on"]
+MIN_SEEDS = 2  # a platform's verdict with fewer seeds is no verdict (claims.claim_audit: "n<2")
 
 
 def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
@@ -139,14 +140,18 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
         if ref_where not in per or per[ref_where][0].startswith("no claim"):
             continue  # no claim to judge (or the claim is another recipe's)
         ref_verdict = per[ref_where][0]
-        flips = [w for w, (v, _, _) in per.items() if v != ref_verdict]
+        few = [w for w, (_, n, _) in per.items() if n < MIN_SEEDS]
+        flips = [w for w, (v, n, _) in per.items() if v != ref_verdict and n >= MIN_SEEDS]
         order = [ref_where] + sorted(w for w in per if w != ref_where)
         rows.append({
             "architecture": arch, "variant": variant, "model": g["model"].iloc[0],
             "claim": f">= {per[ref_where][2]:g}%", "reference_verdict": ref_verdict,
-            "holds_everywhere": not flips,
-            "verdicts": "; ".join(f"{w}: {per[w][0]} (n={per[w][1]})" for w in order),
+            # yes: the same verdict on every platform with enough seeds to give one;
+            # not yet: no platform disagrees, but some have too few seeds to say
+            "holds_everywhere": "no" if flips else ("not yet" if few else "yes"),
+            "verdicts": "; ".join(f"{w}: {per[w][0].replace(' (n<2)', '')} (n={per[w][1]})" for w in order),
             "flips_on": ", ".join(flips),
+            "too_few_seeds_on": ", ".join(sorted(few)),
         })
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
 
@@ -233,10 +238,18 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     platform (and which flip where), and which architectures no platform moved."""
     out = []
     if len(verdicts):
-        flips = verdicts[~verdicts["holds_everywhere"]]
-        out.append(f"{len(verdicts) - len(flips)} of {len(verdicts)} judged claims keep their verdict on every "
-                   "platform measured" + (": " + "; ".join(f"{r.model} flips on {r.flips_on}"
-                                                             for r in flips.itertuples()) if len(flips) else "") + ".")
+        flips = verdicts[verdicts["holds_everywhere"] == "no"]
+        held = verdicts[verdicts["holds_everywhere"] == "yes"]
+        waiting = verdicts[verdicts["holds_everywhere"] == "not yet"]
+        out.append(f"Of {len(verdicts)} judged claims, {len(held)} keep their verdict on every platform measured "
+                   f"(each with {MIN_SEEDS} or more seeds)" + (": " + ", ".join(held["model"]) if len(held) else "")
+                   + "; " + (f"{len(flips)} flip: " + "; ".join(f"{r.model} on {r.flips_on}" for r in flips.itertuples())
+                             if len(flips) else "none flips")
+                   + f"; {len(waiting)} not yet judged on every platform.")
+        open_ = verdicts[verdicts["too_few_seeds_on"] != ""]
+        if len(open_):
+            out.append(f"Not yet judged (fewer than {MIN_SEEDS} seeds) on: " + "; ".join(
+                f"{r.model} on {r.too_few_seeds_on}" for r in open_.itertuples()) + ".")
     same = table[table["changed_on"] == ""]
     if len(same):
         out.append("Bit-identical on every platform measured: " + ", ".join(same["model"]) + ".")
