@@ -286,6 +286,14 @@ def build_model(name: str, variant: str = "default") -> keras.Model:
 # ---------------------------------------------------------------------------
 
 
+def port_initial_weights(arch: str, variant: str = "default", seed: int = 0) -> list:
+    """The port's initial trainable weights for ``seed``, as ``train.train_run`` draws them
+    (``keras.utils.set_random_seed(seed)``, then the model is built), in the original's
+    variable order: what an ``original_from_port`` run starts from."""
+    keras.utils.set_random_seed(seed)
+    return [w.numpy() for w in build_model(arch, variant).trainable_weights]
+
+
 def compile_model(model: keras.Model, recipe: Recipe, **compile_kwargs) -> keras.Model:
     """Compile with the recipe's optimizer and loss on logits; returns the model."""
     kwargs = {

@@ -31,7 +31,8 @@ from .program import (
     trainable_parameter_count,
 )
 from . import scripts
-from .run import IMPLEMENTATION, evaluate, images_per_second, port_initial_weights, train_original
+from ..models import port_initial_weights
+from .run import IMPLEMENTATION, evaluate, images_per_second, train_original
 
 __all__ = [
     "IMPLEMENTATION",

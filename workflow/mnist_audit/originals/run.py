@@ -129,6 +129,8 @@ def train_original(
     if from_port:
         if initial_weights is not None:
             raise ValueError("give initial_weights or from_port, not both")
+        from ..models import port_initial_weights
+
         initial_weights = port_initial_weights(arch, variant, seed)
     p = prog.build(arch, variant, seed)  # enables op determinism first
     check_recipe(p)
@@ -220,18 +222,6 @@ def train_original(
         metrics["platform"] = platform.record("tensorflow")
     runs.write_run(out_dir, metrics, history, y_val, val_pred, y_test, y_pred)
     return metrics
-
-
-def port_initial_weights(arch: str, variant: str = "default", seed: int = 0) -> list:
-    """The port's initial trainable weights for ``seed``, as ``train.train_run`` draws them
-    (``keras.utils.set_random_seed(seed)``, then the model is built), in the original's
-    variable order."""
-    import keras
-
-    from .. import models
-
-    keras.utils.set_random_seed(seed)
-    return [w.numpy() for w in models.build_model(arch, variant).trainable_weights]
 
 
 def images_per_second(arch: str, variant: str = "default", steps: int = 50, threads: int = 1,

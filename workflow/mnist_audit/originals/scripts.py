@@ -191,7 +191,7 @@ def train_script(
     file to run instead of ``keras_scripts/<arch>.py``."""
     import keras
 
-    from .run import port_initial_weights
+    from ..models import port_initial_weights
 
     t_start_job = time.perf_counter()
     arch, variant = settings.arch, settings.variant
