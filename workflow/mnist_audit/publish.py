@@ -280,8 +280,10 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
     return {k: str(v) for k, v in out.items()}
 
 
-def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) -> str:
-    """The README's "Status of the audit": the verdicts, the machines, the compute, the dates."""
+def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str,
+                platform_runs: pd.DataFrame | None = None, n_portcheck: int = 0) -> str:
+    """The README's "Status of the audit": the verdicts, the machines, the compute, the dates;
+    and the runs that are in no verdict row (the platform study, the behaviour checks)."""
     from .readme import compact_verdicts, verdict_summary
     from .tables import date_span, markdown_table
 
@@ -301,6 +303,17 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str) 
         f"Trained {date_span(dates, 'on unknown dates')}. "
         f"Full report: [{report_dir}/README.md]({report_dir}/README.md).",
     ]
+    beyond = []
+    if platform_runs is not None and len(platform_runs):
+        kinds = ", ".join(f"{k} ({n})" for k, n in platform_runs.groupby("cpu_kind").size().items())
+        beyond.append(f"{len(platform_runs)} runs of the platform study in `audit/platforms/` (CPU kinds: {kinds}; "
+                      f"[how much the machine moves the answer]({report_dir}/README.md#how-much-the-machine-moves-the-answer))")
+    if n_portcheck:
+        beyond.append(f"{n_portcheck} runs of the reduced-budget behaviour checks of ports against their originals in "
+                      f"`audit/portcheck/` ([port versus the author's program]"
+                      f"({report_dir}/README.md#port-versus-the-authors-program))")
+    if beyond:
+        lines += ["", "Beside them: " + "; ".join(beyond) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -342,7 +355,8 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
     else:
         out.pop("platform_runs")
     result = report.build_report(inputs, out)
-    text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix())
+    text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix(),
+                       read_runs(out["platform_runs"]) if on_platforms else None, len(study))
     write_text(out["status"], text)
     return {"runs": len(runs), "status": text, **result}
 
