@@ -258,7 +258,7 @@ def test_the_published_report_reads_plainly():
     report = AUDIT / "report"
     text = (report / "README.md").read_text()
     assert "?." not in text and ": ?" not in text
-    m = re.search(r"^(\d+) training runs: (\d+) in the (\d+) verdict rows(?:, (\d+) of the authors' TF1 programs)?",
+    m = re.search(r"^(\d+) training runs: (\d+) in the (\d+) verdict rows(?:, (\d+) of the authors' own programs)?",
                   text, re.M)
     assert m, text[:400]
     total, in_rows, rows, originals = (int(g or 0) for g in m.groups())

@@ -106,12 +106,18 @@ def verdict_summary(audit_table: pd.DataFrame) -> str:
 
 
 def run_counts(runs: pd.DataFrame, audit_table: pd.DataFrame) -> str:
-    """"85 training runs: 50 in the 10 verdict rows, 35 of the authors' TF1 programs (...)"."""
-    originals = int(sum(original_of(v) is not None for v in runs["variant"]))
+    """"115 training runs: 60 in the 12 verdict rows, 55 of the authors' own programs (35 in
+    TF1's graph API, 20 Keras scripts; ...)"."""
+    is_original = [original_of(v) is not None for v in runs["variant"]]
+    originals = int(sum(is_original))
     text = f"{len(runs)} training runs: {len(runs) - originals} in the {len(audit_table)} verdict rows"
     if originals:
-        text += (f", {originals} of the authors' TF1 programs (compared with their ports under Port versus the "
-                 "author's program, in no verdict row)")
+        kinds = pd.Series([registry.get_architecture(a).original for a in runs.loc[is_original, "architecture"]])
+        scripts = int((kinds == "keras script").sum())
+        what = ", ".join(part for part in (f"{originals - scripts} in TF1's graph API" if originals - scripts else "",
+                                           f"{scripts} Keras scripts" if scripts else "") if part)
+        text += (f", {originals} of the authors' own programs ({what}; compared with their ports under Port "
+                 "versus the author's program, in no verdict row)")
     return text
 
 
