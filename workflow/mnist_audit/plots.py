@@ -23,8 +23,8 @@ from .portcheck import DIFFERENT, EQUIVALENCE_MARGIN, EQUIVALENT, FULL_BUDGET, P
 from .tables import SCALED_BANNER, isnan
 
 PLOT_FILES = {
-    "port_vs_original": "Port versus the author's program (TF1): full-budget learning curves, then every row's "
-                        "difference (behaviour checks below)",
+    "port_vs_original": "Port versus the author's program (TF1 graph or Keras script): full-budget learning curves, "
+                        "then every row's difference (behaviour checks below)",
     "forest": "Every claim's row: mean and 95% interval on the author's measure against the claim's bound",
     "accuracy_per_seed": "Final full-test-set accuracy of every seed, with the claim's lower bound",
     "learning_curves_epoch": "Held-out accuracy vs epochs (mean and sd band over seeds)",
@@ -268,7 +268,8 @@ def plot_port_vs_original(hist: pd.DataFrame, table: pd.DataFrame, path: str | P
         ax.set_xlabel("epochs")
         ax.set_ylabel("test accuracy (%)")
     _difference_panel(fig.add_subplot(grid[n_rows, :]), table)
-    fig.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1): mean over the row's runs, +-1 sd"),
+    fig.suptitle(_title(scaled, "Port (Keras 3) versus the author's program (TF1 graph or Keras script): "
+                                "mean over the row's runs, +-1 sd"),
                  y=0.97 if n_rows else 1.0, va="bottom")
     _save(fig, path)
 
