@@ -306,8 +306,9 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str,
     beyond = []
     if platform_runs is not None and len(platform_runs):
         kinds = ", ".join(f"{k} ({n})" for k, n in platform_runs.groupby("cpu_kind").size().items())
-        beyond.append(f"{len(platform_runs)} runs of the platform study in `audit/platforms/` (CPU kinds: {kinds}; "
-                      f"[how much the machine moves the answer]({report_dir}/README.md#how-much-the-machine-moves-the-answer))")
+        beyond.append(f"{len(platform_runs)} runs in `audit/platforms/` (CPU kinds: {kinds}): the platform study "
+                      f"([how much the machine moves the answer]({report_dir}/README.md#how-much-the-machine-moves-the-answer)) "
+                      "and port-versus-original pairs trained on another CPU kind than the claim audit's")
     if n_portcheck:
         beyond.append(f"{n_portcheck} runs of the reduced-budget behaviour checks of ports against their originals in "
                       f"`audit/portcheck/` ([port versus the author's program]"
