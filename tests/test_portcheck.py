@@ -156,9 +156,21 @@ def test_sides_pair_within_seed_cpu_kind_and_platform():
 
 
 def test_a_runs_table_without_platforms_is_the_default_platform():
-    runs = runs_table({(s, AMD): 0.97 + s / 1e4 for s in range(3)}, {(s, AMD): 0.97 + s / 1e4 for s in range(3)})
+    runs = runs_table({(s, AMD): 0.97 + s / 1e4 for s in range(5)}, {(s, AMD): 0.97 + s / 1e4 for s in range(5)})
     row = one_row(runs.drop(columns="platform"))
-    assert row["pairs"] == 3 and row["pairs_by_kind"] == "AMD 3" and row["verdict"] == "equivalent"
+    assert row["pairs"] == 5 and row["pairs_by_kind"] == "AMD 5" and row["verdict"] == "equivalent"
+
+
+def test_a_few_pairs_that_agree_to_the_image_are_not_yet_equivalent():
+    """Two pairs, each original one test image behind its port: a sd of 0, so the two sides
+    agree to the image, yet the row waits for portcheck.MIN_PAIRS pairs (and says it lacks runs); at five it is equivalent."""
+    port = {(s, AMD): 0.99 - s / 1e3 for s in range(5)}
+    orig = {k: v - 1e-4 for k, v in port.items()}
+    two = one_row(runs_table({k: port[k] for k in list(port)[:2]}, {k: orig[k] for k in list(orig)[:2]}))
+    assert two["pairs"] == 2 and two["sd_diff_pt"] < 1e-9  # (sd exactly 0: no t-test, equivalent by agreement)
+    assert two["verdict"] == f"inconclusive (n<{portcheck.MIN_PAIRS})" and two["lacks"] == "runs"
+    five = one_row(runs_table(port, orig))
+    assert five["verdict"] == "equivalent" and five["lacks"] == ""
 
 
 def test_two_runs_of_one_seed_on_one_machine_are_an_error():

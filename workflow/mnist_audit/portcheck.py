@@ -116,6 +116,9 @@ PORT_DRAW = "the port's draw"
 FULL_BUDGET, BEHAVIOUR_CHECK = "full budget", "behaviour check"
 # What a row that is not "equivalent" lacks
 LACKS_RUNS, LACKS_AGREEMENT = "runs", "agreement"
+# The fewest pairs (own-draw rows: runs a side) a verdict of equivalence rests on: the issue's
+# floor, and a guard against a few pairs that agree to the image (a sd of 0 and a degenerate t-test).
+MIN_PAIRS = 5
 DEFAULT_PLATFORM = "default"
 PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "row_kind", "budget_scale", "budget",
                 "start", "n_port", "n_original", "pairs", "pairs_by_kind", "port_mean_pct", "original_mean_pct",
@@ -230,9 +233,12 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
         sds = tuple(float(np.std(a, ddof=1)) if len(a) > 1 else math.nan for a in (acc_o, acc_p))
         sd_diff = math.hypot(*sds)
     needed = pairs_needed(*sds, EQUIVALENCE_MARGIN)
-    if r["verdict"] == EQUIVALENT:
+    verdict = r["verdict"]
+    if verdict == EQUIVALENT and n < MIN_PAIRS:  # a few pairs may agree to the image: sd 0, no evidence
+        verdict = f"{INCONCLUSIVE} (n<{MIN_PAIRS})"
+    if verdict == EQUIVALENT:
         lacks = ""
-    elif r["verdict"] == DIFFERENT or n >= needed:
+    elif verdict == DIFFERENT or n >= max(needed, MIN_PAIRS):
         lacks = LACKS_AGREEMENT
     else:
         lacks = LACKS_RUNS
@@ -258,5 +264,5 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
         "port_images_per_s": float(port_s["train_images_per_second"].astype(float).median())
         if len(port_s) else math.nan,
         "original_images_per_s": float(orig_s["train_images_per_second"].astype(float).median()),
-        "verdict": r["verdict"], "lacks": lacks,
+        "verdict": verdict, "lacks": lacks,
     }
