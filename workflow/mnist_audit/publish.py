@@ -350,14 +350,14 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
         out.pop("portcheck_runs")
     on_platforms = platform_metrics(audit_dir)
     if on_platforms:
-        report.write_runs(on_platforms, out["parameters_csv"], out["platform_runs"])
+        platform_runs = report.write_runs(on_platforms, out["parameters_csv"], out["platform_runs"])
         inputs |= {"platform_runs": out["platform_runs"],
                    "platform_histories": [p.parent / "history.csv" for p in on_platforms]}
     else:
         out.pop("platform_runs")
     result = report.build_report(inputs, out)
     text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix(),
-                       read_runs(out["platform_runs"]) if on_platforms else None, len(study))
+                       platform_runs if on_platforms else None, len(study))
     write_text(out["status"], text)
     return {"runs": len(runs), "status": text, **result}
 

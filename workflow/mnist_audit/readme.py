@@ -18,6 +18,7 @@ from .accounting import PARAM_MD
 from .config import original_of, starts_from_port
 from .data import MNIST_FILES
 from .plots import PLOT_FILES
+from .recipes import ORIGINAL_KINDS
 from .tables import (AUDIT_MD, CLAIMS_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, budget_detail,
                      date_span, groups, isnan, markdown_table, md, order_rows, rel, settings_summary)
 from .runs import label as model_label
@@ -114,10 +115,10 @@ def run_counts(runs: pd.DataFrame, audit_table: pd.DataFrame) -> str:
     originals = int(sum(is_original))
     text = f"{len(runs)} training runs: {len(runs) - originals} in the {len(audit_table)} verdict rows"
     if originals:
-        kinds = pd.Series([registry.get_architecture(a).original for a in runs.loc[is_original, "architecture"]])
-        scripts = int((kinds == "keras script").sum())
-        what = ", ".join(part for part in (f"{originals - scripts} in TF1's graph API" if originals - scripts else "",
-                                           f"{scripts} Keras scripts" if scripts else "") if part)
+        tf1_graph, keras_script = ORIGINAL_KINDS
+        kinds = [registry.get_architecture(a).original for a in runs.loc[is_original, "architecture"]]
+        counts = ((kinds.count(tf1_graph), "in TF1's graph API"), (kinds.count(keras_script), "Keras scripts"))
+        what = ", ".join(f"{n} {label}" for n, label in counts if n)
         text += (f", {originals} of the authors' own programs ({what}; compared with their ports under Port "
                  "versus the author's program, in no verdict row)")
     return text

@@ -46,8 +46,6 @@ from .runtable import aggregate_runs, load_histories, load_run, write_runs  # no
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = stats.TOLERANCE
-
 
 # ---------------------------------------------------------------------------
 # Histories and timing

@@ -121,7 +121,7 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 VERDICT_COLUMNS = ["architecture", "variant", "model", "claim", "reference_verdict", "holds_everywhere",
                    "verdicts", "flips_on", "too_few_seeds_on"]
-MIN_SEEDS = 2  # a platform's verdict with fewer seeds is no verdict (claims.claim_audit: "n<2")
+MIN_SEEDS = 2  # a platform's verdict with fewer seeds is no verdict (audit.claim_audit: "n<2")
 
 
 def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:

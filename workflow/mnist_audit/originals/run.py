@@ -83,7 +83,8 @@ def train_original(
     from_port: bool = False,
     script: str | Path | None = None,
     platform=None,
-    **settings,) -> dict:
+    **settings,
+) -> dict:
     """Train the original of ``arch``/``variant``; write metrics.json, history.csv,
     confusion.csv and predictions.npz into ``out_dir`` (no model file). Returns the metrics.
 

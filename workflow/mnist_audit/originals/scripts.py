@@ -183,7 +183,8 @@ def train_script(
     initial_weights: list | None = None,
     from_port: bool = False,
     script: str | Path | None = None,
-    platform=None,) -> dict:
+    platform=None,
+) -> dict:
     """Run the author's script of ``arch`` on the prepared split; write metrics.json,
     history.csv, confusion.csv and predictions.npz into ``out_dir`` (no model file).
     Returns the metrics. ``settings``: the run's (``settings.for_original``); the other
