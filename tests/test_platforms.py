@@ -222,9 +222,12 @@ def _recompute(row):
 
     arch, variant = row["architecture"], row["variant"]
     ref = {}
+    kinds = {}  # platform -> seed -> {CPU kind: (test accuracy, test loss)}
     for p in sorted((AUDIT / "runs" / arch / variant).glob("seed*/metrics.json")):
         m = json.loads(p.read_text())
         ref[m["seed"]] = m["test_accuracy"]
+        kinds.setdefault("default", {}).setdefault(m["seed"], {})[m["device"]["cpu_kind"]] = (
+            m["test_accuracy"], m["test_loss"])
     by_seed = {s: [a] for s, a in ref.items()}  # every platform's accuracy of each seed
     diffs = []
     for p in STUDY:
@@ -234,6 +237,17 @@ def _recompute(row):
         by_seed.setdefault(m["seed"], []).append(m["test_accuracy"])
         if m["seed"] in ref:
             diffs.append(100 * (m["test_accuracy"] - ref[m["seed"]]))
+        kinds.setdefault(p.parts[-5], {}).setdefault(m["seed"], {})[m["device"]["cpu_kind"]] = (
+            m["test_accuracy"], m["test_loss"])
+    across = []  # the same setting on two CPU kinds: seeds with the same bits on both
+    for platform in sorted(kinds):
+        n_kinds = len({k for runs in kinds[platform].values() for k in runs})
+        both = [runs for runs in kinds[platform].values() if n_kinds > 1 and len(runs) == n_kinds]
+        if both:
+            same = sum(len(set(runs.values())) == 1 for runs in both)
+            largest = max(100 * (max(a for a, _ in r.values()) - min(a for a, _ in r.values())) for r in both)
+            across.append(f"{platform} {same}/{len(both)}" + (f", largest {largest:.2f} pt" if same < len(both) else ""))
+    assert (row["across_cpu_kinds"] if isinstance(row["across_cpu_kinds"], str) else "") == "; ".join(across)
     seed_sd = 100 * statistics.stdev(ref.values())
     pooled = [(len(v) - 1, statistics.variance([100 * a for a in v])) for v in by_seed.values() if len(v) > 1]
     platform_sd = math.sqrt(sum(k * v for k, v in pooled) / sum(k for k, _ in pooled))

@@ -35,7 +35,7 @@ REFERENCE = "reference"
 VARIANCE_COLUMNS = [
     "architecture", "variant", "model", "reference", "n_seeds", "seed_sd_pt", "platforms", "n_platforms",
     "n_pairs", "platform_diff_mean_pt", "platform_diff_sd_pt", "platform_diff_max_pt", "platform_sd_pt",
-    "test_se_pt", "largest", "unchanged_on", "changed_on",
+    "test_se_pt", "largest", "unchanged_on", "changed_on", "across_cpu_kinds",
 ]
 
 
@@ -74,6 +74,32 @@ def _reference_where(g: pd.DataFrame) -> str | None:
     if ref.empty:
         return None
     return ref["where"].value_counts().sort_index().idxmax()  # the kind with most reference runs
+
+
+def across_cpu_kinds(g: pd.DataFrame) -> str:
+    """The same setting on two CPU kinds, seed by seed: for every platform run on more than
+    one kind, how many of the seeds run on both gave the same test accuracy and loss to the
+    last bit, and the largest difference where they did not ("default 5/5; avx2 2/5, largest
+    0.12 pt"). It tells the CPU kind's share of the platform spread from the setting's."""
+    parts = []
+    for platform, gp in g.groupby("platform", sort=True):
+        kinds = sorted(gp["cpu_kind"].unique())
+        if len(kinds) < 2:
+            continue
+        same = n = 0
+        largest = 0.0
+        by_seed = gp.groupby("seed")
+        for _, gs in by_seed:
+            if gs["cpu_kind"].nunique() < len(kinds):
+                continue  # this seed did not run on every kind
+            n += 1
+            numbers = {(float(a), float(b)) for a, b in zip(gs["test_accuracy"], gs["test_loss"])}
+            same += len(numbers) == 1
+            acc = gs["test_accuracy"].astype(float)
+            largest = max(largest, 100 * float(acc.max() - acc.min()))
+        if n:
+            parts.append(f"{platform} {same}/{n}" + (f", largest {largest:.2f} pt" if same < n else ""))
+    return "; ".join(parts)
 
 
 def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -115,6 +141,7 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
             "test_se_pt": 100 * math.sqrt(p * (1 - p) / n_test) if n_test else math.nan,
             "largest": f"{largest[2]:+.2f} pt ({largest[0]}, seed {largest[1]})" if largest else "",
             "unchanged_on": ", ".join(unchanged), "changed_on": ", ".join(sorted(changed)),
+            "across_cpu_kinds": across_cpu_kinds(g),
         })
     return pd.DataFrame(rows, columns=VARIANCE_COLUMNS)
 
@@ -177,14 +204,16 @@ def spreads_long(table: pd.DataFrame) -> pd.DataFrame:
 
 VARIANCE_MD = {
     "columns": ["model", "reference", "n_seeds", "seed_sd_pt", "n_platforms", "n_pairs", "platform_sd_pt",
-                "platform_diff_sd_pt", "platform_diff_max_pt", "test_se_pt", "largest", "unchanged_on"],
+                "platform_diff_sd_pt", "platform_diff_max_pt", "test_se_pt", "largest", "unchanged_on",
+                "across_cpu_kinds"],
     "formats": {"seed_sd_pt": ".3f", "platform_sd_pt": ".3f", "platform_diff_sd_pt": ".3f",
                 "platform_diff_max_pt": ".3f", "test_se_pt": ".3f"},
     "headers": {"model": "architecture", "reference": "reference platform", "n_seeds": "seeds",
                 "seed_sd_pt": "seed sd (pt)", "n_platforms": "platforms", "n_pairs": "pairs",
                 "platform_sd_pt": "platform sd, same seed (pt)", "platform_diff_sd_pt": "sd of differences (pt)",
                 "platform_diff_max_pt": "largest |difference| (pt)", "test_se_pt": "test-set se (pt)",
-                "largest": "largest difference", "unchanged_on": "bit-identical on"},
+                "largest": "largest difference", "unchanged_on": "bit-identical on",
+                "across_cpu_kinds": "same setting, other CPU kind: seeds bit-identical"},
 }
 VERDICTS_MD = {
     "columns": ["model", "claim", "reference_verdict", "holds_everywhere", "verdicts"],
@@ -201,7 +230,10 @@ VARIANCE_NOTE = (
     "(`mnist_audit.platforms`): oneDNN capped to an instruction set (avx2, avx512_core, ...), oneDNN's "
     "operations off (eigen), two threads (threads2), Keras on JAX (jax: the TensorFlow port's initial weights "
     "and batches; its dropout masks are JAX's own, so for " + ", ".join(DROPOUT_DIFFERS) + " a jax pair differs "
-    "by more than kernels). Bit-identical: the same test accuracy and test loss, to the last bit, for every seed.")
+    "by more than kernels). Bit-identical: the same test accuracy and test loss, to the last bit, for every seed. "
+    "Same setting, other CPU kind: per setting run on two CPU kinds, how many of the seeds run on both gave the "
+    "same bits on both (and the largest difference where some did not): where they all did, the CPU kind moved "
+    "nothing and the setting's spread is the kernels'.")
 
 
 VERDICTS_NOTE = (
@@ -267,7 +299,21 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     same = table[table["changed_on"] == ""]
     if len(same):
         out.append("Bit-identical on every platform measured: " + ", ".join(same["model"]) + ".")
+    kinds = table[table["across_cpu_kinds"] != ""]
+    if len(kinds):
+        moved = [f"{r.model} ({r.across_cpu_kinds})" for r in kinds.itertuples()
+                 if any(not _all_same(part) for part in r.across_cpu_kinds.split("; "))]
+        held = [r.model for r in kinds.itertuples() if r.model not in {m.split(" (")[0] for m in moved}]
+        out.append("The same setting on another CPU kind gave the same bits on every seed run on both for "
+                   + (", ".join(held) if held else "no architecture")
+                   + ("; other bits for " + "; ".join(moved) if moved else "") + ".")
     return out
+
+
+def _all_same(part: str) -> bool:
+    """ "avx2 5/5" -> True; "jax 3/5, largest 0.12 pt" -> False."""
+    k, n = part.split(" ")[1].rstrip(",").split("/")
+    return k == n
 
 
 def section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) -> list[str]:
