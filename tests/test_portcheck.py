@@ -27,13 +27,15 @@ AMD, INTEL = "AuthenticAMD 25/17 avx512+bf16", "GenuineIntel 6/85 avx512"  # the
 
 
 def runs_table(port: dict, original: dict, variant: str = "original_from_port", arch: str = "mlp") -> pd.DataFrame:
-    """A runs table: ``port`` and ``original`` map (seed, cpu_kind[, platform]) -> test accuracy."""
+    """A runs table: ``port`` and ``original`` map (seed, cpu_kind[, platform]) -> test accuracy,
+    or (test accuracy, test loss); by default every run's loss is its own (no run repeats another's bits)."""
     rows = []
     for v, side in (("default", port), (variant, original)):
-        for key, acc in side.items():
+        for key, value in side.items():
             seed, cpu, platform = (*key, "default")[:3]
+            acc, loss = value if isinstance(value, tuple) else (value, 0.1 + len(rows) * 1e-6)
             rows.append({"architecture": arch, "variant": v, "seed": seed, "cpu_kind": cpu, "platform": platform,
-                         "test_accuracy": acc, "budget_scale": 1.0, "full_budget": True, "n_train": 55000,
+                         "test_accuracy": acc, "test_loss": loss, "budget_scale": 1.0, "full_budget": True, "n_train": 55000,
                          "n_test": 10000, "total_steps": 5500, "published_steps": 5500, "train_subset": None,
                          "eval_subset": None, "overrides": "{}", "train_images_per_second": 1000.0,
                          "run_dir": f"/nonexistent/{v}/{seed}/{cpu}/{platform}"})
@@ -103,24 +105,35 @@ def test_power_column_agrees_with_a_simulation_from_the_published_records():
     within 4 standard errors of the simulated one."""
     table = pd.read_csv(AUDIT / "report" / "tables" / "port_vs_original.csv")
     acc = {}  # (arch, variant, budget_scale) -> {(seed, cpu kind, platform): accuracy}
-    for path in [*PUBLISHED, *publish.published_metrics(AUDIT / publish.PORTCHECK_DIR),
-                 *publish.platform_metrics(AUDIT)]:
+    bits = {}  # the same, -> (seed, platform, accuracy, loss): a run's numbers, to find repeats by
+    for path in sorted([*PUBLISHED, *publish.published_metrics(AUDIT / publish.PORTCHECK_DIR),
+                        *publish.platform_metrics(AUDIT)], key=lambda p: json.loads(p.read_text())["device"]["cpu_kind"]):
         m = json.loads(path.read_text())
         key = (m["seed"], m["device"].get("cpu_kind") or m["provenance"]["cpu"]["kind"],
                (m.get("platform") or {}).get("name", "default"))
-        acc.setdefault((m["arch"], m["variant"], float(m["budget_scale"])), {})[key] = m["test_accuracy"]
+        row = (m["arch"], m["variant"], float(m["budget_scale"]))
+        acc.setdefault(row, {})[key] = m["test_accuracy"]
+        bits.setdefault(row, {})[key] = (key[0], key[2], m["test_accuracy"], m["test_loss"])
     rng = np.random.default_rng(29)
     sims, tol = 20_000, 4 * math.sqrt(0.16 / 20_000)
     checked = 0
     for r in table.itertuples(index=False):
-        port, orig = (acc[(r.architecture, v, r.budget_scale)] for v in (r.variant, r.original_variant))
-        if r.start == portcheck.PORT_DRAW:  # pairs: the same seed, CPU kind and platform
-            pairs = sorted(set(port) & set(orig))
+        rows = [(r.architecture, v, r.budget_scale) for v in (r.variant, r.original_variant)]
+        port, orig = (acc[k] for k in rows)
+        port_bits, orig_bits = (bits[k] for k in rows)
+        if r.start == portcheck.PORT_DRAW:  # pairs: the same seed, CPU kind and platform, repeats once
+            pairs, seen = [], set()
+            for k in sorted(set(port) & set(orig), key=lambda k: (k[1], k[0], k[2])):  # AMD's first
+                if (port_bits[k], orig_bits[k]) not in seen:
+                    pairs.append(k)
+                seen.add((port_bits[k], orig_bits[k]))
             sds = (float(np.std([orig[k] - port[k] for k in pairs], ddof=1)), None)
-        else:  # every original; the port's runs on the originals' CPU kinds and platforms
+        else:  # every original; the port's runs on the originals' CPU kinds and platforms; repeats once
             kinds = {k[1:] for k in orig}
-            ported = [a for k, a in port.items() if k[1:] in kinds]
+            orig = {b: a for k, a in orig.items() for b in [orig_bits[k]]}
+            ported = list({port_bits[k]: a for k, a in port.items() if k[1:] in kinds}.values())
             sds = (float(np.std(list(orig.values()), ddof=1)), float(np.std(ported, ddof=1)))
+            assert r.n_port == len(ported) and r.n_original == len(orig), (r.model, r.start)
         n = portpower.pairs_needed(*sds, MARGIN) if len(pairs if r.start == portcheck.PORT_DRAW else orig) > 1 \
             else math.nan  # one pair: no spread to measure yet
         assert n == r.n_needed or (np.isnan(n) and np.isnan(r.n_needed)), (r.model, r.start, r.budget_scale)
@@ -153,6 +166,23 @@ def test_sides_pair_within_seed_cpu_kind_and_platform():
     assert portcheck.pairs_by_kind([(0, INTEL, "default"), (1, AMD, "default"), (2, AMD, "default")]) == "Intel 1, AMD 2"
     assert portcheck.pairs_by_kind([(0, INTEL, "default"), (1, "GenuineIntel 6/167 avx512+amx", "default")]) \
         == "Intel 6/85 1, Intel 6/167 1"
+
+
+def test_a_run_repeated_on_another_cpu_kind_to_the_last_bit_counts_once():
+    """Intel's default gives AMD's bits for most ports: a run (or a pair) that repeats
+    another kind's run of the same seed and platform is one sample, not two."""
+    amd = {(s, AMD): (0.97 + s / 1e4, 0.1 + s / 1e3) for s in range(5)}
+    repeat = {(s, INTEL): amd[(s, AMD)] for s in range(3)}  # seeds 0-2 again, the same bits
+    orig = {(s, k): (a + 1e-4, loss + 1e-3) for (s, k), (a, loss) in {**amd, **repeat}.items()}
+    row = one_row(runs_table({**amd, **repeat}, orig))
+    assert (row["pairs"], row["repeats"], row["pairs_by_kind"]) == (5, 3, "AMD 5")
+    orig[(0, INTEL)] = (orig[(0, INTEL)][0], 0.5)  # Intel's original of seed 0 has other bits: another pair
+    row = one_row(runs_table({**amd, **repeat}, orig))
+    assert (row["pairs"], row["repeats"], row["pairs_by_kind"]) == (6, 2, "AMD 5, Intel 1")
+    own_amd = {(s, AMD): (0.975 - s / 1e4, 0.2 + s / 1e3) for s in range(5)}
+    own = {**own_amd, **{(s, INTEL): own_amd[(s, AMD)] for s in range(3)}, (9, INTEL): 0.97}
+    row = one_row(runs_table({**amd, **repeat}, own, variant="original"))  # each side's repeats once
+    assert (row["n_port"], row["n_original"], row["pairs"], row["repeats"]) == (5, 6, 5, 6)
 
 
 def test_a_runs_table_without_platforms_is_the_default_platform():
@@ -299,9 +329,10 @@ def test_a_run_on_another_cpu_kind_pairs_only_with_its_own_kind(tmp_path):
 
     base = row()
 
-    def clone(src, dest, seed, kind):
+    def clone(src, dest, seed, kind):  # a run of its own (its own loss: no repeat of another's bits)
         shutil.copytree(src, dest)
-        _edit(dest / "metrics.json", seed=seed, **{"device.cpu_kind": kind, "provenance.cpu.kind": kind})
+        _edit(dest / "metrics.json", seed=seed, test_loss=0.3 + seed / 1e3 + (kind == INTEL) / 1e4,
+              **{"device.cpu_kind": kind, "provenance.cpu.kind": kind})
 
     runs = audit / "runs" / "mlp"
     clone(runs / "default" / "seed0", runs / "default" / "seed90", 90, AMD)  # the AMD port of seed 90

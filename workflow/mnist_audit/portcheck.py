@@ -121,7 +121,7 @@ LACKS_RUNS, LACKS_AGREEMENT = "runs", "agreement"
 MIN_PAIRS = 5
 DEFAULT_PLATFORM = "default"
 PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "row_kind", "budget_scale", "budget",
-                "start", "n_port", "n_original", "pairs", "pairs_by_kind", "port_mean_pct", "original_mean_pct",
+                "start", "n_port", "n_original", "pairs", "pairs_by_kind", "repeats", "port_mean_pct", "original_mean_pct",
                 "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p", "sd_diff_pt",
                 "n_needed", "original_only_right", "port_only_right", "mcnemar_pairs", "mcnemar_pairs_p05",
                 "mcnemar_fisher_p", "mcnemar_pooled_p", "port_images_per_s", "original_images_per_s", "verdict",
@@ -164,6 +164,33 @@ def _by_key(runs: pd.DataFrame, what: str) -> pd.DataFrame:
                          f"{sorted(set(dup))}: {sorted(runs.loc[dup.index, 'run_dir'].astype(str))}; "
                          "keep one run per seed on each machine (audit/runs or audit/platforms, not both)")
     return runs.assign(_key=keys).sort_values("_key", key=lambda c: c.map(str), kind="stable")
+
+
+def _numbers(runs: pd.DataFrame) -> pd.Series:
+    """Each run's seed, platform and final numbers (test accuracy and loss, to the last bit)."""
+    return pd.Series(list(zip(runs["seed"].astype(int), platforms(runs), runs["test_accuracy"].astype(float),
+                              runs["test_loss"].astype(float))), index=runs.index)
+
+
+def distinct(port: pd.DataFrame, original: pd.DataFrame, paired: bool) -> tuple[pd.DataFrame, pd.DataFrame, int]:
+    """Both sides (sorted by key) without the runs that repeat another CPU kind's run of the
+    same seed and platform to the last bit: the same computation, not another sample (Intel's
+    default gives AMD's bits for most ports, and a Keras script's too). ``paired``: a pair is
+    a repeat when both its runs are (the pair is dropped whole); otherwise each side's runs
+    are checked alone. Returns the sides kept and how many runs of both sides (pairs, if
+    paired) were repeats."""
+    if paired:
+        p_num, o_num = _numbers(port).set_axis(port["_key"]), _numbers(original).set_axis(original["_key"])
+        seen, dropped = set(), []
+        for key in [k for k in port["_key"] if k in set(original["_key"])]:
+            signature = (p_num[key], o_num[key])
+            if signature in seen:
+                dropped.append(key)
+            seen.add(signature)
+        keep = lambda d: d[~d["_key"].isin(dropped)]  # noqa: E731
+        return keep(port), keep(original), len(dropped)
+    kept = [d[~_numbers(d).duplicated()] for d in (port, original)]
+    return kept[0], kept[1], len(port) + len(original) - len(kept[0]) - len(kept[1])
 
 
 def kind_label(cpu_kind: str, platform: str = DEFAULT_PLATFORM) -> str:
@@ -217,9 +244,12 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
                        & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
     what = f"{model_label(arch, of)} at budget x{float(g['budget_scale'].iloc[0]):g}"
     port_all, orig_all = _by_key(same_budget, f"{what}, port"), _by_key(g, f"{what}, original")
-    port_s, orig_s = sides(port_all, orig_all, paired)
-    # each side's runs on the originals' CPU kinds and platforms (paired: some may have no partner)
-    n_port, n_original = len(sides(port_all, orig_all, paired=False)[0]), len(orig_all)
+    # each side's runs on the originals' CPU kinds and platforms (paired: some may have no partner),
+    # a run that repeats another kind's to the last bit counted once
+    port_s, orig_s, repeats = distinct(*sides(port_all, orig_all, paired=False), paired=False)
+    n_port, n_original = len(port_s), len(orig_s)
+    if paired:
+        port_s, orig_s, repeats = distinct(*sides(port_all, orig_all, paired=True), paired=True)
     matched = set(port_s["_key"]) & set(orig_s["_key"])  # the pairs (same seed, CPU kind and platform)
     port_m, orig_m = (d[d["_key"].map(matched.__contains__).astype(bool)] for d in (port_s, orig_s))
     acc_p, acc_o = port_s["test_accuracy"].to_numpy(float), orig_s["test_accuracy"].to_numpy(float)
@@ -253,7 +283,7 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
         "row_kind": FULL_BUDGET if g["full_budget"].astype(bool).all() else BEHAVIOUR_CHECK,
         "budget_scale": float(g["budget_scale"].iloc[0]),
         "budget": budget_detail(g), "n_port": n_port, "n_original": n_original,
-        "pairs": n, "pairs_by_kind": pairs_by_kind(list(orig_m["_key"])),
+        "pairs": n, "pairs_by_kind": pairs_by_kind(list(orig_m["_key"])), "repeats": repeats,
         "port_mean_pct": 100 * r["mean_port"], "original_mean_pct": 100 * r["mean_original"],
         "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
         "diff_high_pt": pct(r["diff_high"]), "t_test": r["t_test"], "t_test_p": r["t_test_p"],

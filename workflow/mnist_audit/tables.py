@@ -236,7 +236,8 @@ TIMING_MD = {
                 "eval_images_per_second": "eval img/s", "time_to_bound": "time to the claim's bound (median)"},
 }
 PORT_MD = {
-    "columns": ["model", "row_kind", "budget", "start", "n_port", "n_original", "pairs_by_kind", "port_mean_pct",
+    "columns": ["model", "row_kind", "budget", "start", "n_port", "n_original", "pairs_by_kind", "repeats",
+                "port_mean_pct",
                 "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "tost_p", "t_test_p",
                 "sd_diff_pt", "pairs", "n_needed", "mcnemar_pairs_p05", "mcnemar_fisher_p", "port_images_per_s",
                 "original_images_per_s", "verdict", "lacks"],
@@ -246,6 +247,7 @@ PORT_MD = {
                 "port_images_per_s": ",.0f", "original_images_per_s": ",.0f"},
     "headers": {"model": "architecture", "row_kind": "row", "start": "original's initial weights",
                 "n_port": "n port", "n_original": "n original", "pairs_by_kind": "pairs per CPU kind",
+                "repeats": "repeats (counted once)",
                 "port_mean_pct": "port %", "original_mean_pct": "original %",
                 "difference_pt": "original - port (pt)", "diff_low_pt": "95% low", "diff_high_pt": "95% high",
                 "t_test": "t-tests", "tost_p": "TOST p (+-0.2 pt)", "t_test_p": "t-test p",
