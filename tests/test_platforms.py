@@ -248,6 +248,10 @@ def _recompute(row):
             largest = max(100 * (max(a for a, _ in r.values()) - min(a for a, _ in r.values())) for r in both)
             across.append(f"{platform} {same}/{len(both)}" + (f", largest {largest:.2f} pt" if same < len(both) else ""))
     assert (row["across_cpu_kinds"] if isinstance(row["across_cpu_kinds"], str) else "") == "; ".join(across)
+    if across:
+        assert row["same_across_kinds"] == all("largest" not in part for part in across)
+    else:
+        assert math.isnan(row["same_across_kinds"])
     seed_sd = 100 * statistics.stdev(ref.values())
     pooled = [(len(v) - 1, statistics.variance([100 * a for a in v])) for v in by_seed.values() if len(v) > 1]
     platform_sd = math.sqrt(sum(k * v for k, v in pooled) / sum(k for k, _ in pooled))

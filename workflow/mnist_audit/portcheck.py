@@ -121,11 +121,11 @@ LACKS_RUNS, LACKS_AGREEMENT = "runs", "agreement"
 MIN_PAIRS = 5
 DEFAULT_PLATFORM = "default"
 PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "row_kind", "budget_scale", "budget",
-                "start", "n_port", "n_original", "pairs", "pairs_by_kind", "repeats", "port_mean_pct", "original_mean_pct",
-                "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p", "sd_diff_pt",
-                "n_needed", "original_only_right", "port_only_right", "mcnemar_pairs", "mcnemar_pairs_p05",
-                "mcnemar_fisher_p", "mcnemar_pooled_p", "port_images_per_s", "original_images_per_s", "verdict",
-                "lacks"]
+                "start", "n_port", "n_original", "pairs", "pairs_by_kind", "repeats", "port_mean_pct",
+                "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p",
+                "sd_diff_pt", "n_needed", "original_only_right", "port_only_right", "mcnemar_pairs",
+                "mcnemar_pairs_p05", "mcnemar_fisher_p", "mcnemar_pooled_p", "port_images_per_s",
+                "original_images_per_s", "verdict", "lacks"]
 
 
 def platforms(runs: pd.DataFrame) -> pd.Series:

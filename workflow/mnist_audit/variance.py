@@ -35,7 +35,7 @@ REFERENCE = "reference"
 VARIANCE_COLUMNS = [
     "architecture", "variant", "model", "reference", "n_seeds", "seed_sd_pt", "platforms", "n_platforms",
     "n_pairs", "platform_diff_mean_pt", "platform_diff_sd_pt", "platform_diff_max_pt", "platform_sd_pt",
-    "test_se_pt", "largest", "unchanged_on", "changed_on", "across_cpu_kinds",
+    "test_se_pt", "largest", "unchanged_on", "changed_on", "across_cpu_kinds", "same_across_kinds",
 ]
 
 
@@ -76,30 +76,30 @@ def _reference_where(g: pd.DataFrame) -> str | None:
     return ref["where"].value_counts().sort_index().idxmax()  # the kind with most reference runs
 
 
-def across_cpu_kinds(g: pd.DataFrame) -> str:
+def across_cpu_kinds(g: pd.DataFrame) -> list[tuple[str, int, int, float]]:
     """The same setting on two CPU kinds, seed by seed: for every platform run on more than
-    one kind, how many of the seeds run on both gave the same test accuracy and loss to the
-    last bit, and the largest difference where they did not ("default 5/5; avx2 2/5, largest
-    0.12 pt"). It tells the CPU kind's share of the platform spread from the setting's."""
-    parts = []
+    one kind, (platform, seeds with the same test accuracy and loss to the last bit on every
+    kind, seeds run on every kind, the largest difference in points). It tells the CPU kind's
+    share of the platform spread from the setting's."""
+    out = []
     for platform, gp in g.groupby("platform", sort=True):
-        kinds = sorted(gp["cpu_kind"].unique())
-        if len(kinds) < 2:
+        n_kinds = gp["cpu_kind"].nunique()
+        if n_kinds < 2:
             continue
-        same = n = 0
-        largest = 0.0
-        by_seed = gp.groupby("seed")
-        for _, gs in by_seed:
-            if gs["cpu_kind"].nunique() < len(kinds):
-                continue  # this seed did not run on every kind
-            n += 1
-            numbers = {(float(a), float(b)) for a, b in zip(gs["test_accuracy"], gs["test_loss"])}
-            same += len(numbers) == 1
-            acc = gs["test_accuracy"].astype(float)
-            largest = max(largest, 100 * float(acc.max() - acc.min()))
-        if n:
-            parts.append(f"{platform} {same}/{n}" + (f", largest {largest:.2f} pt" if same < n else ""))
-    return "; ".join(parts)
+        on_all = [gs for _, gs in gp.groupby("seed") if gs["cpu_kind"].nunique() == n_kinds]
+        if not on_all:
+            continue
+        same = sum(len(set(zip(gs["test_accuracy"].astype(float), gs["test_loss"].astype(float)))) == 1
+                   for gs in on_all)
+        largest = max(100 * float(gs["test_accuracy"].astype(float).agg(np.ptp)) for gs in on_all)
+        out.append((str(platform), same, len(on_all), largest))
+    return out
+
+
+def _kinds_text(compared: list[tuple[str, int, int, float]]) -> str:
+    """"default 5/5; avx2 2/5, largest 0.12 pt"."""
+    return "; ".join(f"{p} {same}/{n}" + (f", largest {largest:.2f} pt" if same < n else "")
+                     for p, same, n, largest in compared)
 
 
 def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -129,6 +129,7 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
         p = float(ref.mean())
         unchanged = sorted({w for w, _, _ in diffs} - changed)
         largest = max(diffs, key=lambda t: abs(t[2])) if diffs else None
+        compared = across_cpu_kinds(g)
         rows.append({
             "architecture": arch, "variant": variant, "model": g["model"].iloc[0], "reference": ref_where,
             "n_seeds": len(ref), "seed_sd_pt": 100 * float(ref.std(ddof=1)) if len(ref) > 1 else math.nan,
@@ -141,7 +142,9 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
             "test_se_pt": 100 * math.sqrt(p * (1 - p) / n_test) if n_test else math.nan,
             "largest": f"{largest[2]:+.2f} pt ({largest[0]}, seed {largest[1]})" if largest else "",
             "unchanged_on": ", ".join(unchanged), "changed_on": ", ".join(sorted(changed)),
-            "across_cpu_kinds": across_cpu_kinds(g),
+            "across_cpu_kinds": _kinds_text(compared),
+            # whether every setting gave the same bits on every CPU kind (None: none compared)
+            "same_across_kinds": all(same == n for _, same, n, _ in compared) if compared else None,
         })
     return pd.DataFrame(rows, columns=VARIANCE_COLUMNS)
 
@@ -299,21 +302,15 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     same = table[table["changed_on"] == ""]
     if len(same):
         out.append("Bit-identical on every platform measured: " + ", ".join(same["model"]) + ".")
-    kinds = table[table["across_cpu_kinds"] != ""]
-    if len(kinds):
-        moved = [f"{r.model} ({r.across_cpu_kinds})" for r in kinds.itertuples()
-                 if any(not _all_same(part) for part in r.across_cpu_kinds.split("; "))]
-        held = [r.model for r in kinds.itertuples() if r.model not in {m.split(" (")[0] for m in moved}]
+    compared = table[table["same_across_kinds"].notna()]
+    if len(compared):
+        held = compared[compared["same_across_kinds"].astype(bool)]
+        moved = compared[~compared["same_across_kinds"].astype(bool)]
         out.append("The same setting on another CPU kind gave the same bits on every seed run on both for "
-                   + (", ".join(held) if held else "no architecture")
-                   + ("; other bits for " + "; ".join(moved) if moved else "") + ".")
+                   + (", ".join(held["model"]) if len(held) else "no architecture")
+                   + ("; other bits for " + "; ".join(f"{r.model} ({r.across_cpu_kinds})" for r in moved.itertuples())
+                      if len(moved) else "") + ".")
     return out
-
-
-def _all_same(part: str) -> bool:
-    """ "avx2 5/5" -> True; "jax 3/5, largest 0.12 pt" -> False."""
-    k, n = part.split(" ")[1].rstrip(",").split("/")
-    return k == n
 
 
 def section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | None) -> list[str]:
