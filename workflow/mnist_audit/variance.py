@@ -151,41 +151,55 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 VERDICT_COLUMNS = ["architecture", "variant", "model", "claim", "reference_verdict", "holds_everywhere",
                    "verdicts", "flips_on", "too_few_seeds_on"]
-MIN_SEEDS = 2  # a platform's verdict with fewer seeds is no verdict (audit.claim_audit: "n<2")
+MIN_SEEDS = 2  # with fewer seeds a verdict is no verdict (audit.claim_audit: "n<2"), so never a flip
 
 
 def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
     """Per judged claim: its verdict on each platform's runs alone (of the seeds the
     reference platform ran), side by side, and whether the reference verdict holds on every
-    platform measured."""
+    platform measured.
+
+    A verdict moves with the machine, never with the number of seeds: a platform flips only
+    where its verdict differs from the reference's on the same seeds (all of the reference's,
+    or the subset it has, two or more), and it is judged ("yes") only with all of them; with
+    fewer it is "not yet" (two seeds give a wide interval on any machine)."""
     rows = []
     for (arch, variant), g in groups(runs):
         ref_where = _reference_where(g)
         if ref_where is None or g["where"].nunique() < 2:
             continue
-        # every platform is judged on the reference's seeds only, so a verdict changes with the
-        # machine and never with the number of seeds (mlp's 35 seeds on Intel are judged on 0-4)
-        ref_seeds = set(g.loc[g["where"] == ref_where, "seed"])
-        per = {}
+        # every platform is judged on the reference's seeds only (mlp's 35 seeds on Intel: 0-4)
+        ref = g[g["where"] == ref_where]
+        ref_seeds = set(ref["seed"])
+
+        def verdict(runs_: pd.DataFrame):
+            audit = claim_audit(runs_.drop(columns=["_ref"]))
+            return (audit["verdict"].iloc[0], int(audit["n_seeds"].iloc[0]), audit["claim_lower_pct"].iloc[0]) \
+                if len(audit) else None
+
+        per, ref_on_same = {}, {}
         for w, gw in g.groupby("where", sort=True):
             same = gw[gw["seed"].isin(ref_seeds)]
             if same.empty:
                 per[w] = ("no seed of the reference's", 0, math.nan)
                 continue
-            audit = claim_audit(same.drop(columns=["_ref"]))
-            if len(audit):
-                per[w] = (audit["verdict"].iloc[0], int(audit["n_seeds"].iloc[0]), audit["claim_lower_pct"].iloc[0])
+            judged = verdict(same)
+            if judged:
+                per[w] = judged
+                seeds = set(same["seed"])
+                ref_on_same[w] = judged if w == ref_where else verdict(ref[ref["seed"].isin(seeds)])
         if ref_where not in per or per[ref_where][0].startswith("no claim"):
             continue  # no claim to judge (or the claim is another recipe's)
-        ref_verdict = per[ref_where][0]
-        few = [w for w, (_, n, _) in per.items() if n < MIN_SEEDS]
-        flips = [w for w, (v, n, _) in per.items() if v != ref_verdict and n >= MIN_SEEDS]
+        ref_verdict, n_ref = per[ref_where][0], per[ref_where][1]
+        few = [w for w, (_, n, _) in per.items() if n < n_ref]
+        flips = [w for w, (v, n, _) in per.items() if n >= MIN_SEEDS and ref_on_same.get(w)
+                 and v != ref_on_same[w][0]]
         order = [ref_where] + sorted(w for w in per if w != ref_where)
         rows.append({
             "architecture": arch, "variant": variant, "model": g["model"].iloc[0],
             "claim": f">= {per[ref_where][2]:g}%", "reference_verdict": ref_verdict,
-            # yes: the same verdict on every platform with enough seeds to give one;
-            # not yet: no platform disagrees, but some have too few seeds to say
+            # yes: the same verdict on every platform, each on all of the reference's seeds;
+            # not yet: no platform disagrees on the seeds it has, but some lack some of them
             "holds_everywhere": "no" if flips else ("not yet" if few else "yes"),
             "verdicts": "; ".join(f"{w}: {per[w][0].replace(' (n<2)', '')} (n={per[w][1]})" for w in order),
             "flips_on": ", ".join(flips),
@@ -241,8 +255,9 @@ VARIANCE_NOTE = (
 
 VERDICTS_NOTE = (
     "Each platform is judged with the claim audit's method on its runs of the reference platform's seeds "
-    "(n: how many it has), so that a verdict can change with the machine, never with the number of seeds; "
-    f"a platform with fewer than {MIN_SEEDS} of them is not yet judged.")
+    "(n: how many it has), so that a verdict can change with the machine, never with the number of seeds: a "
+    "platform flips where its verdict differs from the reference's on the same seeds, and is judged only on all "
+    "of them (with fewer, it is not yet judged: two seeds give a wide interval on any machine).")
 
 
 ONE_PLATFORM = ("One platform only: no platform spread to measure (config key platforms, e.g. "
@@ -291,13 +306,13 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
         held = verdicts[verdicts["holds_everywhere"] == "yes"]
         waiting = verdicts[verdicts["holds_everywhere"] == "not yet"]
         out.append(f"Of {len(verdicts)} judged claims, {len(held)} keep their verdict on every platform measured "
-                   f"(each with {MIN_SEEDS} or more seeds)" + (": " + ", ".join(held["model"]) if len(held) else "")
+                   "(each on all of the reference's seeds)" + (": " + ", ".join(held["model"]) if len(held) else "")
                    + "; " + (f"{len(flips)} flip: " + "; ".join(f"{r.model} on {r.flips_on}" for r in flips.itertuples())
                              if len(flips) else "none flips")
                    + f"; {len(waiting)} not yet judged on every platform.")
         open_ = verdicts[verdicts["too_few_seeds_on"] != ""]
         if len(open_):
-            out.append(f"Not yet judged (fewer than {MIN_SEEDS} seeds) on: " + "; ".join(
+            out.append("Not yet judged on all of the reference's seeds: " + "; ".join(
                 f"{r.model} on {r.too_few_seeds_on}" for r in open_.itertuples()) + ".")
     same = table[table["changed_on"] == ""]
     if len(same):
