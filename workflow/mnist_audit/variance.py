@@ -162,7 +162,7 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
     A verdict moves with the machine, never with the number of seeds: a platform flips only
     where its verdict differs from the reference's on the same seeds (all of the reference's,
     or the subset it has, two or more), and it is judged ("yes") only with all of them; with
-    fewer it is "not yet" (two seeds give a wide interval on any machine)."""
+    fewer it is "not yet" (a verdict on fewer seeds may differ for the number of seeds alone)."""
     rows = []
     for (arch, variant), g in groups(runs):
         ref_where = _reference_where(g)
@@ -257,7 +257,7 @@ VERDICTS_NOTE = (
     "Each platform is judged with the claim audit's method on its runs of the reference platform's seeds "
     "(n: how many it has), so that a verdict can change with the machine, never with the number of seeds: a "
     "platform flips where its verdict differs from the reference's on the same seeds, and is judged only on all "
-    "of them (with fewer, it is not yet judged: two seeds give a wide interval on any machine).")
+    "of them (with fewer, it is not yet judged: a verdict on fewer seeds may differ for that alone).")
 
 
 ONE_PLATFORM = ("One platform only: no platform spread to measure (config key platforms, e.g. "
