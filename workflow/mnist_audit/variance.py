@@ -21,6 +21,7 @@ Pure functions of the runs table: the report's variance section and plot read th
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -177,17 +178,20 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
             return (audit["verdict"].iloc[0], int(audit["n_seeds"].iloc[0]), audit["claim_lower_pct"].iloc[0]) \
                 if len(audit) else None
 
+        @functools.cache
+        def ref_on(seeds: frozenset):  # the reference's verdict on these seeds, each set judged once
+            return verdict(ref[ref["seed"].isin(seeds)])
+
         per, ref_on_same = {}, {}
         for w, gw in g.groupby("where", sort=True):
             same = gw[gw["seed"].isin(ref_seeds)]
             if same.empty:
                 per[w] = ("no seed of the reference's", 0, math.nan)
                 continue
-            judged = verdict(same)
+            seeds = frozenset(same["seed"])
+            judged = ref_on(seeds) if w == ref_where else verdict(same)
             if judged:
-                per[w] = judged
-                seeds = set(same["seed"])
-                ref_on_same[w] = judged if w == ref_where else verdict(ref[ref["seed"].isin(seeds)])
+                per[w], ref_on_same[w] = judged, ref_on(seeds)
         if ref_where not in per or per[ref_where][0].startswith("no claim"):
             continue  # no claim to judge (or the claim is another recipe's)
         ref_verdict, n_ref = per[ref_where][0], per[ref_where][1]
