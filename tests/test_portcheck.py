@@ -96,6 +96,15 @@ def test_pairs_needed_edges():
                                                                                                 MARGIN)
 
 
+def test_the_pairs_a_row_needs_never_read_below_the_verdicts_floor():
+    floor = portcheck.MIN_PAIRS
+    assert portcheck.needed_label(portpower.pairs_needed(0.0, None, MARGIN)) == f"{floor} (2 by power)"
+    assert portcheck.needed_label(portpower.pairs_needed(0.002, None, MARGIN)) == "11"
+    assert portcheck.needed_label(13_414.0) == "13,414"
+    assert portcheck.needed_label(math.inf) == f"> {portpower.N_MAX:,}"
+    assert portcheck.needed_label(math.nan) == "n/a"
+
+
 @needs_audit
 def test_power_column_agrees_with_a_simulation_from_the_published_records():
     """For every row of the published table, the pairs needed are recomputed from the

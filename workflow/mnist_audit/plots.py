@@ -303,7 +303,7 @@ def _difference_panel(ax, table: pd.DataFrame) -> None:
         if not isnan(r.diff_low_pt):
             ax.plot([r.diff_low_pt, r.diff_high_pt], [y, y], color=color, linewidth=2.2, solid_capstyle="butt")
         ax.plot([r.difference_pt], [y], "o", color=color, markersize=6)
-        needed = f", {r.n_needed:,.0f} needed" if np.isfinite(r.n_needed) else ""
+        needed = f", {r.pairs_needed} needed" if np.isfinite(r.n_needed) else ""
         ax.text(1.01, y, f"{r.verdict}: {r.pairs} pairs{needed}", transform=trans, fontsize=8, va="center",
                 ha="left", color=VERDICT_COLORS.get(r.verdict, "#4d4d4d"))
     ax.set_yticks(ys, [f"{r.model}, {'port' if r.start == PORT_DRAW else 'own'} draw"
@@ -318,7 +318,7 @@ def _difference_panel(ax, table: pd.DataFrame) -> None:
     else:
         scale = "linear"
     ax.set_xlabel(f"original - port (points of test accuracy; {scale}): mean and 95% interval; "
-                  "pairs needed: for 80% TOST power")
+                  "pairs needed: for 80% TOST power, 5 at least")
     ax.set_title("Every row of the table: original - port", fontsize=9)
     ax.legend(loc="lower right", fontsize=8, frameon=False)
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .audit import INCONCLUSIVE, correctness
 from .config import original_of, starts_from_port
+from .portpower import N_MAX, pairs_needed
 from .runs import label as model_label
 from .tables import budget_detail, groups, pct
 
@@ -123,9 +124,22 @@ DEFAULT_PLATFORM = "default"
 PORT_COLUMNS = ["architecture", "variant", "original_variant", "model", "row_kind", "budget_scale", "budget",
                 "start", "n_port", "n_original", "pairs", "pairs_by_kind", "repeats", "port_mean_pct",
                 "original_mean_pct", "difference_pt", "diff_low_pt", "diff_high_pt", "t_test", "t_test_p", "tost_p",
-                "sd_diff_pt", "n_needed", "original_only_right", "port_only_right", "mcnemar_pairs",
+                "sd_diff_pt", "n_needed", "pairs_needed", "original_only_right", "port_only_right", "mcnemar_pairs",
                 "mcnemar_pairs_p05", "mcnemar_fisher_p", "mcnemar_pooled_p", "port_images_per_s",
                 "original_images_per_s", "verdict", "lacks"]
+
+
+def needed_label(n: float) -> str:
+    """The pairs a row needs, as the table says it: the 80%-power figure ``n``
+    (``portpower.pairs_needed``), never below the verdict's floor of ``MIN_PAIRS`` (the power
+    figure then in brackets: with fewer pairs no row is equivalent, whatever its power)."""
+    n = float(n)
+    if math.isnan(n):
+        return "n/a"
+    if math.isinf(n):
+        return f"> {N_MAX:,}"
+    n = int(n)
+    return f"{n:,}" if n >= MIN_PAIRS else f"{MIN_PAIRS} ({n} by power)"
 
 
 def platforms(runs: pd.DataFrame) -> pd.Series:
@@ -237,8 +251,6 @@ def port_vs_original(runs: pd.DataFrame) -> pd.DataFrame:
 def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: bool = False) -> dict:
     """One original's runs ``g`` (one budget) against the port ``of`` at that budget
     (``paired``: pair by pair, the original having started from each seed's port draw)."""
-    from .portpower import pairs_needed
-
     port = runs[(runs["architecture"] == arch) & (runs["variant"] == of)]
     same_budget = port[port["budget_scale"].isin(set(g["budget_scale"]))
                        & port["n_train"].isin(set(g["n_train"])) & port["n_test"].isin(set(g["n_test"]))]
@@ -288,6 +300,7 @@ def _port_row(runs: pd.DataFrame, arch: str, of: str, g: pd.DataFrame, paired: b
         "difference_pt": 100 * r["difference"], "diff_low_pt": pct(r["diff_low"]),
         "diff_high_pt": pct(r["diff_high"]), "t_test": r["t_test"], "t_test_p": r["t_test_p"],
         "tost_p": r["tost_p"], "sd_diff_pt": pct(sd_diff), "n_needed": needed,
+        "pairs_needed": needed_label(needed),
         "original_only_right": mc["original_only"], "port_only_right": mc["port_only"],
         "mcnemar_pairs": mc["pairs"], "mcnemar_pairs_p05": mc["pairs_below"], "mcnemar_fisher_p": mc["fisher_p"],
         "mcnemar_pooled_p": mc["pooled_p"],
