@@ -55,6 +55,26 @@ def test_kernel_settings_set_by_hand_are_not_hidden_under_a_platform_name():
     assert why_not_honoured(get_platform("avx2"), flags={"avx2", "fma"}, environ={"ONEDNN_MAX_CPU_ISA": "AVX2"}) is None
 
 
+def test_the_reciprocal_probe_reads_an_estimate_not_a_division():
+    pytest.importorskip("tensorflow")
+    import numpy as np
+    import tensorflow as tf
+
+    got = platforms.reciprocal_probe()
+    assert set(got) == {"digest", "inexact", "of"} and len(got["digest"]) == 16 and got["of"] == platforms.PROBE_SIZE
+    # RCPPS and one Newton step: some results miss the correctly rounded 1/x, none by more than 2 ulp
+    x = (1 + np.arange(platforms.PROBE_SIZE, dtype=np.float32) / np.float32(platforms.PROBE_SIZE)).astype(np.float32)
+    r = tf.math.reciprocal(tf.constant(x)).numpy()
+    ulps = np.abs(r.view(np.int32).astype(np.int64) - (np.float32(1) / x).view(np.int32))
+    assert 0 < got["inexact"] == int((ulps > 0).sum()) and ulps.max() <= 2
+    # the gradient of Log is that op: mlp's loss (logs of probabilities) trains through it
+    v = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        y = tf.reduce_sum(tf.math.log(v))
+    assert np.array_equal(tape.gradient(y, v).numpy(), r)
+    assert platforms.reciprocal_probe() == got  # deterministic
+
+
 def test_the_record_is_checked_against_the_platform():
     s = platforms.Session("avx2", threads=1)
     with pytest.raises(PlatformError, match=r"sets ONEDNN_MAX_CPU_ISA=AVX2, but oneDNN ran 'Intel AVX-512"):
@@ -122,6 +142,8 @@ def test_each_platform_is_deterministic_and_records_what_ran(twice):
         else:
             assert ran["backend"] == "tensorflow"
             assert ran["threads"] == (2 if p == "threads2" else 1) and ran["onednn"]["threads"] in (None, ran["threads"])
+            # the CPU's reciprocal estimate is Eigen's, whatever oneDNN's settings: one digest on this machine
+            assert ran["reciprocal"] == twice[("default", 0)]["platform"]["ran"]["reciprocal"]
     assert twice[("avx2", 0)]["platform"]["ran"]["onednn"]["isa"] == "Intel AVX2"
     assert "convolution" in twice[("default", 0)]["platform"]["ran"]["onednn"]["primitives"]
     if ("eigen", 0) in twice:  # oneDNN's operations off: no convolution primitive of oneDNN's

@@ -23,6 +23,12 @@ the same order, so a seed is a pair across backends; its dropout masks come from
 random streams, so for the architectures with dropout the pair differs by more than
 kernels (``DROPOUT_DIFFERS``; the report says so).
 
+A TensorFlow run also records a fingerprint of the CPU's reciprocal approximation
+(``reciprocal_probe``): TensorFlow's Reciprocal, which is the gradient of Log and Eigen's
+``inverse()`` (its Softmax kernel), is the CPU's RCPPS estimate refined by one Newton
+step, and RCPPS is specified only to a relative error of 1.5 * 2**-12, so it is a place
+where two CPU kinds can give other bits with the same kernels.
+
 Pure standard library at import: the Snakefile reads ``PLATFORMS`` for the config
 schema and the wildcard constraint.
 """
@@ -240,6 +246,8 @@ class Session:
         onednn = parse_onednn_verbose(self._restore()) if self._log else None
         if onednn is not None:
             ran["onednn"] = onednn
+        if backend == "tensorflow":
+            ran["reciprocal"] = reciprocal_probe()
         if backend == "jax":
             import jax
 
@@ -258,6 +266,32 @@ class Session:
         if p.env.get("TF_ENABLE_ONEDNN_OPTS") == "0" and onednn.get("primitives"):
             raise PlatformError(f"platform {p.name} turns oneDNN's operations off, but oneDNN created "
                                 f"{', '.join(onednn['primitives'])} primitives")
+
+
+PROBE_SIZE = 4096  # the float32 mantissas 1 + k/4096: RCPPS's 12-bit table, read 4 times over
+
+
+def reciprocal_probe() -> dict:
+    """TensorFlow's Reciprocal of the float32s ``1 + k / PROBE_SIZE`` (k < PROBE_SIZE):
+    the digest of its results and how many differ from the correctly rounded ``1 / x``.
+
+    Eigen computes it from the CPU's RCPPS estimate with one Newton step (no FMA): on
+    AMD EPYC 25/17 that formula, applied to RCPPS by hand, gives TensorFlow 2.21's results
+    on 1,048,576 of 1,048,576 inputs (docs/platforms.md). RCPPS is specified only to a
+    relative error of 1.5 * 2**-12, and one step leaves the result within 2 ulp of 1/x,
+    its last bit depending on the estimate: a CPU kind with another estimate gives another
+    digest. Log's gradient is this op (mlp's loss takes logs; the ports trained on logits
+    do not), so where the digests differ such a run cannot repeat bit for bit."""
+    import hashlib
+
+    import numpy as np
+    import tensorflow as tf
+
+    x = (1 + np.arange(PROBE_SIZE, dtype=np.float32) / np.float32(PROBE_SIZE)).astype(np.float32)
+    got = tf.math.reciprocal(tf.constant(x)).numpy()
+    exact = np.float32(1) / x
+    return {"digest": hashlib.sha256(got.tobytes()).hexdigest()[:16], "inexact": int((got != exact).sum()),
+            "of": PROBE_SIZE}
 
 
 def _flush_c_stdio() -> None:

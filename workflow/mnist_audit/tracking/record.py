@@ -181,6 +181,9 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         "platform": platform,
         **{f"platform.{k}": v for k, v in _flatten((metrics.get("platform") or {}).get("settings") or {}).items()},
     }
+    probe = (((metrics.get("platform") or {}).get("ran") or {}).get("reciprocal") or {}).get("digest")
+    if probe:  # the CPU's reciprocal estimate, where TensorFlow ran (platforms.reciprocal_probe)
+        params["reciprocal_digest"] = probe
     prov = metrics.get("provenance") or {}
     # A few tags a reader filters and groups by; versions and checksums are in the
     # run's provenance.json artifact, the data in its dataset inputs.
