@@ -242,6 +242,23 @@ def test_cpu_kind_from_cpuinfo():
     assert a["kind"] == "AuthenticAMD 25/17 avx512+bf16" and a["model_name"] == "AMD EPYC"
     assert i["kind"] == "GenuineIntel 6/143 avx512+amx" and "amx_tile" in i["isa"]
     assert a["kind"] != i["kind"]
+    assert "caches" not in a  # a text given: no machine to read
+
+
+def test_cpu_caches_as_the_kernel_reports_them(tmp_path):
+    from mnist_audit.devices import cpu_caches, cpu_info
+
+    for i, (level, kind, size) in enumerate([(1, "Data", "48K"), (1, "Instruction", "32K"), (2, "Unified", "2048K"),
+                                             (3, "Unified", "107520K")]):
+        d = tmp_path / f"index{i}"
+        d.mkdir()
+        for name, value in (("level", level), ("type", kind), ("size", size)):
+            (d / name).write_text(f"{value}\n")
+    assert cpu_caches(tmp_path) == {"L1d": "48K", "L1i": "32K", "L2": "2048K", "L3": "107520K"}
+    assert cpu_caches(tmp_path / "absent") == {}
+    here = cpu_info()
+    if Path("/sys/devices/system/cpu/cpu0/cache").is_dir():  # Linux: this machine's, read for real
+        assert {"L1d", "L2"} <= set(here["caches"]) and all(v[:-1].isdigit() for v in here["caches"].values())
 
 
 @pytest.mark.slow

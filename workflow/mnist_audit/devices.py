@@ -67,7 +67,9 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
     ``kind`` ("AuthenticAMD 25/17 avx512+bf16", "GenuineIntel 6/143 avx512+amx") is
     the key runs are compared exactly by: the model name alone can be generic ("AMD
     EPYC"). Reads /proc/cpuinfo (or the text given); unknown fields are "unknown".
+    Read from this machine, it also gives the caches (``cpu_caches``).
     """
+    read_machine = cpuinfo is None
     if cpuinfo is None:
         try:
             cpuinfo = Path("/proc/cpuinfo").read_text()
@@ -91,7 +93,7 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
         level = "avx2"
     else:
         level = "baseline"
-    return {
+    info = {
         "vendor": vendor,
         "family": family,
         "model": model,
@@ -100,6 +102,25 @@ def cpu_info(cpuinfo: str | None = None) -> dict:
         "isa": isa,
         "kind": f"{vendor} {family}/{model} {level}",
     }
+    if read_machine:
+        info["caches"] = cpu_caches()
+    return info
+
+
+def cpu_caches(root: Path = Path("/sys/devices/system/cpu/cpu0/cache")) -> dict[str, str]:
+    """The first CPU's caches as the kernel reports them from CPUID ({"L1d": "32K",
+    "L1i": "32K", "L2": "1024K", "L3": "32768K"}; {} where unreadable). Not part of the
+    kind: Eigen sizes its GEMM blocks from them (TensorFlow's Eigen contractions, the
+    ``eigen`` platform's kernels), so they are recorded beside it (docs/platforms.md)."""
+    out: dict[str, str] = {}
+    for index in sorted(root.glob("index*")):
+        try:
+            level, kind, size = ((index / f).read_text().strip() for f in ("level", "type", "size"))
+        except OSError:
+            continue
+        suffix = {"Data": "d", "Instruction": "i"}.get(kind, "")
+        out[f"L{level}{suffix}"] = size
+    return out
 
 
 @dataclasses.dataclass
