@@ -163,7 +163,9 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
     A verdict moves with the machine, never with the number of seeds: a platform flips only
     where its verdict differs from the reference's on the same seeds (all of the reference's,
     or the subset it has, two or more), and it is judged ("yes") only with all of them; with
-    fewer it is "not yet" (a verdict on fewer seeds may differ for the number of seeds alone)."""
+    fewer it is "not yet" (a verdict on fewer seeds may differ for the number of seeds alone),
+    with the number of other platforms on which it is judged and holds, where any:
+    "not yet (holds on 4 of 7 other platforms)"."""
     rows = []
     for (arch, variant), g in groups(runs):
         ref_where = _reference_where(g)
@@ -204,12 +206,20 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
             "claim": f">= {per[ref_where][2]:g}%", "reference_verdict": ref_verdict,
             # yes: the same verdict on every platform, each on all of the reference's seeds;
             # not yet: no platform disagrees on the seeds it has, but some lack some of them
-            "holds_everywhere": "no" if flips else ("not yet" if few else "yes"),
+            # (and on how many of the other platforms it is judged and holds, where some)
+            "holds_everywhere": "no" if flips else ("yes" if not few else _not_yet(len(per) - 1 - len(few),
+                                                                                      len(per) - 1)),
             "verdicts": "; ".join(f"{w}: {per[w][0].replace(' (n<2)', '')} (n={per[w][1]})" for w in order),
             "flips_on": ", ".join(flips),
             "too_few_seeds_on": ", ".join(sorted(few)),
         })
     return pd.DataFrame(rows, columns=VERDICT_COLUMNS)
+
+
+def _not_yet(judged: int, others: int) -> str:
+    """"not yet", and on how many of the ``others`` platforms (the reference's aside) the
+    verdict is judged, with all of the reference's seeds, and holds, where on any."""
+    return f"not yet (holds on {judged} of {others} other platforms)" if judged else "not yet"
 
 
 def spreads_long(table: pd.DataFrame) -> pd.DataFrame:
@@ -261,7 +271,9 @@ VERDICTS_NOTE = (
     "Each platform is judged with the claim audit's method on its runs of the reference platform's seeds "
     "(n: how many it has), so that a verdict can change with the machine, never with the number of seeds: a "
     "platform flips where its verdict differs from the reference's on the same seeds, and is judged only on all "
-    "of them (with fewer, it is not yet judged: a verdict on fewer seeds may differ for that alone).")
+    "of them (with fewer, it is not yet judged: a verdict on fewer seeds may differ for that alone; \"not yet "
+    "(holds on 4 of 7 other platforms)\": the reference's verdict on the 4 other platforms that have all of its "
+    "seeds).")
 
 
 ONE_PLATFORM = ("One platform only: no platform spread to measure (config key platforms, e.g. "
@@ -308,12 +320,16 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     if len(verdicts):
         flips = verdicts[verdicts["holds_everywhere"] == "no"]
         held = verdicts[verdicts["holds_everywhere"] == "yes"]
-        waiting = verdicts[verdicts["holds_everywhere"] == "not yet"]
+        waiting = verdicts[verdicts["holds_everywhere"].str.startswith("not yet")]
+        partly = waiting[waiting["holds_everywhere"] != "not yet"]
         out.append(f"Of {len(verdicts)} judged claims, {len(held)} keep their verdict on every platform measured "
                    "(each on all of the reference's seeds)" + (": " + ", ".join(held["model"]) if len(held) else "")
                    + "; " + (f"{len(flips)} flip: " + "; ".join(f"{r.model} on {r.flips_on}" for r in flips.itertuples())
                              if len(flips) else "none flips")
-                   + f"; {len(waiting)} not yet judged on every platform.")
+                   + f"; {len(waiting)} not yet judged on every platform"
+                   + (" (holding on the other platforms with all of the reference's seeds: " + ", ".join(
+                       f"{r.model} on {r.holds_everywhere.split('holds on ')[1].split(' other')[0]}"
+                       for r in partly.itertuples()) + ")" if len(partly) else "") + ".")
         open_ = verdicts[verdicts["too_few_seeds_on"] != ""]
         if len(open_):
             out.append("Not yet judged on all of the reference's seeds: " + "; ".join(
