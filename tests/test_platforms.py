@@ -323,6 +323,7 @@ def test_a_claim_holds_everywhere_only_where_every_platform_has_all_the_referenc
         judged, others = len(per) - 1 - len(few), len(per) - 1  # the reference aside
         partly = f"not yet (holds on {judged} of {others} other platforms)" if judged else "not yet"
         assert row["holds_everywhere"] == ("no" if flips else partly if few else "yes")
+        assert (row["judged_on"], row["other_platforms"]) == (judged, others)
         # each platform is judged on the reference's seeds alone (its other seeds are left out)
         published = {json.loads(p.read_text())["seed"]
                      for p in (AUDIT / "runs" / row["architecture"] / row["variant"]).glob("seed*/metrics.json")}
@@ -356,6 +357,7 @@ def test_a_platform_with_some_of_the_reference_seeds_flips_only_against_the_refe
     assert row["too_few_seeds_on"] == platform and row["flips_on"] == ""
     n = row["verdicts"].count("(n=") - 1  # the platforms but the reference: all but this one have seeds 0-4
     assert row["holds_everywhere"] == f"not yet (holds on {n - 1} of {n} other platforms)"
+    assert (row["judged_on"], row["other_platforms"]) == (n - 1, n)
     others.loc[where, ["test_accuracy", "run_dir"]] = [0.90, "no-predictions"]
     moved = platform_verdicts(study_runs(runs, others)).set_index("model").loc["mlp"]
     assert moved["flips_on"] == platform and moved["holds_everywhere"] == "no"
@@ -384,3 +386,27 @@ def test_a_platform_is_judged_on_the_reference_seeds_never_on_its_extra_ones():
                ["test_accuracy", "run_dir"]] = [0.90, "no-predictions"]
     moved = platform_verdicts(study_runs(runs, others)).set_index("model").loc["mlp"]
     assert moved["holds_everywhere"] == "no" and moved["flips_on"] == "avx2 on Intel 6/167"
+
+
+def test_the_findings_read_the_counts_from_the_table_not_from_its_text():
+    """findings: the claims still "not yet" judged everywhere are named with the number of
+    other platforms on which they hold, read from the integer columns (the text may change)."""
+    from mnist_audit.variance import VARIANCE_COLUMNS, VERDICT_COLUMNS, findings
+
+    base = {c: "" for c in VERDICT_COLUMNS}
+    verdicts = pd.DataFrame([
+        {**base, "model": "a", "holds_everywhere": "yes", "judged_on": 3, "other_platforms": 3},
+        {**base, "model": "b", "holds_everywhere": "not yet (holds on 2 of 3 other platforms)",
+         "judged_on": 2, "other_platforms": 3, "too_few_seeds_on": "jax"},
+        {**base, "model": "c", "holds_everywhere": "not yet", "judged_on": 0, "other_platforms": 1,
+         "too_few_seeds_on": "eigen"},
+    ], columns=VERDICT_COLUMNS)
+    table = pd.DataFrame(columns=VARIANCE_COLUMNS)
+    first = findings(table, verdicts)[0]
+    assert first.startswith("Of 3 judged claims, 1 keep their verdict on every platform measured")
+    assert "none flips; 2 not yet judged on every platform" in first
+    assert "holding on the other platforms with all of the reference's seeds: b on 2 of 3)" in first
+    verdicts.loc[1, "holds_everywhere"] = "not yet (reworded)"  # the text is not what it reads
+    assert findings(table, verdicts)[0] == first
+    verdicts.loc[1, "judged_on"] = 1
+    assert "b on 1 of 3)" in findings(table, verdicts)[0]

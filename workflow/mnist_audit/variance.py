@@ -151,7 +151,7 @@ def variance_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 VERDICT_COLUMNS = ["architecture", "variant", "model", "claim", "reference_verdict", "holds_everywhere",
-                   "verdicts", "flips_on", "too_few_seeds_on"]
+                   "judged_on", "other_platforms", "verdicts", "flips_on", "too_few_seeds_on"]
 MIN_SEEDS = 2  # with fewer seeds a verdict is no verdict (audit.claim_audit: "n<2"), so never a flip
 
 
@@ -201,14 +201,16 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
         flips = [w for w, (v, n, _) in per.items() if n >= MIN_SEEDS and ref_on_same.get(w)
                  and v != ref_on_same[w][0]]
         order = [ref_where] + sorted(w for w in per if w != ref_where)
+        others, judged = len(per) - 1, len(per) - 1 - len(few)
         rows.append({
             "architecture": arch, "variant": variant, "model": g["model"].iloc[0],
             "claim": f">= {per[ref_where][2]:g}%", "reference_verdict": ref_verdict,
             # yes: the same verdict on every platform, each on all of the reference's seeds;
             # not yet: no platform disagrees on the seeds it has, but some lack some of them
             # (and on how many of the other platforms it is judged and holds, where some)
-            "holds_everywhere": "no" if flips else ("yes" if not few else _not_yet(len(per) - 1 - len(few),
-                                                                                      len(per) - 1)),
+            "holds_everywhere": "no" if flips else ("yes" if not few else _not_yet(judged, others)),
+            # of the other platforms, how many have all of the reference's seeds (so are judged)
+            "judged_on": judged, "other_platforms": others,
             "verdicts": "; ".join(f"{w}: {per[w][0].replace(' (n<2)', '')} (n={per[w][1]})" for w in order),
             "flips_on": ", ".join(flips),
             "too_few_seeds_on": ", ".join(sorted(few)),
@@ -320,16 +322,15 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
     if len(verdicts):
         flips = verdicts[verdicts["holds_everywhere"] == "no"]
         held = verdicts[verdicts["holds_everywhere"] == "yes"]
-        waiting = verdicts[verdicts["holds_everywhere"].str.startswith("not yet")]
-        partly = waiting[waiting["holds_everywhere"] != "not yet"]
+        waiting = verdicts[~verdicts["holds_everywhere"].isin(["yes", "no"])]  # "not yet ..."
+        partly = waiting[waiting["judged_on"].astype(int) > 0]
         out.append(f"Of {len(verdicts)} judged claims, {len(held)} keep their verdict on every platform measured "
                    "(each on all of the reference's seeds)" + (": " + ", ".join(held["model"]) if len(held) else "")
                    + "; " + (f"{len(flips)} flip: " + "; ".join(f"{r.model} on {r.flips_on}" for r in flips.itertuples())
                              if len(flips) else "none flips")
                    + f"; {len(waiting)} not yet judged on every platform"
                    + (" (holding on the other platforms with all of the reference's seeds: " + ", ".join(
-                       f"{r.model} on {r.holds_everywhere.split('holds on ')[1].split(' other')[0]}"
-                       for r in partly.itertuples()) + ")" if len(partly) else "") + ".")
+                       f"{r.model} on {r.judged_on} of {r.other_platforms}" for r in partly.itertuples()) + ")" if len(partly) else "") + ".")
         open_ = verdicts[verdicts["too_few_seeds_on"] != ""]
         if len(open_):
             out.append("Not yet judged on all of the reference's seeds: " + "; ".join(
