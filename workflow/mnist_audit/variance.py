@@ -330,7 +330,8 @@ def findings(table: pd.DataFrame, verdicts: pd.DataFrame) -> list[str]:
                              if len(flips) else "none flips")
                    + f"; {len(waiting)} not yet judged on every platform"
                    + (" (holding on the other platforms with all of the reference's seeds: " + ", ".join(
-                       f"{r.model} on {r.judged_on} of {r.other_platforms}" for r in partly.itertuples()) + ")" if len(partly) else "") + ".")
+                       f"{r.model} on {r.judged_on} of {r.other_platforms}" for r in partly.itertuples()) + ")"
+                      if len(partly) else "") + ".")
         open_ = verdicts[verdicts["too_few_seeds_on"] != ""]
         if len(open_):
             out.append("Not yet judged on all of the reference's seeds: " + "; ".join(
