@@ -201,7 +201,8 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
         flips = [w for w, (v, n, _) in per.items() if n >= MIN_SEEDS and ref_on_same.get(w)
                  and v != ref_on_same[w][0]]
         order = [ref_where] + sorted(w for w in per if w != ref_where)
-        others, judged = len(per) - 1, len(per) - 1 - len(few)
+        others = len(per) - 1  # the reference aside
+        judged = others - len(few)  # of them, those with all of the reference's seeds
         rows.append({
             "architecture": arch, "variant": variant, "model": g["model"].iloc[0],
             "claim": f">= {per[ref_where][2]:g}%", "reference_verdict": ref_verdict,
@@ -209,7 +210,6 @@ def platform_verdicts(runs: pd.DataFrame) -> pd.DataFrame:
             # not yet: no platform disagrees on the seeds it has, but some lack some of them
             # (and on how many of the other platforms it is judged and holds, where some)
             "holds_everywhere": "no" if flips else ("yes" if not few else _not_yet(judged, others)),
-            # of the other platforms, how many have all of the reference's seeds (so are judged)
             "judged_on": judged, "other_platforms": others,
             "verdicts": "; ".join(f"{w}: {per[w][0].replace(' (n<2)', '')} (n={per[w][1]})" for w in order),
             "flips_on": ", ".join(flips),
