@@ -20,7 +20,7 @@ from scipy import stats
 from mnist_audit import registry, report, tracking
 from mnist_audit.audit import claim_audit, verdict
 from mnist_audit.plots import PLOT_FILES
-from mnist_audit.readme import compact_verdicts, verdict_summary
+from mnist_audit.report.text import compact_verdicts, verdict_summary
 from mnist_audit.tables import OVERRIDDEN_BANNER, SCALED_BANNER, markdown_table, order_rows, write_csv
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -27,9 +27,8 @@ Modules, from the bottom up (each imports only modules above it in this list):
                  TOST, McNemar per pair, speed both ways
     accounting   parameters, layers and MACs per architecture
     plots        the report's plots (seaborn)
-    readme       the report's text
-    summary_html the landing page of Snakemake's HTML report
-    report       aggregation of runs and the whole report build
+    runtable     the runs table (one tidy row per metrics.json) and the histories
+    report/      the report's pages: text, landing page, the whole report build
     publish      the published audit: copy finished runs in, rebuild its report
     bench_timing timing side by side: interleaved calls, ratios within a repetition
     bench_levers the training path against plain model.fit and the TF1 loop, each lever off

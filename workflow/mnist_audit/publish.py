@@ -284,7 +284,7 @@ def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str,
                 platform_runs: pd.DataFrame | None = None, n_portcheck: int = 0) -> str:
     """The README's "Status of the audit": the verdicts, the machines, the compute, the dates;
     and the runs that are in no verdict row (the platform study, the behaviour checks)."""
-    from .readme import compact_verdicts, verdict_summary
+    from .report.text import compact_verdicts, verdict_summary
     from .tables import date_span, markdown_table
 
     published = runs[runs["published_recipe"]]

@@ -369,7 +369,7 @@ def html_section(table: pd.DataFrame, verdicts: pd.DataFrame, plot_link: str | N
     plot, the spreads table, each claim's verdicts per platform, the findings."""
     import html
 
-    from .summary_html import _table, prose
+    from .report.landing import _table, prose
 
     if table.empty:
         return ""

@@ -1,5 +1,5 @@
 # The report: tidy runs table, claim audit, parameter and timing tables, plots, README,
-# and one aggregate MLflow run (logic: workflow/mnist_audit/report.py and the modules it names;
+# and one aggregate MLflow run (logic: workflow/mnist_audit/report/ and the modules it names;
 # the MLflow run: mnist_audit.tracking).
 # Every table and plot is also in the HTML report:  snakemake --report results/report.html
 REPORT_DIR = "results/report"

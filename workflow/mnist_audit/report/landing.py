@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .readme import CI_NOTE, PORT_NOTE, VERDICT_RULE, compact_verdicts, how_sure, run_counts, verdict_summary
-from .tables import AUDIT_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, isnan, rel, settings_summary
+from .text import CI_NOTE, PORT_NOTE, VERDICT_RULE, compact_verdicts, how_sure, run_counts, verdict_summary
+from ..tables import AUDIT_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, isnan, rel, settings_summary
 
 BANNER_STYLE = "background:#fde2e1;border:2px solid #c0392b;padding:.6em;font-weight:bold;margin-bottom:1em"
 STYLE = ("body{font-family:sans-serif;margin:1.5em;max-width:1400px;line-height:1.4} table.t{border-collapse:collapse;"
@@ -102,7 +102,7 @@ def html_summary(runs: pd.DataFrame, audit_table: pd.DataFrame, timing: pd.DataF
 
 
 # The static description (the landing page before any run has finished)
-WORKFLOW_RST = Path(__file__).resolve().parents[1] / "report" / "workflow.rst"
+WORKFLOW_RST = Path(__file__).resolve().parents[2] / "report" / "workflow.rst"
 
 
 def _raw_banner(text: str) -> list[str]:

@@ -1,28 +1,5 @@
-"""The report: a tidy table of runs, the claim audit, parameter and timing tables,
-plots, a README and an HTML summary (and one aggregate MLflow run, ``tracking.log_report``).
-
-Everything here reads what the training jobs wrote (metrics.json, history.csv) and
-the registry; nothing is recomputed from a model except the parameter and MAC
-accounting (``accounting``). Every file is written atomically (temporary name beside
-it, then ``os.replace``).
-
-The modules of the report, by job:
-
-* ``report`` (here): the timing table and ``build_report``, the entry point that writes
-  every table, plot and text;
-* ``runtable``: the runs (metrics.json -> runs.csv) and their histories;
-* ``audit``: the statistics and verdicts (the claim audit, port versus original);
-* ``accounting``: parameters, layers and MACs (builds the Keras models);
-* ``plots``: every plot; ``readme``: the README's text; ``summary_html``: the HTML page;
-* ``tables``: labels, the registry's row order, Markdown tables and the recipe status.
-
-The claim audit (one row per architecture and variant):
-
-* the statistic is the final test accuracy of each run (after the whole budget);
-* the interval is the 95% interval of the mean over seeds and test images (``audit``);
-  the seed-only Student-t interval is beside it (``test_t_low_pct``, ``test_t_high_pct``);
-* the verdict follows ``audit.verdict`` (stated in the README and the captions).
-"""
+"""The report's build: the timing table and ``build_report``, the entry point that writes
+every table, plot and page of the report (the package's docstring lists the modules)."""
 
 from __future__ import annotations
 
@@ -35,14 +12,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from . import audit as stats
-from . import registry, variance
-from .plots import make_plots
-from .portcheck import platforms, port_vs_original
-from .readme import claim_audit_markdown, port_markdown, readme
-from .summary_html import html_summary, landing_rst
-from .tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, rel, write_csv, write_text
-from .runtable import aggregate_runs, load_histories, load_run, write_runs  # noqa: F401 (the report's calls)
+from .. import audit as stats
+from .. import registry, variance
+from ..plots import make_plots
+from ..portcheck import platforms, port_vs_original
+from .text import claim_audit_markdown, port_markdown, readme
+from .landing import html_summary, landing_rst
+from ..tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, rel, write_csv, write_text
+from ..runtable import aggregate_runs, load_histories, load_run, write_runs  # noqa: F401 (the report's calls)
 
 log = logging.getLogger(__name__)
 

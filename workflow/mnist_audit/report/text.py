@@ -12,16 +12,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import audit as stats
-from . import registry
-from .accounting import PARAM_MD
-from .config import original_of, starts_from_port
-from .data import MNIST_FILES
-from .plots import PLOT_FILES
-from .recipes import ORIGINAL_KINDS
-from .tables import (AUDIT_MD, CLAIMS_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, budget_detail,
+from .. import audit as stats
+from .. import registry
+from ..accounting import PARAM_MD
+from ..config import original_of, starts_from_port
+from ..data import MNIST_FILES
+from ..plots import PLOT_FILES
+from ..recipes import ORIGINAL_KINDS
+from ..tables import (AUDIT_MD, CLAIMS_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, budget_detail,
                      date_span, groups, isnan, markdown_table, md, order_rows, rel, settings_summary)
-from .runs import label as model_label
+from ..runs import label as model_label
 
 TOLERANCE = stats.TOLERANCE
 NO_ORIGINALS = "No originals among these runs (opt-in: config key `originals`)."
