@@ -23,7 +23,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--hide-scrollbars"]
 
 PROBE = """<!DOCTYPE html><html><body>
-<iframe id="page" src="{url}" style="width:1400px;height:1000px"></iframe><pre id="record">not loaded</pre>
+<iframe id="page" src="{url}" style="width:1400px;height:900px;border:0"></iframe><pre id="record">not loaded</pre>
 <script>
 document.getElementById("page").addEventListener("load", function () {{
   var d = this.contentDocument;
@@ -32,7 +32,18 @@ document.getElementById("page").addEventListener("load", function () {{
       return {{src: i.getAttribute("src"), complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}};
     }}),
     links: Array.from(d.querySelectorAll("a[href]")).map(function (a) {{
-      return {{href: a.getAttribute("href"), url: a.href}};
+      return {{href: a.getAttribute("href"), url: a.href, inTable: !!a.closest("table")}};
+    }}),
+    tables: Array.from(d.querySelectorAll("table")).map(function (t) {{
+      var box = t.getBoundingClientRect();
+      return {{width: t.scrollWidth, shown: t.clientWidth, top: box.top, bottom: box.bottom,
+               rows: t.querySelectorAll("tbody tr").length,
+               firstLinks: Array.from(t.querySelectorAll("tbody tr")).map(function (r) {{
+                 var a = r.querySelector("td a"); return a ? a.href : null; }})}};
+    }}),
+    paragraphs: Array.from(d.querySelectorAll("p")).map(function (p) {{
+      var box = p.getBoundingClientRect();
+      return {{text: p.innerText, top: box.top, bottom: box.bottom}};
     }}),
     text: d.body.innerText
   }});
@@ -49,7 +60,10 @@ def _chromium(args: list[str], profile: Path, timeout: float = 90) -> str:
 
 
 def render(page: Path, tmp: Path) -> dict:
-    """{"images": [{src, complete, width, height}], "links": [{href, url}], "text": str} of ``page``."""
+    """What a reader sees of ``page`` in a 1400 x 900 window: {"images": [{src, complete,
+    width, height}], "links": [{href, url, inTable}], "tables": [{width (its content's),
+    shown (the box's), top, bottom (px from the window's top), rows, firstLinks (each body
+    row's first link)}], "paragraphs": [{text, top, bottom}], "text": str}."""
     probe = tmp / "probe.html"
     probe.write_text(PROBE.format(url=Path(page).resolve().as_uri()))
     # file:// pages may read a file:// frame only with this flag; the probe never leaves the machine
@@ -64,4 +78,27 @@ def screenshot(page: Path, out: Path, tmp: Path, size: tuple[int, int] = (1400, 
     out.parent.mkdir(parents=True, exist_ok=True)
     _chromium([f"--window-size={size[0]},{size[1]}", f"--screenshot={out}", Path(page).resolve().as_uri()],
               tmp / "profile-shot")
+    return out
+
+
+# GitHub's Markdown: its content column (880 px in a 1,280 px window), its fonts and its
+# tables, which are as wide as their content but scroll inside the column when wider
+GITHUB_CSS = """body{margin:0} .markdown-body{box-sizing:border-box;width:880px;margin:0 16px;
+font-family:-apple-system,"Segoe UI","Noto Sans",Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5}
+.markdown-body table{border-spacing:0;border-collapse:collapse;display:block;width:max-content;max-width:100%;
+overflow:auto} .markdown-body td,.markdown-body th{padding:6px 13px;border:1px solid #d1d9e0}
+.markdown-body img{max-width:100%}"""
+
+
+def as_github(markdown: Path, tmp: Path) -> Path:
+    """``markdown`` rendered as GitHub renders it (markdown-it-py, GitHub's tables and CSS), as
+    an HTML file in ``tmp`` whose relative links and images resolve beside ``markdown``."""
+    from markdown_it import MarkdownIt
+
+    markdown = Path(markdown).resolve()
+    body = MarkdownIt("commonmark").enable("table").render(markdown.read_text())
+    out = tmp / f"github-{markdown.parent.name}-{markdown.stem}.html"
+    out.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><base href='{markdown.parent.as_uri()}/'>"
+                   f"<style>{GITHUB_CSS}</style></head><body><article class='markdown-body'>{body}</article>"
+                   "</body></html>")
     return out

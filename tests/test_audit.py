@@ -230,13 +230,15 @@ def test_audit_report_rebuilds_byte_identical_and_matches_the_readme(tmp_path):
     publish.build_audit_report(work)
     second = {p.relative_to(work): p.read_bytes() for p in (work / "report").rglob("*") if p.is_file()}
     assert first.keys() == second.keys()
-    for name in first:
-        if name.suffix in (".csv", ".md"):
-            assert first[name] == second[name], name
+    for name in first:  # every file: tables, pages, HTML and plots
+        assert first[name] == second[name], name
     # the committed report is the one these records give, and so is the README's table
     committed = AUDIT / "report"
+    pages = [p.relative_to(work / "report").as_posix() for p in (work / "report").rglob("*")
+             if p.suffix in (".md", ".html") and p.parent.name != "tables"]
+    assert {"README.md", "summary.html", "method.md", "tutorials/thomas.md"} <= set(pages)
     for name in ("tables/claim_audit.csv", "tables/timing.csv", "tables/port_vs_original.csv", "runs.csv",
-                 "tables/variance.csv", "tables/platform_verdicts.csv", "status.md",
+                 "tables/variance.csv", "tables/platform_verdicts.csv", "status.md", *pages,
                  *(["portcheck_runs.csv"] if STUDY else []), *(["platform_runs.csv"] if PLATFORM_STUDY else [])):
         generated = (work / "report" / name).read_text().replace(str(work), "audit")
         assert generated == (committed / name).read_text(), f"audit/report/{name} is stale: run audit_report"
@@ -265,7 +267,7 @@ def test_the_published_report_reads_plainly():
     runs = pd.read_csv(report / "runs.csv")
     assert total == len(runs) == in_rows + originals and rows == len(pd.read_csv(report / "tables" / "claim_audit.csv"))
     assert originals == sum(original_of(v) is not None for v in runs["variant"])
-    trained = re.search(r"Trained ([^.]+)\.", (report / "status.md").read_text()).group(1)
+    trained = re.search(r"trained (\S+(?: to \S+)?) on ", (report / "status.md").read_text()).group(1)
     first, _, last = trained.partition(" to ")
     assert first != last, trained
 

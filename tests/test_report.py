@@ -340,7 +340,20 @@ def test_build_report_writes_every_output(tmp_path, scaled):
     assert not list(base.rglob(".*.part"))  # atomic writes leave no temporary files
     text = Path(outputs["readme"]).read_text()
     assert (SCALED_BANNER in text) is scaled
-    assert "Verdict rule" in text and re.search(r"^\| thomas +\|", text, re.M) and "plots/learning_curves_wall.png" in text
+    # the main page: the answer, then the verdict table by name, linked to each tutorial's page
+    assert text.startswith("# Do the MNIST tutorials' accuracy claims hold up?")
+    name = registry.get_architecture("thomas").display
+    assert re.search(rf"^\| \[{re.escape(name)}\]\(tutorials/thomas\.md\)", text, re.M)
+    assert text.index("Of 1 tutorial") < text.index("| tutorial ")
+    pages = {p.relative_to(base).as_posix() for p in base.rglob("*.md")}
+    assert {"README.md", "method.md", "port-vs-original.md", "platforms.md", "cost.md", "provenance.md",
+            "tutorials/thomas.md", "tutorials/softmax_regression.md"} <= pages
+    for page_ in pages - {"README.md"}:
+        assert (base / page_).with_suffix(".html").exists(), page_  # every page has its HTML (layers.md too)
+    assert (base / "tutorials" / "thomas.png").exists()
+    assert "Verdict rule" in (base / "method.md").read_text()
+    assert "../plots/learning_curves_wall.png" not in (base / "cost.md").read_text()
+    assert "(plots/learning_curves_wall.png)" in (base / "cost.md").read_text()
     verdicts = dict(zip(result["audit"]["model"], result["audit"]["verdict"]))
     if scaled:
         assert set(verdicts.values()) == {"inconclusive (scaled budget)"}
@@ -349,10 +362,9 @@ def test_build_report_writes_every_output(tmp_path, scaled):
     audit_md = Path(outputs["claim_audit_md"]).read_text()
     assert "Welch-Satterthwaite" in audit_md and "Verdict rule" in audit_md
     assert audit_md.startswith("**") and re.search(r"\| our figure, 95% interval +\|", audit_md)  # compact table first
-    assert text.index("## Verdicts") < text.index("## Claim audit in full")
-    assert "## Where the runs came from" in text
-    page = Path(outputs["summary_html"]).read_text()
+    page = Path(outputs["summary_html"]).read_text()  # the main page's HTML
     assert "<table" in page and "<th>verdict</th>" in page and (SCALED_BANNER in page) is scaled
+    assert 'href="tutorials/thomas.html"' in page and ".md\"" not in page
 
 
 def test_log_report_is_one_child_run_per_sweep(tmp_path):

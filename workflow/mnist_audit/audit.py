@@ -2,7 +2,7 @@
 
 A row of the audit is one architecture and variant: n runs (seeds), each with every
 evaluation image's correctness (``predictions.npz``). Its accuracy has two sources of
-error (SPEC section 4):
+error (docs/benchmark.md):
 
 * seed-to-seed training randomness: one run's accuracy varies with its seed;
 * the sampling of the test images: every run is evaluated on the same 10,000 images,

@@ -1,6 +1,6 @@
 """MNIST: the files and their checksums, IDX parsing, the split, the arrays a job trains on.
 
-Each file is identified by the SHA-256 of its *decompressed* IDX payload (SPEC
+Each file is identified by the SHA-256 of its *decompressed* IDX payload (docs/benchmark.md,
 section 1), which holds for every source, including recompressed local copies; the
 archive's own SHA-256 is known too, for mirrors that serve the canonical bytes.
 Fetching and verifying the files is ``mnist_audit.download``; the prepared split is
@@ -33,7 +33,7 @@ class MnistFile:
     payload_sha256: str  # the decompressed IDX payload: the contract for every source
 
 
-# SPEC section 1.
+# docs/benchmark.md.
 MNIST_FILES: dict[str, MnistFile] = {
     f.name: f
     for f in (
@@ -154,10 +154,10 @@ def prepare_split(
     n_validation: int = N_VALIDATION,
     expected_payload: Mapping[str, str] | None = None,
 ) -> dict:
-    """Build the SPEC split from the four verified archives as one .npz + manifest.
+    """Build the benchmark's split from the four verified archives as one .npz + manifest.
 
     ``raw`` maps each MNIST file name to its local .gz path. ``expected_payload``
-    defaults to the SPEC checksums; tests pass their own for synthetic files.
+    defaults to the benchmark's checksums; tests pass their own for synthetic files.
     """
     expected_payload = expected_payload or {n: f.payload_sha256 for n, f in MNIST_FILES.items()}
     missing = set(MNIST_FILES) - set(raw)

@@ -1,7 +1,7 @@
 """Fetch the MNIST files from an ordered list of mirrors and verify each one.
 
 The integrity contract is the SHA-256 of each file's *decompressed* IDX payload
-(SPEC section 1): it holds for every source, including recompressed local copies.
+(docs/benchmark.md): it holds for every source, including recompressed local copies.
 The SHA-256 of the .gz archive is checked in addition for mirrors that serve the
 canonical archive bytes (the public mirrors do; local copies usually do not).
 
@@ -107,7 +107,7 @@ def _copy(src, dest) -> int:
 
 
 def verify_file(path: Path, spec: MnistFile, canonical: bool, mirror: str | None = None) -> dict:
-    """Check one archive (``path``, maybe a temporary name) against the SPEC entry
+    """Check one archive (``path``, maybe a temporary name) against the benchmark's entry
     ``spec``; returns what was verified. Errors name ``spec.name``, never the temporary
     file; ``mirror`` (where it came from) goes into the canonical-hash hint."""
     actual = payload_sha256(path, spec.name)

@@ -1,7 +1,7 @@
 """Platforms: the execution settings a run's numbers depend on besides its recipe and seed.
 
 The same program and seed give bit-identical numbers on one CPU kind with one set of
-kernels, and other low bits elsewhere (SPEC section 4). Most of that is a setting, not
+kernels, and other low bits elsewhere (docs/benchmark.md). Most of that is a setting, not
 only a chip: oneDNN can be capped to an older instruction set, TensorFlow can run its
 own (Eigen) kernels instead of oneDNN's, a job can use two threads (another reduction
 order), and Keras can run the same model on JAX (XLA's CPU kernels). A *platform* is one

@@ -46,13 +46,31 @@ def _pyplot():
     return plt, sns
 
 
+DPI = 150
+COLUMN_PX = 880  # the width a page shows a plot at, at most (GitHub's content column)
+# The smallest text of every plot written in this process, in pixels on screen at the width
+# the pages show it (min(natural width, COLUMN_PX)): the tests hold every plot to 11 px.
+LEGIBILITY: dict[str, float] = {}
+
+
+def smallest_text_px(fig, width_px: int) -> float:
+    """The smallest visible text of ``fig`` in on-screen pixels when its PNG (``width_px``
+    wide at ``DPI``) is shown at min(width_px, COLUMN_PX)."""
+    from matplotlib.text import Text
+
+    sizes = [t.get_fontsize() for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    return min(sizes, default=math.inf) * DPI / 72 * min(1.0, COLUMN_PX / width_px)
+
+
 def _save(fig, path: str | Path) -> None:
     import matplotlib.pyplot as plt
 
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    data = buf.getvalue()
+    LEGIBILITY[Path(path).name] = smallest_text_px(fig, int.from_bytes(data[16:20], "big"))  # PNG IHDR width
     plt.close(fig)
-    atomic_write_bytes(Path(path), buf.getvalue())
+    atomic_write_bytes(Path(path), data)
 
 
 CLAIM_STYLE = {"color": "#c0392b", "linestyle": "--", "linewidth": 1.4}
@@ -342,3 +360,75 @@ def make_plots(runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, pvo:
     plot_accuracy_vs(runs, outputs["accuracy_vs_time"], "total_train_seconds",
                      "training time per run (seconds, log scale; excludes evaluation)",
                      "Final test accuracy vs training time", scaled)
+
+
+# Up to four colours that stay apart on screen and in grey (ColorBrewer's Dark2, colour-blind safe)
+SERIES_COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a")
+
+
+def plot_tutorial(arch: str, runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.DataFrame, path: str | Path,
+                  scaled: bool) -> None:
+    """One tutorial's page plot: every seed's final test accuracy per variant (mean and 95%
+    interval beside it, the claim's bound dotted), and its test accuracy after each epoch
+    (mean over seeds, band +-1 sd). ``runs``, ``audit`` and ``hist``: the whole report's."""
+    from .report import names
+
+    plt, _ = _pyplot()
+    rows = audit[audit["architecture"] == arch].reset_index(drop=True)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.8, 3.6), gridspec_kw={"width_ratios": [1, 1.35]})
+    labels = {}
+    for i, r in enumerate(rows.itertuples(index=False)):
+        color = SERIES_COLORS[i % len(SERIES_COLORS)]
+        variant_name = "as published" if r.variant == "default" else \
+            registry.get_architecture(arch).variant_names.get(r.variant, r.variant)
+        labels[r.variant] = variant_name
+        g = runs[(runs["architecture"] == arch) & (runs["variant"] == r.variant)].sort_values("seed")
+        x0 = i * (len(g) + 2)
+        xs = x0 + np.arange(len(g))
+        left.scatter(xs, 100 * g["test_accuracy"].astype(float), s=36, color=color, zorder=3, label=variant_name)
+        mid = x0 + len(g)
+        if not isnan(r.test_ci_low_pct):
+            left.errorbar([mid], [r.test_mean_pct], yerr=[[r.test_mean_pct - r.test_ci_low_pct],
+                                                        [r.test_ci_high_pct - r.test_mean_pct]],
+                          fmt="D", color=color, markersize=6, capsize=4, linewidth=1.6, zorder=3)
+        h = hist[(hist["architecture"] == arch) & (hist["variant"] == r.variant)]
+        if len(h):
+            curve = h.groupby("epochs_seen")["test_accuracy"].agg(["mean", "std"]).reset_index()
+            x, m, sd = curve["epochs_seen"], 100 * curve["mean"], 100 * curve["std"].fillna(0)
+            right.plot(x, m, color=color, linewidth=1.8, marker="o" if len(curve) <= 20 else None, markersize=4,
+                       label=variant_name)
+            right.fill_between(x, m - sd, m + sd, color=color, alpha=0.2, linewidth=0)
+    bound = claim_label(arch, rows["variant"].iloc[0]) if len(rows) else ""
+    claim = registry.get_architecture(arch).claim
+    for ax in (left, right):
+        if claim.lower is not None:
+            ax.axhline(100 * claim.lower, **LOWER_STYLE)
+    # each panel's own range, with room above and below (no point on an edge)
+    for ax in (left, right):
+        lo, hi = ax.get_ylim()
+        pad = max(0.08 * (hi - lo), 0.05)
+        ax.set_ylim(lo - pad, min(hi + pad, 100.0 + pad))
+    if len(hist[hist["architecture"] == arch]):
+        finals = hist[hist["architecture"] == arch].groupby(["variant", "epochs_seen"])["test_accuracy"].mean()
+        late = 100 * finals[finals.index.get_level_values(1) >= 0.2 * finals.index.get_level_values(1).max()]
+        keep = [100 * claim.lower] if claim.lower is not None else []
+        low = min([float(late.min())] + keep)
+        high = max([float(late.max())] + keep)
+        pad = max(0.1 * (high - low), 0.05)
+        right.set_ylim(low - pad, high + pad)
+    ticks = [i * (len(runs[(runs["architecture"] == arch) & (runs["variant"] == v)]) + 2)
+             + len(runs[(runs["architecture"] == arch) & (runs["variant"] == v)]) / 2 - 0.5
+             for i, v in enumerate(rows["variant"])]
+    left.set_xticks(ticks, [f"{labels[v]}\n(seeds, then mean)" for v in rows["variant"]], fontsize=9)
+    left.set_ylabel("final test accuracy (%)", fontsize=10)
+    left.set_title("Every run, and the mean with its 95% interval", fontsize=10)
+    right.set_xlabel("epochs (passes over the training images)", fontsize=10)
+    right.set_ylabel("test accuracy (%)", fontsize=10)
+    right.set_title("Test accuracy while training (band: +-1 sd)", fontsize=10)
+    if len(rows) > 1:
+        right.legend(fontsize=9, frameon=False, loc="lower right")
+    for ax in (left, right):
+        ax.tick_params(labelsize=9)
+    fig.suptitle(_title(scaled, f"{names.name(arch)}" + (f": {bound}" if bound else "")), fontsize=11)
+    fig.tight_layout()
+    _save(fig, path)

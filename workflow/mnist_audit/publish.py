@@ -281,40 +281,42 @@ def report_outputs(report_dir: str | Path) -> dict[str, str]:
 
 
 def status_text(runs: pd.DataFrame, audit_table: pd.DataFrame, report_dir: str,
-                platform_runs: pd.DataFrame | None = None, n_portcheck: int = 0) -> str:
-    """The README's "Status of the audit": the verdicts, the machines, the compute, the dates;
-    and the runs that are in no verdict row (the platform study, the behaviour checks)."""
-    from .report.text import compact_verdicts, verdict_summary
-    from .tables import date_span, markdown_table
+                platform_runs: pd.DataFrame | None = None, n_portcheck: int = 0, timing: pd.DataFrame | None = None,
+                spreads: pd.DataFrame | None = None, verdicts: pd.DataFrame | None = None) -> str:
+    """The README's "Status of the audit": the answer in plain words and the verdict table
+    (``report.answer``, linked to the report's pages), then the machines and the dates; and
+    the runs that are in no verdict row (the platform study, the behaviour checks)."""
+    from .report import answer
+    from .tables import date_span
+    from .variance import cpu_plain
 
-    published = runs[runs["published_recipe"]]
-    compute_h = float((published["job_seconds"].astype(float) * published["threads"].fillna(1).astype(float)).sum()
-                      / 3600)
+    prefix = f"{report_dir}/"
     dates = sorted(str(v)[:10] for v in runs["trained_at"] if isinstance(v, str) and v != "unknown")
-    machines = ", ".join(f"{k} ({n} runs)" for k, n in runs.groupby("cpu_kind").size().items())
-    seeds = runs.groupby("model", sort=False)["seed"].nunique()
+    machines = ", ".join(f"{cpu_plain(k)} ({n} runs)" for k, n in runs.groupby("cpu_kind").size().items())
+    seeds = sorted(set(int(n) for n in audit_table["n_seeds"]))
+    seeds_text = f"{seeds[0]} seeds in every verdict row" if len(seeds) == 1 else \
+        f"{seeds[0]} to {seeds[-1]} seeds a verdict row"
     lines = [
-        f"**{verdict_summary(audit_table)}** ({len(runs)} published runs; seeds per row: "
-        f"{', '.join(f'{m} {k}' for m, k in seeds.items())}).",
+        answer.answer(audit_table, runs, timing if timing is not None else pd.DataFrame(
+            columns=["architecture", "variant", "train_seconds_mean"]), spreads, verdicts, prefix),
         "",
-        markdown_table(compact_verdicts(audit_table)).rstrip(),
+        answer.verdict_table(audit_table, prefix).rstrip(),
         "",
-        f"Machines (CPU kind): {machines}. Compute: {compute_h:.1f} CPU-hours of training jobs. "
-        f"Trained {date_span(dates, 'on unknown dates')}. "
-        f"Full report: [{report_dir}/README.md]({report_dir}/README.md).",
+        f"Each name opens the tutorial's page in the report; ↗ opens the tutorial where its author published it; "
+        f"↳ is a variant of the entry above it. {len(runs)} published runs ({seeds_text}), trained "
+        f"{date_span(dates, 'on unknown dates')} on {machines}. The full report: "
+        f"[{report_dir}/README.md]({report_dir}/README.md), or open `{report_dir}/summary.html` in a browser; how a "
+        f"verdict is made: [{report_dir}/method.md]({report_dir}/method.md).",
     ]
     beyond = []
     if platform_runs is not None and len(platform_runs):
-        kinds = ", ".join(f"{k} ({n})" for k, n in platform_runs.groupby("cpu_kind").size().items())
-        beyond.append(f"{len(platform_runs)} runs in `audit/platforms/` (CPU kinds: {kinds}): the platform study "
-                      f"([how much the machine moves the answer]({report_dir}/README.md#how-much-the-machine-moves-the-answer)) "
-                      "and port-versus-original pairs trained on another CPU kind than the claim audit's")
+        beyond.append(f"{len(platform_runs)} runs of the platform study in `audit/platforms/` "
+                      f"([how much the machine moves the answer]({report_dir}/platforms.md))")
     if n_portcheck:
-        beyond.append(f"{n_portcheck} runs of the reduced-budget behaviour checks of ports against their originals in "
-                      f"`audit/portcheck/` ([port versus the author's program]"
-                      f"({report_dir}/README.md#port-versus-the-authors-program))")
+        beyond.append(f"{n_portcheck} runs of reduced-budget behaviour checks in `audit/portcheck/` "
+                      f"([port versus the author's program]({report_dir}/port-vs-original.md))")
     if beyond:
-        lines += ["", "Beside them: " + "; ".join(beyond) + "."]
+        lines += ["", "Beside them, in no verdict row: " + "; ".join(beyond) + "."]
     return "\n".join(lines) + "\n"
 
 
@@ -356,8 +358,10 @@ def build_audit_report(audit_dir: str | Path = "audit") -> dict:
     else:
         out.pop("platform_runs")
     result = report.build_report(inputs, out)
-    text = status_text(read_runs(out["runs"]), result["audit"], report_dir.as_posix(),
-                       platform_runs if on_platforms else None, len(study))
+    # the README beside audit/ links the report as audit/report/ (wherever this build runs)
+    text = status_text(read_runs(out["runs"]), result["audit"], f"{audit_dir.name}/report",
+                       platform_runs if on_platforms else None, len(study), result["timing"], result.get("spreads"),
+                       result.get("verdicts"))
     write_text(out["status"], text)
     return {"runs": len(runs), "status": text, **result}
 

@@ -225,9 +225,9 @@ class Architecture:
     name: str
     title: str
     author: str
-    seed_file: str | None  # the tutorial's text in the SPEC's seeds/ (None: read at ``source``)
+    seed_file: str | None  # the tutorial's text saved as a seed file (None: read at ``source``)
     baseline: bool
-    layers: str  # one-line description of the layer stack (SPEC table)
+    layers: str  # one-line description of the layer stack (as in the author's code)
     recipe: Recipe
     claim: Claim
     variants: Mapping[str, str]  # variant -> description; always has "default"
@@ -239,6 +239,13 @@ class Architecture:
     macs_per_image: int = 0
     original: str = "tf1 graph"  # see ORIGINAL_KINDS: what mnist_audit.originals runs for it
     source: str | None = None  # where the author's code was read: repository, file, commit
+    # How a reader meets the entry in the report: the tutorial's author and title in short form
+    # ("Andy Thomas: CNN tutorial"; a baseline says so), where its author published it (None: no
+    # public address is known), and each variant other than the default in a few words ("as
+    # printed in the README"). Without them the report shows the title.
+    short: str | None = None
+    url: str | None = None
+    variant_names: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self):
         if "default" not in self.variants:
@@ -253,6 +260,11 @@ class Architecture:
         unknown = set(self.variant_recipes) - set(self.variants)
         if unknown:
             raise RegistryError(f"{self.name}: recipe changes for undeclared variants {sorted(unknown)}")
+        unnamed = set(self.variant_names) - set(self.variants)
+        if unnamed:
+            raise RegistryError(f"{self.name}: names for undeclared variants {sorted(unnamed)}")
+        if self.url is not None and not self.url.startswith("https://"):
+            raise RegistryError(f"{self.name}: url {self.url!r} is not an https:// address")
         object.__setattr__(self, "variants", _frozen(self.variants))
         object.__setattr__(
             self,
@@ -260,6 +272,19 @@ class Architecture:
             MappingProxyType({k: _frozen(v) for k, v in self.variant_recipes.items()}),
         )
         object.__setattr__(self, "fidelity", tuple(self.fidelity))
+        object.__setattr__(self, "variant_names", _frozen(self.variant_names))
+
+    @property
+    def display(self) -> str:
+        """The name a reader knows: ``short``, else the title."""
+        return self.short or self.title
+
+    def display_variant(self, variant: str = "default") -> str:
+        """A variant as a reader meets it: the entry's name, then what the variant is
+        ("cnn_tutorial README, as printed in the README"); the default is the name alone."""
+        if variant == "default":
+            return self.display
+        return f"{self.display}, {self.variant_names.get(variant) or variant}"
 
     def as_dict(self) -> dict:
         return {

@@ -11,7 +11,7 @@ config schema's architecture enum and the wildcard constraints, so it must stay
 fast and must not import keras, tensorflow or numpy. The Keras builders for these
 entries are in ``mnist_audit.models``.
 
-The source of truth is SPEC.md sections 2 (recipes) and 3 (fidelity notes) for the
+The source of truth is docs/benchmark.md (the recipes and their pitfalls) for the
 TF1-era tutorials, and the authors' own code (each entry's ``source``) for the Keras
 programs, whose original is the author's script (``original="keras script"``). Each
 ``Architecture.fidelity`` line records one decision: what the port does differently
@@ -92,6 +92,8 @@ _register(
         name="jerkic",
         title="Implementing A Convolutional Neural Network Using Tensorflow",
         author="Marko Jerkić (Learner's Deep Learning Blog)",
+        short="Marko Jerkić: a CNN in TensorFlow",
+        url=None,
         seed_file="000_09cce82852fd5c8c.txt",
         baseline=False,
         layers=(
@@ -120,7 +122,7 @@ _register(
         variants={"default": "as in the author's linked source code"},
         fidelity=(
             "The blog post shows only fragments; layers, init and recipe are the author's "
-            "linked source code (SPEC section 2).",
+            "linked source code.",
             _LOGITS,
             _TRUNC_NORMAL,
             "Dropout keep 0.5 -> Dropout(rate=0.5); both TF1 and Keras scale kept units "
@@ -142,6 +144,9 @@ _register(
         name="cnn_tutorial",
         title="Convolutional Neural Network Tutorial (TensorFlow, MNIST)",
         author="GitHub README 'cnn_tutorial' (after the TensorFlow Deep MNIST tutorial)",
+        short="cnn_tutorial README (GitHub)",
+        url=None,
+        variant_names={"printed": "as printed in the README"},
         seed_file="001_36be00bac48a499a.txt",
         baseline=False,
         layers=(
@@ -212,6 +217,9 @@ _register(
         name="singhal",
         title="Convolutional Neural Network with TensorFlow Implementation",
         author="Harsh Singhal",
+        short="Harsh Singhal: CNN with TensorFlow",
+        url=("https://medium.com/data-science-group-iitr/"
+             "building-a-convolutional-neural-network-in-python-with-tensorflow-d251c3ca8117"),
         seed_file="002_897a594e7736df9c.txt",
         baseline=False,
         layers=(
@@ -242,7 +250,7 @@ _register(
         variants={"default": "as in the author's gist"},
         fidelity=(
             "The code is an embedded gist absent from the seed; layers, init and recipe are "
-            "the author's published code (SPEC section 2).",
+            "the author's published code.",
             "Order conv -> max-pool -> ReLU as published; identical to conv -> ReLU -> pool "
             "because max-pooling commutes with the monotone ReLU (kept literal anyway).",
             _LOGITS,
@@ -263,6 +271,8 @@ _register(
         name="thomas",
         title="Convolutional Neural Networks Tutorial in TensorFlow",
         author="Andy Thomas (Adventures in Machine Learning)",
+        short="Andy Thomas: CNN tutorial",
+        url="https://adventuresinmachinelearning.com/convolutional-neural-networks-tutorial-tensorflow/",
         seed_file="003_9d71914a5204d80d.txt",
         baseline=False,
         layers=(
@@ -310,6 +320,8 @@ _register(
         name="zaccone",
         title="Deep Learning with TensorFlow: a CNN for MNIST (Packt article)",
         author="Giancarlo Zaccone",
+        short="Giancarlo Zaccone: a CNN for MNIST",
+        url="https://www.packtpub.com/product/deep-learning-with-tensorflow/9781786469786",
         seed_file="004_73326bcaf0bdbdd6.txt",
         baseline=False,
         layers=(
@@ -352,7 +364,7 @@ _register(
             "Dropout keep 0.8 (after pools 1, 2 and the flatten) and keep 0.5 (after FC 625) "
             "-> Dropout(rate=0.2) x3 and Dropout(rate=0.5).",
             "The printed article computes conv3_a = relu(conv3) but then pools conv3 (the "
-            "ReLU would be dead code); the port follows the author's code and SPEC: ReLU "
+            "ReLU would be dead code); the port follows the author's code: ReLU "
             "before pool 3. The prose's 'fully-connected layer with 128 neurons' is 625 in "
             "the code, which the port follows.",
             "The text claims 'about 99%' after '10,000 iterations'; the code runs 100 epochs "
@@ -371,6 +383,9 @@ _register(
         name="softmax_regression",
         title="MNIST for ML Beginners (TensorFlow tutorial), softmax regression baseline",
         author="TensorFlow authors",
+        short="Baseline: softmax regression",
+        url="https://www.tensorflow.org/versions/r0.9/tutorials/mnist/beginners/index.html",
+        variant_names={"book": "the book's recipe"},
         seed_file="004_73326bcaf0bdbdd6.txt",
         baseline=True,
         layers="flatten 784 -> FC 10",
@@ -418,6 +433,9 @@ _register(
         name="mlp",
         title="Python TensorFlow Tutorial: a three-layer network (reconstructed baseline)",
         author="Andy Thomas (Adventures in Machine Learning)",
+        short="Baseline: Thomas's three-layer network",
+        url="https://adventuresinmachinelearning.com/python-tensorflow-tutorial/",
+        variant_names={"softmax_xent": "with the standard loss"},
         seed_file="003_9d71914a5204d80d.txt",
         baseline=True,
         layers="flatten 784 -> FC 300 ReLU -> FC 10",
@@ -449,9 +467,9 @@ _register(
         fidelity=(
             "Reconstructed baseline: the author's earlier tutorial is not in the seeds; "
             "784 -> 300 ReLU -> 10, W random_normal sd 0.03, SGD lr 0.5, batch 100, "
-            "10 epochs (SPEC section 2).",
+            "10 epochs.",
             "Biases start random_normal with sd 1.0: that code writes tf.random_normal([300]) "
-            "with no stddev, so TF1's default 1.0 applies (SPEC gives only the weights' sd).",
+            "with no stddev, so TF1's default 1.0 applies (only the weights' sd is written out).",
             "Loss as the author's code wrote it (the claim came from that code): softmax "
             "outputs clipped to [1e-10, 0.9999999], then -mean(sum(y*log(p) + (1-y)*log(1-p))), "
             "a per-class binary cross-entropy (loss 'clipped_binary_xent'). Variant "
@@ -502,6 +520,8 @@ _register(
         name="keras_convnet",
         title="Simple MNIST convnet (Keras code examples)",
         author="François Chollet (keras.io)",
+        short="François Chollet: Simple MNIST convnet",
+        url="https://keras.io/examples/vision/mnist_convnet/",
         seed_file=None,
         source="keras-team/keras-io, examples/vision/mnist_convnet.py, read at commit 02cfe8063b50",
         baseline=False,
@@ -573,6 +593,8 @@ _register(
         name="tf_quickstart",
         title="TensorFlow 2 quickstart for beginners",
         author="The TensorFlow Authors (tensorflow.org tutorials)",
+        short="TensorFlow 2 quickstart for beginners",
+        url="https://www.tensorflow.org/tutorials/quickstart/beginner",
         seed_file=None,
         source="tensorflow/docs, site/en/tutorials/quickstart/beginner.ipynb, at commit e865955a3e30",
         baseline=False,

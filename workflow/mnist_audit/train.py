@@ -8,7 +8,7 @@ The parts live in ``loops`` (data order, plan, compiled loop, evaluation sets),
 ``checkpoint`` and ``runs`` (the record).
 
 The primary number is accuracy on the full 10,000-image test set after the whole
-budget (SPEC section 3).
+budget (docs/benchmark.md).
 """
 
 from __future__ import annotations
@@ -152,7 +152,7 @@ def train_run(
         **p,
         **runs.budget_flags(s.budget_scale, s.train_subset, s.eval_subset, s.overrides),
         "claim": arch_info.claim.as_dict(),
-        # the one threshold: the claim's lower bound (SPEC section 4)
+        # the one threshold: the claim's lower bound (docs/benchmark.md)
         **runs.results(history, y_pred, d["y_test"], arch_info.claim.lower, recipe.batch_size,
                        p["steps_per_epoch"], len(d["y_val"]) + len(d["y_test"]), load),
         "resumed_from_epoch": resumed_from,

@@ -1,6 +1,6 @@
 """How much the machine moves each answer: seed, platform and test-set spreads side by side.
 
-Three sources of variation of one architecture's accuracy (SPEC section 4), each in
+Three sources of variation of one architecture's accuracy (docs/benchmark.md), each in
 points of accuracy on the full test set after the whole budget:
 
 - the **seed** spread: the sd over seeds on one platform (the claim audit's runs);
@@ -47,6 +47,34 @@ def cpu_short(kind: str) -> str:
         return "unknown CPU"
     vendor = {"AuthenticAMD": "AMD", "GenuineIntel": "Intel"}.get(parts[0], parts[0])
     return f"{vendor} {parts[1]}" if len(parts) > 1 else vendor
+
+
+# CPU kinds by the names their makers sell them under: (vendor, family, lowest model, highest
+# model) -> name. AMD family 25 (0x19) models 0x10-0x1F are Zen 4 (EPYC 9004, "Genoa").
+CPU_NAMES = (("AuthenticAMD", 25, 0x10, 0x1F, "AMD EPYC (Zen 4)"), ("AuthenticAMD", 25, 0x00, 0x0F, "AMD EPYC (Zen 3)"))
+
+
+def cpu_plain(kind: str) -> str:
+    """A CPU kind as a reader knows it: "AuthenticAMD 25/17 avx512+bf16" -> "AMD EPYC (Zen 4)";
+    an Intel kind with AMX (only Xeons have it) -> "Intel Xeon (AMX)"; else ``cpu_short``."""
+    parts = str(kind).split()
+    if len(parts) > 1 and "/" in parts[1]:
+        family, _, model = parts[1].partition("/")
+        if family.isdigit() and model.isdigit():
+            for vendor, fam, lo, hi, name in CPU_NAMES:
+                if parts[0] == vendor and int(family) == fam and lo <= int(model) <= hi:
+                    return name
+        if parts[0] == "GenuineIntel" and "amx" in (parts[2] if len(parts) > 2 else "").split("+"):
+            return "Intel Xeon (AMX)"
+    return cpu_short(kind)
+
+
+def plain_where(text: str, kinds) -> str:
+    """``text`` (a platform's name, or a list of them) with every CPU kind of ``kinds`` by its
+    plain name: "avx2 on AMD 25/17" -> "avx2 on AMD EPYC (Zen 4)"."""
+    for kind in sorted(set(kinds), key=lambda k: -len(cpu_short(k))):
+        text = str(text).replace(cpu_short(kind), cpu_plain(kind))
+    return text
 
 
 def where(platform: str, cpu_kind: str) -> str:

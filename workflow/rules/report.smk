@@ -5,6 +5,9 @@
 REPORT_DIR = "results/report"
 # The ports' models (a TF1 original has its port's parameters)
 REPORT_MODELS = list(dict.fromkeys((a, v) for a, v, _ in RUNS if not audit_config.original_of(v)))
+# The report's pages beside README.md and summary.html (mnist_audit.report.pages.PAGES; a test
+# checks that the lists agree), each as Markdown and HTML
+REPORT_PAGES = ["method", "port-vs-original", "platforms", "cost", "provenance"]
 
 
 rule model_accounting:
@@ -49,6 +52,10 @@ rule report_tables_plots:
         summary_html=report(f"{REPORT_DIR}/summary.html", caption="../report/summary.rst", category="0. Read me first"),
         # the HTML report's landing page (banner, verdicts): the Snakefile's report: once it exists
         landing=f"{REPORT_DIR}/landing.rst",
+        pages=[f"{REPORT_DIR}/{page}.{ext}" for page in REPORT_PAGES for ext in ("md", "html")],
+        # one page per tutorial (Markdown, HTML and its plot)
+        tutorials=directory(f"{REPORT_DIR}/tutorials"),
+        layers_html=f"{REPORT_DIR}/tables/layers.html",
         claim_audit_csv=report(f"{REPORT_DIR}/tables/claim_audit.csv", caption="../report/claim_audit.rst", category="1. Claim audit"),
         claim_audit_md=report(f"{REPORT_DIR}/tables/claim_audit.md", caption="../report/claim_audit.rst", category="1. Claim audit"),
         accuracy_per_seed=report(f"{REPORT_DIR}/plots/accuracy_per_seed.png", caption="../report/accuracy_per_seed.rst", category="1. Claim audit"),

@@ -1,7 +1,7 @@
 """The audited programs as their authors wrote them: TF1's graph API, or the author's Keras script.
 
 For the TF1-era tutorials, an independent implementation of each architecture in
-``mnist_audit.registry``, written from the tutorials and SPEC.md (sections 2, 3 and 5),
+``mnist_audit.registry``, written from the tutorials and docs/benchmark.md,
 not from the Keras ports: a ``tf.compat.v1`` graph with placeholders and ``feed_dict``, a session,
 ``tf.nn.conv2d``/``max_pool2d``/``dropout`` with keep probabilities fed through
 placeholders, the authors' initialisers, losses and v1 optimizers at their defaults.

@@ -1,6 +1,6 @@
 """The seven networks as their authors wrote them, in TensorFlow 1's graph API.
 
-Written from the tutorials' text (SPEC.md seeds) and SPEC sections 2 and 3, in the
+Written from the tutorials' text and docs/benchmark.md (recipes, pitfalls), in the
 authors' own idiom: ``tf.Variable`` of an initial tensor (``truncated_normal``,
 ``random_normal``, ``zeros``, ``constant``), ``tf.nn.conv2d`` and ``max_pool`` with
 ``SAME`` padding, ``tf.nn.dropout`` with a keep probability fed through a placeholder,
@@ -150,7 +150,7 @@ def cnn_tutorial(x, variant):
 def singhal(x, variant):
     """002: conv 5x5x6 +b, pool, ReLU; conv 5x5x16 +b, pool, ReLU; FC 128 ReLU; FC 10.
 
-    Weights truncated_normal sd 0.05, biases constant 0.05 (SPEC section 2: the gist).
+    Weights truncated_normal sd 0.05, biases constant 0.05 (the author's gist).
     """
     w1, b1 = truncated_normal([5, 5, 1, 6], 0.05, "W_conv1"), constant([6], 0.05, "b_conv1")
     h = tf.nn.relu(max_pool_2x2(conv2d(to_image(x), w1) + b1))
@@ -189,7 +189,7 @@ def zaccone(x, variant):
 
     ``init_weights``: random_normal sd 0.01. Dropout ``p_keep_conv`` (0.8) after pools 1
     and 2 and after the flatten, ``p_keep_hidden`` (0.5) after FC 625; both 1.0 at
-    evaluation. ReLU before the third pool (SPEC; the printed article pools ``conv3``).
+    evaluation. ReLU before the third pool (the author's code; the printed article pools ``conv3``).
     """
     w = random_normal([3, 3, 1, 32], 0.01, "w")
     w2 = random_normal([3, 3, 32, 64], 0.01, "w2")

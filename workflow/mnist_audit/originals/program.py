@@ -1,7 +1,7 @@
 """One audited program as a TF1 graph: placeholders, the author's loss and v1 optimizer.
 
 ``TRAINING`` holds each program's training constants as its author wrote them
-(optimizer, learning rate, batch size, budget, data order, loss), typed from SPEC
+(optimizer, learning rate, batch size, budget, data order, loss), typed from docs/benchmark.md
 section 2 and the seeds, not read from the registry: tests/test_originals.py checks
 that the registry's recipes say the same. ``build`` assembles the graph of
 ``nets.NETS[arch]`` with the author's loss and a ``tf.compat.v1.train`` optimizer at
@@ -26,7 +26,7 @@ CLIP = (1e-10, 0.9999999)  # the mlp author's clip_by_value bounds
 
 @dataclass(frozen=True)
 class Training:
-    """How the author's program trained (SPEC section 2)."""
+    """How the author's program trained (docs/benchmark.md)."""
 
     optimizer: str  # "GradientDescent" | "Adam" | "RMSProp": the tf.train class
     learning_rate: float

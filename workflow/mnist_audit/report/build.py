@@ -16,8 +16,9 @@ from .. import audit as stats
 from .. import registry, variance
 from ..plots import make_plots
 from ..portcheck import platforms, port_vs_original
-from .text import claim_audit_markdown, port_markdown, readme
-from .landing import html_summary, landing_rst
+from . import pages, site
+from .text import claim_audit_markdown, port_markdown
+from .landing import landing_rst
 from ..tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, rel, write_csv, write_text
 from ..runtable import aggregate_runs, load_histories, load_run, write_runs  # noqa: F401 (the report's calls)
 
@@ -129,14 +130,6 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
              "layers_md": str(inputs["layers_md"])}
     study = variance.study_runs(runs, platform_runs)
     spreads, verdicts = variance.variance_table(study), variance.platform_verdicts(study)
-    if "summary_html" in outputs:
-        records = sorted({Path(d).parents[2].as_posix() for d in pd.concat([runs, pvo_runs])["run_dir"]
-                          if d not in set(platform_runs["run_dir"])}  # .../runs/ARCH/VARIANT/seedN
-                         | {next(p for p in Path(d).parents if p.name == "platforms").as_posix()
-                            for d in platform_runs["run_dir"]})  # the platform study's folder
-        plot = rel(outputs["variance"], Path(outputs["summary_html"]).parent) if "variance" in outputs else None
-        write_text(outputs["summary_html"], html_summary(runs, audit, timing, pvo, scaled, links, records,
-                                                         variance.html_section(spreads, verdicts, plot)))
     if "landing" in outputs:
         write_text(outputs["landing"], landing_rst(runs, audit, scaled))
     if "port_vs_original_csv" in outputs:
@@ -151,8 +144,17 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
         write_text(outputs["platform_verdicts_md"], variance.verdicts_markdown(verdicts))
     if "variance" in outputs:
         variance.plot_variance(spreads, outputs["variance"], scaled)
-    plot = rel(outputs["variance"], Path(outputs["readme"]).parent) if "variance" in outputs else None
-    write_text(outputs["readme"], readme(runs, audit, params, timing, pvo, manifest, links, scaled,
-                                         variance.section(spreads, verdicts, plot)))
+    records = sorted({Path(d).parents[2].as_posix() for d in pd.concat([runs, pvo_runs])["run_dir"]
+                      if d not in set(platform_runs["run_dir"])}  # .../runs/ARCH/VARIANT/seedN
+                     | {next(p for p in Path(d).parents if p.name == "platforms").as_posix()
+                        for d in platform_runs["run_dir"]})  # the platform study's folder
+    rep = pages.Report(runs=runs, audit=audit, params=params, timing=timing, pvo=pvo, spreads=spreads,
+                       verdicts=verdicts, hist=hist, paths=links, scaled=scaled, manifest=manifest,
+                       cpu_kinds=sorted(set(runs["cpu_kind"].dropna()) | set(platform_runs["cpu_kind"].dropna())),
+                       records=records)
+    written = pages.write_pages(rep, write_text)
+    linked = [Path(links["layers_md"])] if Path(links["layers_md"]).exists() else []  # the cost page links it
+    site.write_site([*written.values(), *linked], rep.base, write_text)
     log.info("report: %d runs, %d audit rows, scaled=%s", len(runs), len(audit), scaled)
-    return {"audit": audit, "timing": timing, "scaled": scaled}
+    return {"audit": audit, "timing": timing, "scaled": scaled, "spreads": spreads, "verdicts": verdicts,
+            "pages": written}

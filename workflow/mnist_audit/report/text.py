@@ -215,7 +215,7 @@ def provenance_sections(runs: pd.DataFrame, manifest: Mapping | None) -> list[st
             src = (manifest.get("sources") or {}).get(name, {})
             spec = MNIST_FILES.get(name)
             rows.append({"file": name, "payload SHA-256": digest,
-                         "matches SPEC": "yes" if spec and spec.payload_sha256 == digest else "NO",
+                         "matches the benchmark": "yes" if spec and spec.payload_sha256 == digest else "NO",
                          "canonical archive": {True: "yes", False: "no"}.get(src.get("archive_canonical"), ""),
                          "mirror": src.get("mirror", "")})
         out += ["**Data (MNIST; integrity = SHA-256 of each decompressed IDX payload):**", "",
