@@ -712,10 +712,17 @@ def test_the_models_command_counts_the_entries_named():
     entries only, with their parameter counts; an unknown name is one message naming the known."""
     env = {**os.environ, "PYTHONPATH": str(pathlib.Path(__file__).resolve().parents[1] / "workflow")}
     cmd = [sys.executable, "-m", "mnist_audit.cli", "models"]
-    done = subprocess.run([*cmd, "--counts", "keras_convnet", "tf_quickstart"], capture_output=True, text=True,
-                          env=env, timeout=300, check=True)
+    done = subprocess.run([*cmd, "--counts", "--json", "keras_convnet", "tf_quickstart"], capture_output=True,
+                          text=True, env=env, timeout=300, check=True)
     rows = json.loads(done.stdout)
     assert [(r["name"], r["params"]) for r in rows] == [("keras_convnet", 34_826), ("tf_quickstart", 101_770)]
+    table = subprocess.run([*cmd, "--counts", "keras_convnet", "thomas", "mlp"], capture_output=True, text=True,
+                           env=env, timeout=300, check=True)
+    lines = table.stdout.splitlines()  # a table for people: a header, a rule, a row per entry
+    assert lines[0].split() == ["name", "kind", "author", "variants", "claim", "params", "MACs/image"], table.stdout
+    assert set(lines[1]) <= {"-", " "} and len(lines) == 5
+    assert lines[2].startswith("keras_convnet") and "34,826" in lines[2] and ">= 98.5%" in lines[2]
+    assert "baseline" in lines[4] and ">= 96.5%" in lines[4] and table.stderr == "", table.stderr  # nothing but the table: no TF noise
     bad = subprocess.run([*cmd, "nope"], capture_output=True, text=True, env=env, timeout=300)
     assert bad.returncode == 1 and "unknown architecture 'nope'; known: jerkic" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LOCAL_MIRROR, snakemake_cmd, start_logged, wait_ok
+from conftest import mirror_arg, snakemake_cmd, start_logged, wait_ok
 from scipy import stats
 
 from mnist_audit import registry, report, tracking
@@ -453,11 +453,11 @@ def test_tiny_report_files(tiny_run):
         assert f"plots/{p.name}" in text
 
 
-def test_tiny_html_report(tiny_run):
+def test_tiny_html_report(tiny_run, mnist_dir):
     work, _ = tiny_run
     html = work / "results" / "report.html"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "--report", str(html)),
+    proc = subprocess.run(snakemake_cmd(work, "--config", mirror_arg(mnist_dir), "--report", str(html)),
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = html.read_text(errors="replace")
