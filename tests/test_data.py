@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import idx_bytes, mirror_arg, needs_mnist, write_gz
+from conftest import idx_bytes, needs_mnist, write_gz
 from engines import free_port
 
 from mnist_audit import data, download, files

@@ -3,12 +3,14 @@
 import contextlib
 import json
 import os
+import re
+import secrets
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, copy_workspace, mirror_arg, needs_mnist, snakemake_cmd
+from conftest import ROOT, copy_workspace, mirror_arg, snakemake_cmd
 from engines import MlflowServer, Postgres, SlurmCluster, free_port, missing_postgres, missing_slurm
 
 TINY_JOBS = sorted(f"{a}/default/seed{s}" for a in ("thomas", "softmax_regression") for s in (0, 1))
@@ -49,19 +51,31 @@ def _check_logged_here(uri, work):
 @pytest.mark.skipif(bool(missing_slurm()), reason=str(missing_slurm()))
 def test_tiny_workflow_through_slurm(tmp_path, mnist_dir):
     """The shipped SLURM profile, unchanged but for fast status checks, on a one-node
-    cluster with two (fake) GPUs: every training job asks for and gets one GPU."""
+    cluster with two (fake) GPUs: every training job asks for and gets one GPU. A tracking
+    server's credentials, in the Snakemake process's environment, are on no submitted
+    job's command line (read back from SLURM) and nowhere in the workspace."""
     work = tmp_path / "work"
+    secret = {"MLFLOW_TRACKING_USERNAME": "slurm-user", "MLFLOW_TRACKING_PASSWORD": f"pw-{secrets.token_hex(12)}",
+              "MLFLOW_TRACKING_TOKEN": f"token-{secrets.token_hex(12)}"}  # the local store ignores them
     with SlurmCluster():
         t0 = time.monotonic()
         proc = subprocess.run(
             snakemake_cmd(work, "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
                           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
                           "--config", mirror_arg(mnist_dir), cores=None),
-            capture_output=True, text=True, env=_env(), timeout=1200)
+            capture_output=True, text=True, env={**_env(), **secret}, timeout=1200)
         wall = time.monotonic() - t0
-    out = proc.stdout + proc.stderr
+        out = proc.stdout + proc.stderr
+        ids = re.findall(r"SLURM jobid (\d+)", out)
+        scripts = [subprocess.run(["scontrol", "write", "batch_script", i, "-"], capture_output=True, text=True,
+                                  check=True).stdout for i in ids]
     assert proc.returncode == 0, out[-5000:]
     print(f"tiny workflow through SLURM: {wall:.1f} s")
+    assert scripts and all("-m snakemake" in s for s in scripts)  # what each job ran
+    for value in (secret["MLFLOW_TRACKING_PASSWORD"], secret["MLFLOW_TRACKING_TOKEN"]):
+        assert not any(value in s for s in scripts)
+        found = [f for f in work.rglob("*") if f.is_file() and value.encode() in f.read_bytes()]
+        assert found == [] and value not in out
     submits = [line for line in out.splitlines() if "SLURM jobid" in line]
     train_submits = [line for line in submits if "rule_train_model" in line]
     assert len(train_submits) == 4, out[-3000:]
