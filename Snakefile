@@ -43,6 +43,10 @@ localrules:
     audit_report,
 
 
+onerror:
+    report_failed_download()
+
+
 rule all:
     input:
         all_targets(),

@@ -3,9 +3,10 @@ test_ prefix; that test runs this file by name in a subprocess)."""
 
 import pytest
 from browser import NO_CHROMIUM
+from conftest import NO_MNIST
 
 
-@pytest.mark.parametrize("reason", ["no local MNIST copy at /nowhere", NO_CHROMIUM,
+@pytest.mark.parametrize("reason", [f"{NO_MNIST}: set MNIST_AUDIT_LOCAL_MIRROR", NO_CHROMIUM,
                                     "another CPU kind than the published run's"])
 def test_probe(reason):
     pytest.skip(reason)

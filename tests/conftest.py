@@ -1,5 +1,6 @@
 """Shared fixtures. The library is imported from workflow/ (also when not pip-installed)."""
 
+import functools
 import gzip
 import hashlib
 import os
@@ -13,18 +14,76 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow"))
 
-# The real MNIST files beside the checkout (tests and CI only; the pipeline never
-# depends on them). MNIST_AUDIT_LOCAL_MIRROR points elsewhere if needed.
-LOCAL_MIRROR = Path(os.environ.get("MNIST_AUDIT_LOCAL_MIRROR", ROOT.parent / "shared" / "data" / "mnist"))
+# MNIST, for the tests that read the real files, the way the pipeline gets it: a local copy
+# when one is given (MNIST_AUDIT_LOCAL_MIRROR, else ../shared/data/mnist beside the checkout),
+# else the project's own downloader from the default public mirrors into a user cache
+# (checksummed, kept across runs). Every test that reads MNIST asks for the `mnist_dir`
+# fixture (or carries `needs_mnist`), which skips with one reason naming what to set when
+# neither works; under CI=true that skip is a failure (MISSING_PREREQUISITE below).
+MIRROR_VARIABLE = "MNIST_AUDIT_LOCAL_MIRROR"
+BESIDE = ROOT.parent / "shared" / "data" / "mnist"
+MNIST_CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mnist-audit" / "mnist"
+NO_MNIST = "MNIST is not available"
+
+
+def _complete(folder: Path) -> bool:
+    from mnist_audit.data import MNIST_FILES
+
+    return all((folder / n).is_file() for n in MNIST_FILES)
+
+
+@functools.cache
+def mnist_source() -> tuple[Path | None, str]:
+    """(the folder of the four MNIST .gz files, "") or (None, why there is none).
+
+    A folder the user named is taken as it is, even incomplete (the pipeline then says
+    which file is missing): never silently replaced by a download. The cache is filled one
+    file at a time by ``download.download_file`` (verified, renamed into place); the first
+    file that no mirror serves ends the attempt, so an offline machine gives up at once."""
+    from mnist_audit import download
+    from mnist_audit.data import MNIST_FILES
+
+    named = os.environ.get(MIRROR_VARIABLE)
+    if named:
+        missing = [n for n in MNIST_FILES if not (Path(named) / n).is_file()]
+        if missing:
+            return None, (f"{NO_MNIST}: {MIRROR_VARIABLE}={named} has no {', '.join(missing)}; "
+                          f"set {MIRROR_VARIABLE} to a folder with the four MNIST .gz files")
+        return Path(named), ""
+    if _complete(BESIDE):
+        return BESIDE, ""
+    try:
+        for name in MNIST_FILES:
+            download.download_file(name, MNIST_CACHE / name, download.PUBLIC_MIRRORS, timeout=20, retries=1)
+    except download.DataError as e:
+        first = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        return None, (f"{NO_MNIST}: no local copy, and the public mirrors failed ({first}). "
+                      f"Set {MIRROR_VARIABLE} to a folder with the four .gz files "
+                      f"(`{MIRROR_VARIABLE}=/path/to/mnist pytest`), or run once where the mirrors "
+                      f"can be reached: the tests keep a verified copy in {MNIST_CACHE}")
+    return MNIST_CACHE, ""
 
 
 def have_local_mirror() -> bool:
-    return all((LOCAL_MIRROR / n).exists() for n in (
-        "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"))
+    """MNIST can be had (a local copy, or the cache of the public mirrors'): asks once."""
+    return mnist_source()[0] is not None
 
 
-needs_mnist = pytest.mark.skipif(not have_local_mirror(), reason=f"no local MNIST copy at {LOCAL_MIRROR}")
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    """The folder of the four MNIST .gz files (see ``mnist_source``); skips when there is none."""
+    folder, why = mnist_source()
+    if folder is None:
+        pytest.skip(why)
+    return folder
+
+
+def mirror_arg(folder: Path) -> str:
+    """The --config item that points the workflow at ``folder``."""
+    return f"mirrors=[{str(folder)!r}]"
+
+
+needs_mnist = pytest.mark.usefixtures("mnist_dir")
 
 
 def idx_bytes(arr: np.ndarray) -> bytes:
@@ -60,11 +119,12 @@ def split_path(tmp_path_factory):
     from mnist_audit import data, download
 
     out = tmp_path_factory.mktemp("split")
-    if have_local_mirror():
+    folder, _ = mnist_source()
+    if folder is not None:
         raw = {}
         for name in data.MNIST_FILES:
             raw[name] = out / "raw" / name
-            download.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
+            download.download_file(name, raw[name], [folder.as_uri()])
         data.prepare_split(raw, out / "mnist.npz", out / "manifest.json")
     else:
         rng = np.random.default_rng(1)
@@ -115,7 +175,7 @@ def copy_workspace(work: Path, dest: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
+def tiny_run(tmp_path_factory, mnist_dir):
     """The tiny configuration through the whole workflow, once per test session.
 
     8 cores on this 2-core machine: every training and logging job runs at once,
@@ -123,11 +183,9 @@ def tiny_run(tmp_path_factory):
     """
     import subprocess
 
-    if not have_local_mirror():
-        pytest.skip(f"no local MNIST copy at {LOCAL_MIRROR} (the data's checksums are fixed)")
     work = tmp_path_factory.mktemp("tiny")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]"),
+    proc = subprocess.run(snakemake_cmd(work, "--config", mirror_arg(mnist_dir)),
                           capture_output=True, text=True, env=env, timeout=1200)
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
     return work, proc
@@ -167,7 +225,7 @@ def pytest_runtest_setup(item):
 # In CI (CI=true) a missing prerequisite is a failure, not a quiet skip: the suite would
 # otherwise stay green with the data, an engine, root or JAX gone. Skips that say where
 # a comparison does not apply (another CPU kind, a backend, a run not yet published) stay.
-MISSING_PREREQUISITE = ("no local MNIST copy", "is not installed", "not installed", "needs root", "not root",
+MISSING_PREREQUISITE = (NO_MNIST, "is not installed", "not installed", "needs root", "not root",
                         "no slurm", "no postgres", "munge", "could not import")
 
 

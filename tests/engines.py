@@ -201,8 +201,9 @@ class MlflowServer:
     the folder it starts in (a workspace, whose relative artifact paths it reads)."""
 
     def __init__(self, backend_uri: str, artifacts: Path, port: int | None = None, ui: bool = False,
-                 cwd: Path | None = None):
+                 cwd: Path | None = None, app_name: str | None = None, env: dict | None = None):
         self.backend_uri, self.artifacts, self.ui, self.cwd = backend_uri, Path(artifacts), ui, cwd
+        self.app_name, self.env = app_name, env or {}
         self.port = port or free_port()
         self.uri = f"http://127.0.0.1:{self.port}"
         self.proc = None
@@ -213,10 +214,10 @@ class MlflowServer:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "ui" if self.ui else "server", "--backend-store-uri", self.backend_uri,
              "--artifacts-destination", str(self.artifacts), "--host", "127.0.0.1", "--port", str(self.port),
-             *([] if self.ui else ["--workers", "2"])],
+             *([] if self.ui else ["--workers", "2"]), *(["--app-name", self.app_name] if self.app_name else [])],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, cwd=self.cwd,
             # no job runner: it serves GenAI jobs (none here) and starts 7 processes of 3 CPU-seconds each
-            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+            env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **self.env})
 
         def healthy():
             try:
@@ -244,3 +245,29 @@ class MlflowServer:
 
     def __exit__(self, *exc):
         self.stop()
+
+
+class AuthMlflowServer(MlflowServer):
+    """``mlflow server --app-name basic-auth`` (MLflow's own authentication), its user
+    store in ``root`` through MLflow's auth config file (``MLFLOW_AUTH_CONFIG_PATH``):
+    the admin's password set for the first start (MLflow has no default), and
+    ``default_permission`` NO_PERMISSIONS, so a user reads only what they created or
+    were granted. ``admin``: (user, password), to create users with."""
+
+    def __init__(self, backend_uri: str, artifacts: Path, root: Path, admin_password: str,
+                 flask_secret: str, **kwargs):
+        root = Path(root)
+        root.mkdir(parents=True, exist_ok=True)
+        self.auth_db = root / "basic_auth.db"
+        ini = root / "basic_auth.ini"
+        ini.write_text("[mlflow]\n"
+                       "default_permission = NO_PERMISSIONS\n"
+                       f"database_uri = sqlite:///{self.auth_db}\n"
+                       "admin_username = admin\n"
+                       "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n")
+        self.admin = ("admin", admin_password)
+        super().__init__(backend_uri, artifacts, app_name="basic-auth", env={
+            "MLFLOW_AUTH_CONFIG_PATH": str(ini),
+            "MLFLOW_AUTH_ADMIN_PASSWORD": admin_password,  # read once, when the user store is created
+            "MLFLOW_FLASK_SERVER_SECRET_KEY": flask_secret,  # one key for both workers (CSRF)
+        }, **kwargs)

@@ -20,5 +20,5 @@ def test_missing_prerequisites_fail_only_under_ci(ci, outcome):
     assert outcome in out, out[-2000:]
     assert (proc.returncode != 0) == (ci == "true"), out[-2000:]
     if ci:
-        assert "CI=true: a prerequisite is missing, so this test cannot be skipped" in out and "no local MNIST copy" in out
+        assert "CI=true: a prerequisite is missing, so this test cannot be skipped" in out and "MNIST is not available" in out
         assert "chromium is not installed" in out  # the browser tests' engine, like the others

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import LOCAL_MIRROR, idx_bytes, needs_mnist, write_gz
+from conftest import idx_bytes, needs_mnist, write_gz
 from engines import free_port
 
 from mnist_audit import data, download, files
@@ -342,12 +342,12 @@ def test_load_split_rejects_foreign_file(tmp_path):
 
 
 @needs_mnist
-def test_real_mnist_from_local_mirror(tmp_path):
+def test_real_mnist_from_local_mirror(tmp_path, mnist_dir):
     """The real files through a file:// mirror: verified, split, and the SPEC's sanity facts."""
     raw, prov = {}, {}
     for name in data.MNIST_FILES:
         raw[name] = tmp_path / "raw" / name
-        prov[name] = download.download_file(name, raw[name], [LOCAL_MIRROR.as_uri()])
+        prov[name] = download.download_file(name, raw[name], [mnist_dir.as_uri()])
         assert prov[name]["payload_sha256"] == data.MNIST_FILES[name].payload_sha256
     m = data.prepare_split(raw, tmp_path / "mnist.npz", tmp_path / "manifest.json", prov)
     assert m["counts"] == {"train": 55000, "val": 5000, "test": 10000}

@@ -3,16 +3,17 @@
 import contextlib
 import json
 import os
+import re
+import secrets
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from conftest import LOCAL_MIRROR, ROOT, copy_workspace, needs_mnist, snakemake_cmd
+from conftest import ROOT, copy_workspace, mirror_arg, snakemake_cmd
 from engines import MlflowServer, Postgres, SlurmCluster, free_port, missing_postgres, missing_slurm
 
 TINY_JOBS = sorted(f"{a}/default/seed{s}" for a in ("thomas", "softmax_regression") for s in (0, 1))
-MIRROR = f"mirrors=[{str(LOCAL_MIRROR)!r}]"
 
 
 def _env():
@@ -46,24 +47,35 @@ def _check_logged_here(uri, work):
         assert run.data.tags["model.sha256"] and "model.keras" not in names  # stored once, in the run folder
 
 
-@needs_mnist
 @pytest.mark.slow
 @pytest.mark.skipif(bool(missing_slurm()), reason=str(missing_slurm()))
-def test_tiny_workflow_through_slurm(tmp_path):
+def test_tiny_workflow_through_slurm(tmp_path, mnist_dir):
     """The shipped SLURM profile, unchanged but for fast status checks, on a one-node
-    cluster with two (fake) GPUs: every training job asks for and gets one GPU."""
+    cluster with two (fake) GPUs: every training job asks for and gets one GPU. A tracking
+    server's credentials, in the Snakemake process's environment, are on no submitted
+    job's command line (read back from SLURM) and nowhere in the workspace."""
     work = tmp_path / "work"
+    secret = {"MLFLOW_TRACKING_USERNAME": "slurm-user", "MLFLOW_TRACKING_PASSWORD": f"pw-{secrets.token_hex(12)}",
+              "MLFLOW_TRACKING_TOKEN": f"token-{secrets.token_hex(12)}"}  # the local store ignores them
     with SlurmCluster():
         t0 = time.monotonic()
         proc = subprocess.run(
             snakemake_cmd(work, "--workflow-profile", str(ROOT / "workflow" / "profiles" / "slurm"),
                           "--slurm-status-command", "squeue", "--slurm-init-seconds-before-status-checks", "1",
-                          "--config", MIRROR, cores=None),
-            capture_output=True, text=True, env=_env(), timeout=1200)
+                          "--config", mirror_arg(mnist_dir), cores=None),
+            capture_output=True, text=True, env={**_env(), **secret}, timeout=1200)
         wall = time.monotonic() - t0
-    out = proc.stdout + proc.stderr
+        out = proc.stdout + proc.stderr
+        ids = re.findall(r"SLURM jobid (\d+)", out)
+        scripts = [subprocess.run(["scontrol", "write", "batch_script", i, "-"], capture_output=True, text=True,
+                                  check=True).stdout for i in ids]
     assert proc.returncode == 0, out[-5000:]
     print(f"tiny workflow through SLURM: {wall:.1f} s")
+    assert scripts and all("-m snakemake" in s for s in scripts)  # what each job ran
+    for value in (secret["MLFLOW_TRACKING_PASSWORD"], secret["MLFLOW_TRACKING_TOKEN"]):
+        assert not any(value in s for s in scripts)
+        found = [f for f in work.rglob("*") if f.is_file() and value.encode() in f.read_bytes()]
+        assert found == [] and value not in out
     submits = [line for line in out.splitlines() if "SLURM jobid" in line]
     train_submits = [line for line in submits if "rule_train_model" in line]
     assert len(train_submits) == 4, out[-3000:]
@@ -82,10 +94,9 @@ def test_tiny_workflow_through_slurm(tmp_path):
     _check_logged(f"sqlite:///{work}/results/mlflow/mlflow.db", work)
 
 
-@needs_mnist
 @pytest.mark.slow
 @pytest.mark.skipif(bool(missing_postgres()), reason=str(missing_postgres()))
-def test_postgres_backed_server(tiny_run, tmp_path):
+def test_postgres_backed_server(tiny_run, tmp_path, mnist_dir):
     """The tiny run, logged to an MLflow server on PostgreSQL: a new store is a new sweep,
     so every run and the report are logged there, and nothing is trained again."""
     work = copy_workspace(tiny_run[0], tmp_path / "work")
@@ -95,7 +106,7 @@ def test_postgres_backed_server(tiny_run, tmp_path):
         with server:
             t0 = time.monotonic()
             first = subprocess.run(
-                snakemake_cmd(work, "--config", MIRROR, f"mlflow={{'tracking_uri': '{server.uri}'}}", cores=8),
+                snakemake_cmd(work, "--config", mirror_arg(mnist_dir), f"mlflow={{'tracking_uri': '{server.uri}'}}", cores=8),
                 capture_output=True, text=True, env=_env(), timeout=1200)
             print(f"tiny workflow against the PostgreSQL-backed server: {time.monotonic() - t0:.1f} s")
             assert first.returncode == 0, (first.stdout + first.stderr)[-5000:]
@@ -106,12 +117,12 @@ def test_postgres_backed_server(tiny_run, tmp_path):
 
 
 def _server_down_mid_run(backend_uri: str, tmp_path: Path, port: int, logged_before: int,
-                         archs: tuple[str, ...]) -> None:
+                         archs: tuple[str, ...], mnist_dir: Path) -> None:
     """The tracking server goes down while the jobs train: the workflow fails on logging,
     every result stays on disk, and the same command with the server back logs them all
     without retraining anything."""
     work2 = tmp_path / "work2"
-    cmd = snakemake_cmd(work2, "--config", MIRROR, "seeds=[5,6]", f"architectures=[{','.join(archs)}]",
+    cmd = snakemake_cmd(work2, "--config", mirror_arg(mnist_dir), "seeds=[5,6]", f"architectures=[{','.join(archs)}]",
                         f"mlflow={{'tracking_uri': 'http://127.0.0.1:{port}', 'retries': 1}}", cores=8)
     server2 = MlflowServer(backend_uri, tmp_path / "artifacts", port=port).start()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_env())
@@ -141,9 +152,8 @@ def _server_down_mid_run(backend_uri: str, tmp_path: Path, port: int, logged_bef
         assert len(logged) == logged_before + len(runs)  # counted in the store: each run once
 
 
-@needs_mnist
 @pytest.mark.slow
-def test_sqlite_backed_server_down_mid_run(tmp_path):
+def test_sqlite_backed_server_down_mid_run(tmp_path, mnist_dir):
     """An `mlflow server` over sqlite (runs everywhere, no PostgreSQL) goes down mid-run."""
     _server_down_mid_run(f"sqlite:///{tmp_path}/store.db", tmp_path, free_port(), logged_before=0,
-                         archs=("softmax_regression",))
+                         archs=("softmax_regression",), mnist_dir=mnist_dir)

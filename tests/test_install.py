@@ -28,8 +28,8 @@ def test_requirements_and_environment_yml_agree():
     conda_pip = pins(pip_section)
     assert {**req, **dev} == conda_pip
     assert "-e ." in pip_section and "-e ." in (ROOT / "requirements.txt").read_text()
-    for needed in ("snakemake", "tensorflow-cpu", "keras", "mlflow", "pandas", "seaborn"):
-        assert needed in req, needed
+    for needed in ("snakemake", "tensorflow-cpu", "keras", "mlflow[auth]", "pandas", "seaborn"):
+        assert needed in req, needed  # mlflow's auth extra: the basic-auth server of docs/mlflow.md
     assert "pytest" in dev
 
 
@@ -37,6 +37,19 @@ def test_installed_versions_match_the_pins():
     """What the tests run on is what the files pin (catches a stale environment)."""
     import importlib.metadata as md
 
+    from packaging.requirements import Requirement
+
     req = pins((ROOT / "requirements.txt").read_text().splitlines())
     for name, version in req.items():
-        assert md.version(name) == version, name
+        pin = Requirement(f"{name}=={version}")
+        assert md.version(pin.name) == version, name
+        for extra in pin.extras:  # an extra's packages are installed too (mlflow[auth]: Flask-WTF)
+            needs = [Requirement(r) for r in md.requires(pin.name) or ()]
+            needs = [r for r in needs if r.marker is not None and r.marker.evaluate({"extra": extra})]
+            assert needs, f"{pin.name} has no extra {extra!r}"
+            for r in needs:
+                try:
+                    installed = md.version(r.name)
+                except md.PackageNotFoundError:
+                    raise AssertionError(f"{name}: {r.name} is not installed (pip install -r requirements.txt)")
+                assert r.specifier.contains(installed, prereleases=True), f"{name}: {r.name} {installed}"

@@ -158,14 +158,12 @@ def test_steps_per_execution_changes_nothing_on_jax(split_path, tmp_path, jax_en
 
 
 @pytest.mark.slow
-def test_the_workflow_runs_on_jax(tmp_path, jax_env):
+def test_the_workflow_runs_on_jax(tmp_path, jax_env, mnist_dir):
     """KERAS_BACKEND=jax snakemake: the tiny pipeline end to end, every run recorded as JAX."""
-    from conftest import LOCAL_MIRROR, have_local_mirror, snakemake_cmd
+    from conftest import mirror_arg, snakemake_cmd
 
-    if not have_local_mirror():
-        pytest.skip(f"no local MNIST copy at {LOCAL_MIRROR}")
     env = {k: v for k, v in jax_env.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run(snakemake_cmd(tmp_path, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]",
+    proc = subprocess.run(snakemake_cmd(tmp_path, "--config", mirror_arg(mnist_dir),
                                         "architectures=[softmax_regression, jerkic]", "seeds=[0]", cores=2),
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]

@@ -88,10 +88,11 @@ def test_the_script_draws_the_ports_initial_weights_and_dropout_seeds(arch, patt
                 mock.patch.object(keras.Model, "fit", fit), pytest.raises(_Stop):
             keras.utils.set_random_seed(seed)
             runpy.run_path(str(orig.scripts.script_path(arch)), run_name="__main__")
-        assert len(got["weights"]) == len(port.trainable_weights) and len(got["seeds"]) == 1
+        assert len(got["weights"]) == len(port.trainable_weights) and len(got["seeds"]) == len(seeds(port)) >= 1
         for a, b in zip(got["weights"], port.trainable_weights, strict=True):
             np.testing.assert_array_equal(a, b.numpy())
-        np.testing.assert_array_equal(got["seeds"][0], seeds(port)[0])
+        for a, b in zip(got["seeds"], seeds(port), strict=True):
+            np.testing.assert_array_equal(a, b)
         drawn[seed] = got["weights"][0]
     assert not np.array_equal(drawn[0], drawn[7])
 
@@ -111,8 +112,10 @@ def _final_weights(monkeypatch):
 
 # a few hundred steps each, every epoch ending with its partial batch: keras_convnet trains
 # on 1,080 of the 1,200 training-file images (validation_split=0.1), 9 steps an epoch, 30
-# epochs; tf_quickstart on all 1,200, 38 steps an epoch, 7.5 epochs
-SCALE = {"keras_convnet": 2.0, "tf_quickstart": 1.5}
+# epochs; tf_quickstart on all 1,200, 38 steps an epoch, 7.5 epochs; keras_mnist_cnn (a
+# 1.2M-parameter model, Adadelta at lr 1.0) on all 1,200, 10 steps an epoch, its 12 epochs
+SCALE = {"keras_convnet": 2.0, "tf_quickstart": 1.5, "keras_mnist_cnn": 1.0}
+STEPS = {"keras_convnet": 270, "tf_quickstart": 285, "keras_mnist_cnn": 120}
 
 
 @pytest.mark.slow
@@ -124,7 +127,7 @@ def test_from_the_ports_draw_the_script_ends_with_the_ports_weights(arch, patter
     predictions. The script's own data order (variant original) ends elsewhere."""
     kw = dict(arch=arch, seed=2, budget_scale=SCALE[arch], eval_batch_size=100)
     port = train.train_run(patterned_split, tmp_path / "port", **kw)
-    assert 250 <= port["total_steps"] <= 300 and port["n_train"] == {"keras_convnet": 1080}.get(arch, 1200)
+    assert port["total_steps"] == STEPS[arch] and port["n_train"] == {"keras_convnet": 1080}.get(arch, 1200)
     port_w = [w for w in keras.saving.load_model(tmp_path / "port" / "model.keras", compile=False,
                                                  custom_objects=models.CUSTOM_OBJECTS).get_weights()]
     final = _final_weights(monkeypatch)
@@ -170,6 +173,48 @@ def test_the_run_record_is_the_ports(patterned_split, tmp_path):
     assert pred["test_correct"].mean() == pytest.approx(m["test_accuracy"]) == m["test_accuracy_predict"]
 
 
+def test_keras_mnist_cnn_runs_on_keras_2s_adadelta_and_as_written_on_todays(patterned_split, tmp_path,
+                                                                            monkeypatch):
+    """The same unchanged script: its default original compiles Adadelta() with Keras 2's
+    defaults (lr 1.0; keras_defaults, recorded), the as_written original with today's
+    (0.001); both are the registry's recipe. fit's validation_data is the test set: the
+    record keeps no validation numbers, the test numbers are the runner's own evaluation."""
+    rates = []
+    compile_ = keras.Model.compile
+
+    def spy(model, *args, **kwargs):
+        compile_(model, *args, **kwargs)
+        rates.append(float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
+
+    monkeypatch.setattr(keras.Model, "compile", spy)
+    kw = dict(arch="keras_mnist_cnn", seed=0, budget_scale=0.25, eval_batch_size=100)  # 30 steps
+    k2 = orig.train_original(patterned_split, tmp_path / "k2", **kw)
+    today = orig.train_original(patterned_split, tmp_path / "today", variant="as_written", **kw)
+    assert rates == [1.0, pytest.approx(0.001)]
+    assert (k2["variant"], today["variant"]) == ("original", "original_as_written")
+    assert k2["script"]["keras_defaults"] == {"Adadelta": {"learning_rate": 1.0, "rho": 0.95, "epsilon": 1e-7}}
+    assert "keras_defaults" not in today["script"] and k2["script"]["sha256"] == today["script"]["sha256"]
+    assert k2["total_steps"] == today["total_steps"] == 30 and (k2["n_train"], k2["n_val"]) == (1200, 0)
+    assert k2["val_accuracy"] is None and k2["claim"]["lower"] == 0.99245
+    assert k2["test_accuracy"] > 0.5 > today["test_accuracy"]  # lr 1.0 learns the bands in 30 steps; 0.001 not
+    assert float(keras.optimizers.Adadelta().learning_rate.numpy()) == pytest.approx(0.001)  # nothing leaks out
+
+
+def test_keras_defaults_fill_only_what_the_script_leaves_out():
+    """While active, Adadelta() takes Keras 2's rate, by class or by name; an explicit rate stays
+    the script's; outside, today's defaults; a wrong class or argument is named."""
+    with orig.scripts.keras_defaults("Adadelta", {"learning_rate": 1.0, "rho": 0.95}):
+        assert float(keras.optimizers.Adadelta().learning_rate.numpy()) == 1.0
+        assert float(keras.optimizers.get("adadelta").learning_rate.numpy()) == 1.0
+        assert float(keras.optimizers.Adadelta(0.5).learning_rate.numpy()) == 0.5
+        assert float(keras.optimizers.Adadelta(learning_rate=0.25).learning_rate.numpy()) == 0.25
+    assert float(keras.optimizers.Adadelta().learning_rate.numpy()) == pytest.approx(0.001)
+    with pytest.raises(registry.RegistryError, match="no Keras optimizer, layer or loss named 'Adadelt'"):
+        orig.scripts.keras_defaults("Adadelt", {})
+    with pytest.raises(registry.RegistryError, match="Adadelta has no argument lr; it takes learning_rate"):
+        orig.scripts.keras_defaults("Adadelta", {"lr": 1.0})
+
+
 def test_a_script_that_is_not_the_registrys_recipe_is_refused(patterned_split, tmp_path):
     """A copy of the author's file with another batch size and another Adam rate: the runner
     names both differences before it trains (the registry must say what the script does)."""
@@ -182,6 +227,15 @@ def test_a_script_that_is_not_the_registrys_recipe_is_refused(patterned_split, t
     with pytest.raises(registry.RegistryError, match=r"batch_size: registry 128, script 64.*optimizer"):
         orig.train_original(patterned_split, tmp_path / "run", "keras_convnet", budget_scale=0.1, script=script)
     assert not (tmp_path / "run" / "metrics.json").exists()
+    # keras_mnist_cnn's file validating on other images than the test set, or with another rho
+    text = orig.scripts.script_path("keras_mnist_cnn").read_text()
+    changed = text.replace("validation_data=(x_test, y_test)", "validation_data=(x_train[:300], y_train[:300])")
+    changed = changed.replace("keras.optimizers.Adadelta()", "keras.optimizers.Adadelta(rho=0.9)")
+    assert changed.count("x_train[:300]") == 1 and "rho=0.9" in changed
+    script.write_text(changed)
+    with pytest.raises(registry.RegistryError, match=r"optimizer: registry keras Adadelta \(1\.0, 0\.95, 1e-07\), "
+                       r"script Adadelta \(1\.0, 0\.9, 1e-07\); validation_data: .*other than the test set"):
+        orig.train_original(patterned_split, tmp_path / "run", "keras_mnist_cnn", budget_scale=0.1, script=script)
     with pytest.raises(registry.RegistryError, match="not a script"):
         orig.train_original(patterned_split, tmp_path / "tf1", "mlp", script=script)
 

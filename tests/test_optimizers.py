@@ -1,4 +1,5 @@
-"""The TF1 optimizers the tutorials ran, against TensorFlow 1's own graph-mode optimizers.
+"""The TF1 optimizers the tutorials ran, against TensorFlow 1's own graph-mode optimizers;
+Keras's Adadelta against Keras 2's update rule (keras_mnist_cnn).
 
 ``TF1Adam`` and fused ``TF1RMSprop`` call the same kernels as ``tf.compat.v1.train.
 AdamOptimizer`` / ``RMSPropOptimizer``; fed the same gradients they must give the same
@@ -83,6 +84,50 @@ def test_fused_tf1_rmsprop_is_tf1_rmspropoptimizer(momentum):
     for r, f, o in zip(ref, fused, ops_version):
         np.testing.assert_allclose(f, r, rtol=0, atol=1e-7)
         np.testing.assert_allclose(o, r, rtol=0, atol=1e-5)
+
+
+def _keras2_adadelta(init, grads, lr=1.0, rho=0.95, eps=1e-7):
+    """Keras 2's Adadelta.get_updates (keras/optimizers.py, 2.1-2.3) in NumPy: per variable
+    a = rho a + (1 - rho) g^2; u = g sqrt(d + eps) / sqrt(a + eps); p -= lr u;
+    d = rho d + (1 - rho) u^2 (the delta accumulator takes the update before lr scales it)."""
+    ps = [w.astype(np.float64) for w in init]
+    acc = [np.zeros_like(p) for p in ps]
+    dacc = [np.zeros_like(p) for p in ps]
+    for gs in grads:
+        for i, g in enumerate(gs):
+            g = g.astype(np.float64)
+            acc[i] = rho * acc[i] + (1 - rho) * g * g
+            u = g * np.sqrt(dacc[i] + eps) / np.sqrt(acc[i] + eps)
+            ps[i] = ps[i] - lr * u
+            dacc[i] = rho * dacc[i] + (1 - rho) * u * u
+    return ps
+
+
+@pytest.mark.parametrize("lr", [1.0, 0.001])
+def test_keras_adadelta_is_keras_2s_update_rule(lr):
+    """keras_mnist_cnn's optimizer: Keras 3's Adadelta at a given rate computes Keras 2's
+    update (lr scales the step, not the delta accumulator), so the recipe's lr 1.0 is Keras
+    2's Adadelta() and its 0.001 (as_written) is Keras 3's Adadelta(); 100 steps of mixed-scale
+    gradients, float32 against float64."""
+    from mnist_audit import registry
+
+    init, grads = _init(), _grads(3)
+    variant = "default" if lr == 1.0 else "as_written"
+    opt = optimizers.make_optimizer(registry.resolve_recipe("keras_mnist_cnn", variant))
+    assert type(opt) is keras.optimizers.Adadelta and (opt.rho, opt.epsilon) == (0.95, 1e-7)
+    assert float(keras.ops.convert_to_numpy(opt.learning_rate)) == pytest.approx(lr)
+    if lr == 0.001:  # as written on today's Keras: exactly keras.optimizers.Adadelta()
+        today = keras.optimizers.Adadelta()
+        assert {k: v for k, v in opt.get_config().items() if k != "name"} == \
+            {k: v for k, v in today.get_config().items() if k != "name"}
+    got = _keras_apply(opt, init, grads)
+    ref = _keras2_adadelta(init, grads, lr=lr)
+    for r, k in zip(ref, got):
+        np.testing.assert_allclose(k, r, rtol=1e-5, atol=1e-7)
+    moved = np.abs(ref[0] - init[0]).max()
+    assert moved > 1e-3 * lr  # the updates did something
+    ref_other = _keras2_adadelta(init, grads, lr=lr * 10)
+    assert not np.allclose(ref_other[0], got[0], rtol=1e-5, atol=1e-7)  # and the test can tell the rate
 
 
 def test_model_trained_with_tf1_adam_follows_a_tf1_program():

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd, start_logged, wait_ok
+from conftest import ROOT, mirror_arg, needs_mnist, snakemake_cmd, start_logged, wait_ok
 
 from mnist_audit import platforms
 from mnist_audit.platforms import ISA_CAPS, PlatformError, get_platform, parse_onednn_verbose, why_not_honoured
@@ -189,11 +189,11 @@ def _planned(out: str) -> dict:
 
 @needs_mnist
 @pytest.mark.slow
-def test_platforms_added_to_a_trained_workspace_train_only_the_new_runs(tmp_path):
+def test_platforms_added_to_a_trained_workspace_train_only_the_new_runs(tmp_path, mnist_dir):
     """seeds [0] on the default platform, then platforms [default, avx2, jax]: nothing of the
     default runs is retrained, exactly the new platforms' jobs run, and MLflow holds each run once."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    base = ["--config", "architectures=[softmax_regression]", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "seeds=[0]"]
+    base = ["--config", "architectures=[softmax_regression]", mirror_arg(mnist_dir), "seeds=[0]"]
     first = subprocess.run(snakemake_cmd(tmp_path, *base), capture_output=True, text=True, env=env, timeout=900)
     assert first.returncode == 0, (first.stdout + first.stderr)[-4000:]
     more = [*base, "platforms=[default,avx2,jax]"]

@@ -14,10 +14,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import LOCAL_MIRROR, snakemake_cmd, start_logged, wait_ok
+from conftest import mirror_arg, snakemake_cmd, start_logged, wait_ok
 from scipy import stats
 
-from mnist_audit import registry, report, tracking
+from mnist_audit import readme, registry, report, tracking
 from mnist_audit.audit import claim_audit, verdict
 from mnist_audit.plots import PLOT_FILES
 from mnist_audit.report.text import compact_verdicts, verdict_summary
@@ -263,6 +263,22 @@ def test_no_claim_and_single_seed_rows(tmp_path):
     assert math.isnan(audit.loc["thomas", "sd_pct"]) and math.isnan(audit.loc["thomas", "ci_low_pct"])
 
 
+def test_an_authors_timing_claim_stands_beside_our_seconds(tmp_path):
+    """keras_mnist_cnn's "16 seconds per epoch on a GRID K520 GPU" (registry timing_claim): one
+    line under the timing table with our steady seconds per epoch per row, no verdict; the
+    rows and the verdicts are the same as without it, and entries without one add nothing."""
+    ms = [fake_metrics("keras_mnist_cnn", s, 0.992, variant=v) for s in (0, 1) for v in ("default", "as_written")]
+    params = pd.DataFrame({"architecture": ["keras_mnist_cnn"] * 2, "variant": ["default", "as_written"],
+                           "params": [1_199_882] * 2, "macs_per_image": [11_992_448] * 2})
+    timing = report.timing_table(report.aggregate_runs(write_runs(tmp_path, ms)[0], params))
+    lines = readme.timing_claims(timing)
+    assert lines == ['Timing claim of keras_mnist_cnn (shown, not judged: other hardware): "16 seconds per epoch '
+                     'on a GRID K520 GPU". Ours, steady seconds per epoch: keras_mnist_cnn 2.0 s on test cpu '
+                     '(2 runs); keras_mnist_cnn:as_written 2.0 s on test cpu (2 runs).', ""]
+    assert set(timing["time_to_bound"]) == {"not reached (0/2 runs)"}  # both rows judged (>= 99.245%)
+    assert readme.timing_claims(report.timing_table(runs_frame(tmp_path / "t", [fake_metrics("thomas", 0, 0.99)]))) == []
+
+
 def test_timing_table_time_to_target(tmp_path):
     ms = [fake_metrics("thomas", 0, 0.991, reached_at=30.0), fake_metrics("thomas", 1, 0.991, reached_at=50.0),
           fake_metrics("thomas", 2, 0.98), fake_metrics("singhal", 0, 0.97), fake_metrics("jerkic", 0, 0.97)]
@@ -465,11 +481,11 @@ def test_tiny_report_files(tiny_run):
         assert f"plots/{p.name}" in text
 
 
-def test_tiny_html_report(tiny_run):
+def test_tiny_html_report(tiny_run, mnist_dir):
     work, _ = tiny_run
     html = work / "results" / "report.html"
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "--report", str(html)),
+    proc = subprocess.run(snakemake_cmd(work, "--config", mirror_arg(mnist_dir), "--report", str(html)),
                           capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = html.read_text(errors="replace")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import LOCAL_MIRROR, ROOT, needs_mnist, snakemake_cmd
+from conftest import ROOT, mirror_arg, needs_mnist, snakemake_cmd
 from engines import free_port
 
 TINY_RUNS = [(a, s) for a in ("thomas", "softmax_regression") for s in (0, 1)]
@@ -29,7 +29,7 @@ def _client(work):
     return MlflowClient(tracking_uri=f"sqlite:///{work}/results/mlflow/mlflow.db")
 
 
-def test_tiny_run_outputs(tiny_run):
+def test_tiny_run_outputs(tiny_run, mnist_dir):
     work, proc = tiny_run
     for arch, seed in TINY_RUNS:
         d = work / "results" / "runs" / arch / "default" / f"seed{seed}"
@@ -43,7 +43,7 @@ def test_tiny_run_outputs(tiny_run):
         assert not (d / "checkpoint").exists()
     manifest = json.loads((work / "results" / "data" / "mnist" / "manifest.json").read_text())
     assert manifest["counts"] == {"train": 55000, "val": 5000, "test": 10000}
-    assert all(s["mirror"] == str(LOCAL_MIRROR) for s in manifest["sources"].values())
+    assert all(s["mirror"] == str(mnist_dir) for s in manifest["sources"].values())
     assert "Shell command: None" not in proc.stdout + proc.stderr  # no shell rules, no noise
 
 
@@ -54,7 +54,7 @@ def _planned(out: str) -> dict:
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M)}
 
 
-def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run):
+def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run, mnist_dir):
     """The same folder written as a file:// URL, other download and GPU-sharing settings:
     nothing to do.
     Offline, with a changed mirror that cannot be reached, the verified files stay, even
@@ -67,7 +67,7 @@ def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run):
 
     stamps = state()
     assert len(stamps) == 8
-    moved = [f"mirrors=[{LOCAL_MIRROR.as_uri() + '/'!r}]", "download={'timeout_s': 5, 'retries': 0}",
+    moved = [f"mirrors=[{mnist_dir.as_uri() + '/'!r}]", "download={'timeout_s': 5, 'retries': 0}",
              "gpu={'jobs_per_gpu': 1, 'memory_growth': false}"]
     dry = subprocess.run(snakemake_cmd(work, "-n", "--config", *moved), capture_output=True, text=True, env=env,
                          timeout=300)
@@ -90,13 +90,13 @@ def test_mirror_or_download_change_reruns_nothing_and_keeps_the_data(tiny_run):
 
 @needs_mnist
 @pytest.mark.slow
-def test_more_seeds_log_each_run_once(tmp_path):
+def test_more_seeds_log_each_run_once(tmp_path, mnist_dir):
     """seeds [0], then [0, 1]: the second invocation trains and logs only the new seed;
     MLflow holds one active run per architecture, variant and seed; both sweeps list s0."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     archs = "architectures=[softmax_regression]"
     for seeds in ("[0]", "[0,1]"):
-        proc = subprocess.run(snakemake_cmd(tmp_path, "--config", archs, f"mirrors=[{str(LOCAL_MIRROR)!r}]",
+        proc = subprocess.run(snakemake_cmd(tmp_path, "--config", archs, mirror_arg(mnist_dir),
                                             f"seeds={seeds}"), capture_output=True,
                               text=True, env=env, timeout=900)
         assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -114,20 +114,20 @@ def test_more_seeds_log_each_run_once(tmp_path):
         assert r.data.tags["mnist_audit.sweeps"].split() == expected, r.data.tags["mnist_audit.job"]
     # a mirror spelled another way and other download settings: still nothing to do
     dry = subprocess.run(snakemake_cmd(tmp_path, "-n", "--config", archs, "seeds=[0,1]",
-                                       f"mirrors=[{LOCAL_MIRROR.as_uri()!r}]", "download={'retries': 5}"),
+                                       f"mirrors=[{mnist_dir.as_uri()!r}]", "download={'retries': 5}"),
                          capture_output=True, text=True, env=env, timeout=300)
     assert "Nothing to be done" in dry.stdout + dry.stderr, dry.stdout[-3000:]
 
 
 @needs_mnist
-def test_variants_and_recipe_overrides_end_to_end(tmp_path):
+def test_variants_and_recipe_overrides_end_to_end(tmp_path, mnist_dir):
     """config variants and recipe_overrides through the workflow: the variant trains, the
     override reaches the recipe the job used, the report has a row for each and marks the
     overridden one (banner, never reproduced), and MLflow tags and params say so."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run(snakemake_cmd(
         tmp_path, "--config", "architectures=[softmax_regression,mlp]", "seeds=[0]",
-        f"mirrors=[{str(LOCAL_MIRROR)!r}]", "variants={softmax_regression: [default, book]}",
+        mirror_arg(mnist_dir), "variants={softmax_regression: [default, book]}",
         "recipe_overrides={mlp: {learning_rate: 0.25, batch_size: 50}}"),
         capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -163,7 +163,7 @@ def test_variants_and_recipe_overrides_end_to_end(tmp_path):
 
 @pytest.mark.slow
 @needs_mnist
-def test_the_keras_tutorials_and_their_scripts_end_to_end(tmp_path):
+def test_the_keras_tutorials_and_their_scripts_end_to_end(tmp_path, mnist_dir):
     """keras_convnet and tf_quickstart on the tiny config through the workflow: each port
     (train_model) and its author's script (train_original, config key originals) trains on
     its own data split, is logged to MLflow, and has its row in the claim audit and in the
@@ -171,7 +171,7 @@ def test_the_keras_tutorials_and_their_scripts_end_to_end(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.run(snakemake_cmd(
         tmp_path, "--config", "architectures=[keras_convnet,tf_quickstart]", "seeds=[0]",
-        f"mirrors=[{str(LOCAL_MIRROR)!r}]", "originals={keras_convnet: [default], tf_quickstart: [default]}"),
+        mirror_arg(mnist_dir), "originals={keras_convnet: [default], tf_quickstart: [default]}"),
         capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     planned = _planned(proc.stdout + proc.stderr)
@@ -310,7 +310,7 @@ def test_a_copied_workspace_serves_every_runs_artifacts_after_the_original_is_go
 
 
 @pytest.mark.slow
-def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tmp_path):
+def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tmp_path, mnist_dir):
     """Snakemake itself killed (SIGKILL, the whole process group) while a job trains: after
     ``--unlock``, the same command reruns the incomplete job (rerun-incomplete in the
     profile), which resumes from its checkpoint and ends with the numbers, history,
@@ -322,7 +322,7 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(tmp_path):
 
     work = tmp_path / "killed"
     # 5 chunks of 10 steps: a checkpoint after each of the first four
-    cmd = snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]", "architectures=[thomas]",
+    cmd = snakemake_cmd(work, "--config", mirror_arg(mnist_dir), "architectures=[thomas]",
                         "seeds=[0]", "budget_scale=0.5", cores=1)
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env,
@@ -408,11 +408,11 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run, monkeypatch):
 
 @needs_mnist
 @pytest.mark.slow
-def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
+def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path, mnist_dir):
     """Server unreachable: training still writes its results, the logging jobs fail
     with a clear message; a rerun logs the runs without retraining."""
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
-    one = ["architectures=[softmax_regression]", "seeds=[0]", f"mirrors=[{str(LOCAL_MIRROR)!r}]"]
+    one = ["architectures=[softmax_regression]", "seeds=[0]", mirror_arg(mnist_dir)]
     dead = subprocess.run(
         snakemake_cmd(tmp_path, "--config", *one, f"mlflow={{'tracking_uri': 'http://127.0.0.1:{free_port()}', 'retries': 1}}"),
         capture_output=True, text=True, env=env, timeout=600)
@@ -435,21 +435,17 @@ def test_tracking_down_loses_nothing_and_a_rerun_logs(tmp_path):
 
 
 @pytest.mark.slow
-def test_training_jobs_take_gpu_leases(tmp_path):
+def test_training_jobs_take_gpu_leases(tmp_path, mnist_dir):
     """Inside real training jobs: with two (placeholder) GPUs and gpu.jobs_per_gpu=1, four
     jobs started at once each lease one GPU, set CUDA_VISIBLE_DEVICES to it, and never
     share a GPU at the same time. (The CPU build of TensorFlow then trains on the CPU.)"""
-    from conftest import LOCAL_MIRROR, have_local_mirror
-
-    if not have_local_mirror():
-        pytest.skip(f"no local MNIST copy at {LOCAL_MIRROR}")
     env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
     env.update(CUDA_VISIBLE_DEVICES="0,1", TMPDIR=str(tmp_path / "tmp"))  # TMPDIR: the lease files
     (tmp_path / "tmp").mkdir()
     work = tmp_path / "work"
     targets = [f"results/runs/{a}/default/seed{s}/metrics.json" for a in ("thomas", "softmax_regression")
                for s in (0, 1)]
-    proc = subprocess.run(snakemake_cmd(work, "--config", f"mirrors=[{str(LOCAL_MIRROR)!r}]",
+    proc = subprocess.run(snakemake_cmd(work, "--config", mirror_arg(mnist_dir),
                                         "gpu={jobs_per_gpu: 1, memory_growth: true}", "--", *targets, cores=4),
                           capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
@@ -471,3 +467,58 @@ def test_training_jobs_take_gpu_leases(tmp_path):
                 assert e1 <= s2 or e2 <= s1, "two jobs held the same GPU at once"
     assert any(lease_waited for lease_waited in (
         json.loads((work / t).read_text())["device"]["gpu_lease"]["waited_seconds"] > 0.2 for t in targets))
+
+
+def _last_lines(out: str, n: int = 12) -> str:
+    return "\n".join(out.strip().splitlines()[-n:])
+
+
+def test_an_offline_run_fails_fast_starts_nothing_else_and_ends_with_the_fix(tmp_path):
+    """Mirrors that refuse the connection (a loopback port nobody listens on): the four
+    downloads fail, nothing else starts (keep-going notwithstanding: no tracking store, no
+    report table, no training job), and the fix is printed once, in the last lines."""
+    import time
+
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    dead = [f"mirrors=['http://127.0.0.1:{free_port()}/']", "download={'timeout_s': 5, 'retries': 1}"]
+    t0 = time.monotonic()
+    proc = subprocess.run(snakemake_cmd(tmp_path, "--config", *dead, cores=2), capture_output=True, text=True,
+                          env=env, timeout=300)
+    wall = time.monotonic() - t0
+    out = proc.stdout + proc.stderr
+    print(f"offline run: failed in {wall:.1f} s; last lines:\n{_last_lines(out)}")
+    assert proc.returncode != 0
+    assert wall < 15, f"the offline run took {wall:.1f} s to fail"
+    started = set(re.findall(r"^(?:local)?rule (\w+):", out, re.M))
+    assert started == {"download_mnist"}, started
+    tail = _last_lines(out)
+    assert "MNIST could not be downloaded" in tail and "mirrors=[\"/path/to/mnist\"]" in tail, tail
+    assert out.count("point the pipeline at a local copy") == 1, out[-4000:]
+    left = sorted(str(p.relative_to(tmp_path / "results")) for p in (tmp_path / "results").rglob("*") if p.is_file())
+    assert all(p.startswith("logs/download_mnist/") for p in left), left
+
+
+def test_a_local_mirror_that_is_not_there_is_refused_by_a_dry_run(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    for spec in ("/nonexistent/mnist", "file:///nonexistent/mnist/"):
+        proc = subprocess.run(snakemake_cmd(tmp_path, "-n", "--config", f"mirrors=['{spec}']", cores=2),
+                              capture_output=True, text=True, env=env, timeout=300)
+        out = proc.stdout + proc.stderr
+        assert proc.returncode != 0
+        assert f"config key mirrors[0]: the local mirror {spec} is not a folder that exists" in out, out[-3000:]
+    assert not (tmp_path / "results").exists()
+
+
+def test_a_bad_local_mirror_names_the_missing_and_the_truncated_file(tmp_path, synthetic_mnist):
+    """A local folder without one file and with another cut short: the last lines say which
+    file is missing and which is not the MNIST file, and nothing about reaching mirrors."""
+    folder, _, _ = synthetic_mnist  # not MNIST: every file fails the SPEC's checksums
+    (folder / "train-images-idx3-ubyte.gz").unlink()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    proc = subprocess.run(snakemake_cmd(tmp_path / "work", "--config", mirror_arg(folder), cores=2),
+                          capture_output=True, text=True, env=env, timeout=300)
+    tail = _last_lines(proc.stdout + proc.stderr, 16)
+    assert proc.returncode != 0
+    assert f"The local mirror {folder} has no train-images-idx3-ubyte.gz" in tail, tail
+    assert f"The local mirror's t10k-labels-idx1-ubyte.gz ({folder}) is not the MNIST file" in tail, tail
+    assert "cannot reach" not in tail

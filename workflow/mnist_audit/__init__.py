@@ -1,6 +1,7 @@
 """mnist_audit: the library behind the MNIST tutorial-claims benchmark.
 
 Modules, from the bottom up (each imports only modules above it in this list):
+    quiet        TensorFlow's start-up INFO lines kept out of logs and terminals
     files        the one atomic writer (temporary name, then rename) and checksums
     retry        one retry policy for network work (downloads, the tracking store)
     recipes      the types (Recipe, Claim, Architecture) and the rules of overrides
@@ -36,5 +37,15 @@ Modules, from the bottom up (each imports only modules above it in this list):
     bench        the training-path benchmark: runs the levers, writes its tables
     cli          the mnist-audit command (argparse only)
 """
+
+import os
+
+from . import quiet
+
+# TensorFlow's INFO lines are kept out of every log and terminal: those of its import by
+# quiet (they come before its log level is read), the later ones by the level; its warnings
+# and errors still show. A user's own TF_CPP_MIN_LOG_LEVEL wins.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+quiet.install()
 
 __version__ = "0.1.0"

@@ -234,7 +234,7 @@ def claim_audit(runs: pd.DataFrame, confidence: float = CONFIDENCE) -> pd.DataFr
         a = registry.get_architecture(arch)
         claim = a.claim
         claim_recipe = claim.recipe_variant or "default"
-        judged = claim.lower is not None and variant == claim_recipe
+        judged = claim.judges(variant)
         bound = claim.lower if judged else None
         status = budget_status(g)
         n = len(g)

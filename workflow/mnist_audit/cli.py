@@ -69,14 +69,26 @@ def _cmd_models(a) -> int:
     rows = []
     for name in a.names or registry.list_models():
         arch = registry.get_architecture(name)  # an unknown name: one message listing the known ones
-        row = {"name": name, "baseline": arch.baseline, "variants": registry.list_variants(name),
-               "claim": arch.claim.text}
+        row = {"name": name, "author": arch.author, "baseline": arch.baseline,
+               "variants": registry.list_variants(name), "claim": arch.claim.text,
+               "claim_at_least": arch.claim.lower}
         if a.counts:
             from . import models
 
             row.update(params=models.param_count(name), macs_per_image=models.macs_per_image(name))
         rows.append(row)
-    print(json.dumps(rows, indent=1))
+    if a.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    from tabulate import tabulate
+
+    table = [{"name": r["name"], "kind": "baseline" if r["baseline"] else "tutorial", "author": r["author"],
+              "variants": ", ".join(r["variants"]),
+              "claim": f">= {100 * r['claim_at_least']:.4g}%" if r["claim_at_least"] is not None else "none",
+              **({"params": f"{r['params']:,}", "MACs/image": f"{r['macs_per_image']:,}"} if a.counts else {})}
+             for r in rows]
+    print(tabulate(table, headers="keys", tablefmt="simple", disable_numparse=True,
+                   colalign=("left",) * 5 + (("right", "right") if a.counts else ())))
     return 0
 
 
@@ -145,6 +157,7 @@ def parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the registry")
     m.add_argument("names", nargs="*", metavar="NAME", help="only these architectures (default: all)")
     m.add_argument("--counts", action="store_true", help="also build each model to count parameters")
+    m.add_argument("--json", action="store_true", help="print the rows as JSON instead of a table")
     m.set_defaults(fn=_cmd_models)
     p = sub.add_parser("publish", help="copy finished published-recipe runs into the published audit")
     p.add_argument("runs", nargs="+", help="run folders (results/runs/ARCH/VARIANT/seedN)")

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from . import recipes, registry
+from . import credentials, recipes, registry
 from .files import atomic_write_bytes
 from .settings import TrainSettings
 
@@ -207,6 +207,7 @@ def check_config(config: Mapping) -> None:
             registry.resolve_recipe(arch, "default", overrides)
         except recipes.RegistryError as e:
             raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
+    tracking_uri(config)  # no credentials in it
     platforms = config.get("platforms") or ["default"]
     if platforms[0] != "default":
         raise ConfigError(f"config key platforms: {platforms!r} must start with default (the claim audit's "
@@ -305,10 +306,17 @@ def train_priority(config: Mapping, arch: str, variant: str) -> int:
 
 
 def tracking_uri(config: Mapping, workdir: str | Path = ".") -> str:
-    """Config value, else $MLFLOW_TRACKING_URI, else the project's local sqlite store."""
-    uri = (config.get("mlflow") or {}).get("tracking_uri") or os.environ.get("MLFLOW_TRACKING_URI")
+    """Config value, else $MLFLOW_TRACKING_URI, else the project's local sqlite store.
+
+    A URI with a password or token in it is refused (ConfigError, the URI shown without
+    it): it would be recorded everywhere the URI is (``mnist_audit.credentials``)."""
+    given = (config.get("mlflow") or {}).get("tracking_uri")
+    uri = given or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
-        return uri
+        try:
+            return credentials.check_uri(uri, "config key mlflow.tracking_uri" if given else "$MLFLOW_TRACKING_URI")
+        except credentials.CredentialsInUri as e:
+            raise ConfigError(str(e)) from None
     db = (Path(workdir) / DEFAULT_STORE_DIR / "mlflow.db").resolve()
     return f"sqlite:///{db}"
 

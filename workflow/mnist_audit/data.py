@@ -217,6 +217,11 @@ def prepare_split(
 
 def load_split(path: Path) -> dict[str, np.ndarray]:
     """Load the cached split: uint8 images (n, 28, 28) and uint8 labels. No pickle."""
+    if not Path(path).exists():
+        raise DataError(
+            f"{path}: no prepared split here. Make it with `mnist-audit download --out {Path(path).parent}` "
+            "(add --mirror DIR for a local copy of the four MNIST files; the workflow makes "
+            "results/data/mnist/mnist.npz itself), or pass --data with the path of one")
     try:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}

@@ -228,7 +228,6 @@ def configure_backend(threads: int | None, memory_growth: bool = True) -> dict:
     Returns a description of the device the job will run on.
     """
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
     gpus = detect_gpus()
     if backend == "jax":
         if memory_growth:

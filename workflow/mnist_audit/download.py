@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from . import retry
+from . import config, retry
 from .data import MNIST_FILES, ChecksumError, DataError, MnistFile, payload_sha256
 from .files import sha256_file, temp_beside
 
@@ -37,13 +37,85 @@ PUBLIC_MIRRORS = (
 
 
 class DownloadError(DataError):
-    pass
+    """No mirror served a good copy of one file. ``attempts``: one ``Attempt`` per mirror;
+    ``fix``: what to do, in the user's terms (the message ends with it)."""
+
+    def __init__(self, name: str, attempts: list[Attempt]):
+        self.name, self.attempts = name, attempts
+        self.fix = fix_for(attempts)
+        super().__init__(f"no mirror served a good copy of {name}. Attempts:\n  "
+                         + "\n  ".join(a.line for a in attempts or [Attempt.empty(name)]) + f"\n{self.fix}")
+
+    def without_fix(self) -> DownloadError:
+        """The same failure, its message the attempts alone: for a workflow's job, whose
+        fix the workflow prints once, last, for all its files (``summarize_failures``)."""
+        e = DownloadError(self.name, self.attempts)
+        e.args = (str(self).removesuffix(f"\n{self.fix}"),)
+        return e
+
+    def record(self) -> dict:
+        """The failure as data (written beside the job's log, read by ``summarize_failures``)."""
+        return {"file": self.name, "attempts": [dataclasses.asdict(a) for a in self.attempts], "fix": self.fix}
 
 
-class TransferCut(DownloadError, retry.TransientError):
+class TransferCut(DataError, retry.TransientError):
     """The server sent fewer bytes than it announced: worth another try."""
 
 # --------------------------------------------------------------------------- mirrors
+
+
+@dataclasses.dataclass(frozen=True)
+class Attempt:
+    """One mirror's failure to serve one file: ``problem`` is what kind of fix it needs:
+    "missing" (a local folder lacks the file), "bad" (its content does not verify),
+    "recompressed" (a canonical mirror serves other archive bytes) or "unreachable"."""
+
+    file: str
+    mirror: str
+    local: bool
+    problem: str
+    reason: str
+
+    @property
+    def line(self) -> str:
+        return f"{self.file} from {self.mirror}: {self.reason}"
+
+    @classmethod
+    def empty(cls, name: str) -> Attempt:
+        return cls(name, "(the mirror list is empty)", False, "unreachable", "no mirror to try")
+
+
+def fix_for(attempts: Iterable[Attempt]) -> str:
+    """What to do after ``attempts`` all failed, in the user's terms: for a local folder,
+    which file is missing or bad there; for the public mirrors, how to use a local copy."""
+    attempts = list(attempts)
+    lines = []
+    for a in attempts:
+        if a.local and a.problem == "missing":
+            lines.append(f"The local mirror {a.mirror} has no {a.file}: copy the four MNIST .gz files "
+                         "there, or point config key mirrors at the folder that has them.")
+        elif a.local:
+            lines.append(f"The local mirror's {a.file} ({a.mirror}) is not the MNIST file (truncated or "
+                         "corrupt: its content does not match the checksum): copy it there again.")
+        elif a.problem == "recompressed":
+            lines.append(f"{a.mirror} serves a recompressed {a.file} (right content, other archive bytes): "
+                         f"to accept it, list it as {{url: {a.mirror!r}, canonical: false}} in config key mirrors.")
+    if not attempts or any(not a.local and a.problem in ("unreachable", "bad") for a in attempts):
+        lines.append("If this machine cannot reach the mirrors, point the pipeline at a local copy of the "
+                     "four .gz files (a folder or a file:// URL):\n"
+                     "  snakemake --cores 8 --config 'mirrors=[\"/path/to/mnist\"]'")
+    return "\n".join(dict.fromkeys(lines))
+
+
+def summarize_failures(records: Iterable[Mapping]) -> str:
+    """One message for several files' failures (``DownloadError.record``s): which files
+    could not be had, then each distinct fix once."""
+    records = list(records)
+    if not records:
+        return ""
+    names = ", ".join(r["file"] for r in records)
+    fixes = dict.fromkeys(line for r in records for line in r["fix"].splitlines())
+    return f"MNIST could not be downloaded ({names}), so no training job was started.\n" + "\n".join(fixes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,12 +142,35 @@ class Mirror:
             canonical = scheme in ("http", "https")
         return cls(url=url, canonical=bool(canonical))
 
+    def folder(self) -> Path | None:
+        """The local folder of a folder or file:// mirror; None for http(s)."""
+        parsed = urllib.parse.urlparse(self.url)
+        if parsed.scheme == "file":
+            return Path(urllib.request.url2pathname(parsed.path))
+        return None if parsed.scheme else Path(self.url).expanduser()
+
     def locate(self, name: str) -> str:
         """The URL (or local path) of one file on this mirror."""
         scheme = urllib.parse.urlparse(self.url).scheme
         if scheme:
             return self.url.rstrip("/") + "/" + name
         return str(Path(self.url).expanduser() / name)
+
+
+def check_mirrors(mirrors) -> None:
+    """A local mirror (a folder, or a file:// URL) must be a folder that exists: a typo is
+    refused here, before any job runs (a dry run too), not by a download job later."""
+    for i, spec in enumerate(mirrors):
+        try:
+            mirror = Mirror.parse(spec)
+        except DataError as e:
+            raise config.ConfigError(f"config key mirrors[{i}]: {e}") from None
+        folder = mirror.folder()
+        if folder is not None and not folder.is_dir():
+            raise config.ConfigError(
+                f"config key mirrors[{i}]: the local mirror {mirror.url} is not a folder that exists; "
+                f"give the folder that holds the four MNIST files ({', '.join(MNIST_FILES)})")
+
 
 
 def _fetch(source: str, dest, timeout: float) -> int:
@@ -168,6 +263,7 @@ def download_file(
     failures = []
     for mirror in map(Mirror.parse, mirrors):
         source = mirror.locate(name)
+        local = mirror.folder() is not None
 
         def attempt() -> dict:
             fd, tmp = temp_beside(dest)
@@ -184,12 +280,12 @@ def download_file(
             checks = retry.call(attempt, policy, f"{name} from {mirror.url}")
         except retry.RetryError as e:
             reason = retry.describe(e.last).removeprefix(f"{name}: ")
-            line = f"{name} from {mirror.url}: {reason} ({e.how})"
+            failed = Attempt(name, mirror.url, local, _problem(e.last), f"{reason} ({e.how})")
             if isinstance(e.last, ChecksumError):
-                log.error("%s; deleted, trying the next mirror", line)
+                log.error("%s; deleted, trying the next mirror", failed.line)
             else:
-                log.warning("%s; trying the next mirror", line)
-            failures.append(line)
+                log.warning("%s; trying the next mirror", failed.line)
+            failures.append(failed)
             continue
         rec = {"file": name, "mirror": mirror.url, "source": source, **checks}
         if not checks["archive_canonical"]:
@@ -200,14 +296,16 @@ def download_file(
             )
         log.info("%s: verified, from %s", name, mirror.url)
         return rec
-    raise DownloadError(
-        f"no mirror served a good copy of {name}. Attempts:\n  "
-        + "\n  ".join(failures or ["(the mirror list is empty)"])
-        + "\nIf this machine cannot reach the public mirrors, point the pipeline at a local "
-        "copy of the four .gz files, e.g.\n"
-        "  snakemake --cores 8 --config 'mirrors=[\"file:///path/to/mnist/\"]'\n"
-        "(a plain folder path works too)."
-    )
+    raise DownloadError(name, failures)
+
+
+def _problem(e: BaseException) -> str:
+    """The kind of fix a mirror's failure needs (``Attempt.problem``)."""
+    if isinstance(e, FileNotFoundError):
+        return "missing"
+    if isinstance(e, ChecksumError):
+        return "recompressed" if "canonical mirror" in str(e) else "bad"
+    return "unreachable"
 
 
 def _verified_in_place(dest: Path, spec: MnistFile, record: Path | None) -> dict | None:

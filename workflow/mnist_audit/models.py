@@ -261,6 +261,20 @@ def _tf_quickstart(variant):
     ]
 
 
+@builder("keras_mnist_cnn")
+def _keras_mnist_cnn(variant):  # as_written changes the optimizer's rate only
+    return [
+        layers.Conv2D(32, kernel_size=(3, 3), activation="relu", name="conv1"),  # 26x26
+        layers.Conv2D(64, (3, 3), activation="relu", name="conv2"),  # 24x24
+        layers.MaxPooling2D(pool_size=(2, 2), name="pool1"),  # 12x12
+        layers.Dropout(0.25, name="dropout1"),
+        layers.Flatten(name="flatten"),  # 12*12*64 = 9216
+        layers.Dense(128, activation="relu", name="fc1"),
+        layers.Dropout(0.5, name="dropout2"),
+        layers.Dense(NUM_CLASSES, name="logits"),  # the author's softmax: in the loss
+    ]
+
+
 def _check(name: str, variant: str) -> None:
     arch = registry.get_architecture(name)  # RegistryError for unknown names
     if variant not in arch.variants:

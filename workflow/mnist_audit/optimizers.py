@@ -1,6 +1,6 @@
 """The recipes' optimizers and losses, in Keras 3: TF1's Adam and RMSProp, Keras's own
-Adam, the mlp author's clipped binary cross-entropy and a Keras program's softmax output
-with categorical cross-entropy.
+Adam and Adadelta, the mlp author's clipped binary cross-entropy and a Keras program's
+softmax output with categorical cross-entropy.
 
 Only Keras 3 and ``keras.ops`` (plus TF1's own fused kernels where the backend is
 TensorFlow), so the same code runs on TensorFlow and on JAX. tests/test_optimizers.py
@@ -188,6 +188,8 @@ def make_optimizer(recipe: Recipe) -> keras.optimizers.Optimizer:
     if recipe.optimizer == "keras_adam":  # what optimizer="adam" gives a Keras program
         return keras.optimizers.Adam(learning_rate=lr, beta_1=args["beta_1"], beta_2=args["beta_2"],
                                      epsilon=args["epsilon"], amsgrad=args["amsgrad"])
+    if recipe.optimizer == "keras_adadelta":  # keras.optimizers.Adadelta; the rate is the recipe's
+        return keras.optimizers.Adadelta(learning_rate=lr, rho=args["rho"], epsilon=args["epsilon"])
     on_tf = keras.backend.backend() == "tensorflow"
     if recipe.optimizer == "adam":
         # TensorFlow: TF1's own fused kernel (the op the authors ran, and faster: see

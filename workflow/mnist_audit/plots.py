@@ -80,7 +80,7 @@ LOWER_STYLE = {"color": "#c0392b", "linestyle": ":", "linewidth": 1.4}
 def claim_label(arch: str, variant: str = "default") -> str:
     """"claim 99%, bound 98.5% (dotted)" where the row is judged against a claim, else ""."""
     claim = registry.get_architecture(arch).claim
-    if claim.lower is None or variant != (claim.recipe_variant or "default"):
+    if not claim.judges(variant):
         return ""
     return f"claim {100 * claim.value:g}%, bound {100 * claim.lower:g}% (dotted)"
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
@@ -40,6 +41,7 @@ __all__ = [
     "apply_changes",
     "override_schema",
     "recipe_split",
+    "rounding_bound",
 ]
 
 
@@ -80,6 +82,9 @@ OPTIMIZER_ARGS: Mapping[str, Mapping[str, float | bool]] = MappingProxyType(
         ),
         # keras.optimizers.Adam (Keras 3; tf.keras 2 had the same defaults): optimizer="adam".
         "keras_adam": MappingProxyType({"beta_1": 0.9, "beta_2": 0.999, "epsilon": 1e-7, "amsgrad": False}),
+        # keras.optimizers.Adadelta: rho 0.95 and epsilon 1e-7 in Keras 2 (epsilon=None meant
+        # K.epsilon() = 1e-7) as in Keras 3; only the default learning rate moved (1.0 -> 0.001).
+        "keras_adadelta": MappingProxyType({"rho": 0.95, "epsilon": 1e-7}),
     }
 )
 OPTIMIZERS = tuple(OPTIMIZER_ARGS)
@@ -205,11 +210,23 @@ class Claim:
     reading: str = "final"  # "final" (after the whole budget) or "best epoch" (a running maximum)
     reference: str | None = None  # a figure someone else stated (shown, never judged)
     recipe_variant: str | None = None  # the variant whose recipe the claim sentence came from
+    # other variants judged against the same claim: e.g. the author's file as a reader runs it
+    # today, on a library whose defaults changed since the claim was measured
+    also_judged: tuple[str, ...] = ()
 
     def __post_init__(self):
         if self.split not in SPLITS or self.reading not in READINGS:
             raise RegistryError(f"claim measure {self.split}/{self.reading}: split one of {SPLITS}, "
                                 f"reading one of {READINGS}")
+        object.__setattr__(self, "also_judged", tuple(self.also_judged))
+        if self.also_judged and self.lower is None:
+            raise RegistryError("a claim without a bound judges no variant (also_judged needs lower)")
+
+    def judges(self, variant: str) -> bool:
+        """Whether runs of ``variant`` get a verdict against this claim: the claim's own
+        recipe (``recipe_variant``, else the default) and any variant in ``also_judged``."""
+        return self.lower is not None and (variant == (self.recipe_variant or "default")
+                                           or variant in self.also_judged)
 
     @property
     def measure(self) -> str:
@@ -217,7 +234,30 @@ class Claim:
         return f"{'validation' if self.split == 'val' else 'test'}, {self.reading}"
 
     def as_dict(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """JSON-serialisable copy; ``also_judged`` only where set (the records of claims
+        without it read as they always did)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.also_judged:
+            del out["also_judged"]
+        else:
+            out["also_judged"] = list(self.also_judged)
+        return out
+
+
+def rounding_bound(figure: str) -> float:
+    """The lowest accuracy (a fraction) consistent with a claimed percentage as written:
+    anything that rounds to it at its last stated digit (SPEC section 4). "99" -> 0.985,
+    "92" -> 0.915, "99.25" -> 0.99245; a range "97-98" is bounded by its lower end (0.965)."""
+    low = str(figure).strip().removesuffix("%").split("-")[0].strip()
+    try:
+        d = Decimal(low)
+    except InvalidOperation:
+        raise RegistryError(f"claimed figure {figure!r}: write the percentage as the author did, "
+                            "e.g. '99' or '99.25' (a range: '97-98')") from None
+    if not d.is_finite() or not 0 < d <= 100:
+        raise RegistryError(f"claimed figure {figure!r} is not a percentage in (0, 100]")
+    half_unit = Decimal(5).scaleb(d.as_tuple().exponent - 1)  # half of the last stated digit
+    return float((d - half_unit) / 100)
 
 
 @dataclass(frozen=True)
@@ -246,6 +286,12 @@ class Architecture:
     short: str | None = None
     url: str | None = None
     variant_names: Mapping[str, str] = field(default_factory=dict)
+    # variant -> {Keras class: its defaults in the Keras the claim was measured on}: a "keras
+    # script" original of that variant runs with them in place of today's, for the arguments
+    # the script leaves out (a variant not listed runs the script on today's Keras, as written)
+    keras_defaults: Mapping[str, Mapping[str, Mapping]] = field(default_factory=dict)
+    # the author's claim about training time, if any: shown beside our seconds, never judged
+    timing_claim: str | None = None
 
     def __post_init__(self):
         if "default" not in self.variants:
@@ -273,6 +319,16 @@ class Architecture:
         )
         object.__setattr__(self, "fidelity", tuple(self.fidelity))
         object.__setattr__(self, "variant_names", _frozen(self.variant_names))
+        if self.keras_defaults and self.original != "keras script":
+            raise RegistryError(f"{self.name}: keras_defaults apply to a 'keras script' original only")
+        unknown = set(self.keras_defaults) - set(self.variants)
+        if unknown:
+            raise RegistryError(f"{self.name}: keras_defaults for undeclared variants {sorted(unknown)}")
+        object.__setattr__(self, "keras_defaults", MappingProxyType(
+            {v: MappingProxyType({c: _frozen(a) for c, a in d.items()}) for v, d in self.keras_defaults.items()}))
+        unknown = [v for v in self.claim.also_judged if v not in self.variants]
+        if unknown:
+            raise RegistryError(f"{self.name}: the claim judges undeclared variants {unknown}")
 
     @property
     def display(self) -> str:
@@ -301,6 +357,7 @@ class Architecture:
             "macs_per_image": self.macs_per_image,
             "original": self.original,
             "source": self.source,
+            **({"timing_claim": self.timing_claim} if self.timing_claim else {}),
         }
 
 

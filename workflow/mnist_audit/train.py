@@ -59,7 +59,6 @@ def train_run(
     t_start_job = time.perf_counter()
     s = TrainSettings(arch=arch, variant=variant, **settings)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     arch_info = registry.get_architecture(arch)
     recipe = registry.resolve_recipe(arch, variant, s.overrides or {})
     backend = keras.backend.backend()
@@ -67,6 +66,7 @@ def train_run(
     t = time.perf_counter()
     d = mdata.training_arrays(Path(data_path), s.train_subset, s.eval_subset, recipe.data_split)
     data_seconds = time.perf_counter() - t
+    out_dir.mkdir(parents=True, exist_ok=True)  # after the data: a bad --data leaves nothing behind
 
     n_train = len(d["x_train"])
     p = plan(recipe, n_train, s.budget_scale)

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(workflow.basedir) / "workflow"))
 from mnist_audit import config as audit_config
 from mnist_audit import tracking
 from mnist_audit.data import MNIST_FILES
+from mnist_audit.download import check_mirrors
 from mnist_audit.platforms import DEFAULT as DEFAULT_PLATFORM, list_platforms
 from mnist_audit.registry import list_models
 
@@ -29,6 +30,7 @@ except WorkflowError:
         audit_config.explain_invalid(config, audit_config.resolved_schema(SCHEMA))
     ) from None
 audit_config.check_config(config)
+check_mirrors(config["mirrors"])  # a local mirror that is not there: refused now, not by a job
 
 
 wildcard_constraints:
@@ -47,6 +49,8 @@ RUN_DIR = "results/runs/{arch}/{variant}/seed{seed}"
 PLATFORM_RUNS = audit_config.platform_run_keys(config)
 PLATFORM_RUN_DIR = "results/platforms/{platform}/{arch}/{variant}/seed{seed}"
 DATA_DIR = "results/data/mnist"
+# A failed download's attempts and fix, as data (read by report_failed_download)
+DOWNLOAD_FAILURE = "results/logs/download_mnist/{file}.failed.json"
 
 
 def run_files(name):
@@ -87,3 +91,18 @@ def all_targets():
         + run_files("mlflow_run.json")
         + ["results/report/README.md", "results/report/landing.rst", "results/report/mlflow_run.json"]
     )
+
+
+def report_failed_download():
+    """On a failed run (onerror): if MNIST could not be had, say so once, last, with the
+    fix for every file that is still missing (from each failed download's record)."""
+    from mnist_audit.download import summarize_failures
+
+    records = []
+    for name in MNIST_FILES:
+        failed = Path(DOWNLOAD_FAILURE.format(file=name))
+        if failed.exists() and not Path(f"{DATA_DIR}/raw/{name}").exists():
+            records.append(json.loads(failed.read_text()))
+    if records:
+        print(f"\n{summarize_failures(records)}\n(Every attempt is logged in {Path(DOWNLOAD_FAILURE).parent}/; "
+              "the files that verified are kept and are not fetched again.)", file=sys.stderr)

@@ -12,6 +12,7 @@ rule download_mnist:
         source=update(f"{DATA_DIR}/raw/{{file}}.source.json"),
     params:
         payload_sha256=lambda wildcards: MNIST_FILES[wildcards.file].payload_sha256,
+        failure=DOWNLOAD_FAILURE,
     conda:
         ENV
     log:

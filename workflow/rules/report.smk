@@ -11,6 +11,9 @@ REPORT_PAGES = ["method", "port-vs-original", "platforms", "cost", "provenance"]
 
 
 rule model_accounting:
+    # after the data, though it reads none: a run whose download failed starts nothing else
+    input:
+        manifest=ancient(f"{DATA_DIR}/manifest.json"),
     output:
         parameters_csv=report(f"{REPORT_DIR}/tables/parameters.csv", caption="../report/parameters.rst", category="3. Cost", subcategory="Parameters"),
         parameters_md=report(f"{REPORT_DIR}/tables/parameters.md", caption="../report/parameters.rst", category="3. Cost", subcategory="Parameters"),

@@ -1,4 +1,7 @@
 rule init_tracking:
+    # after the data: a run whose download failed starts nothing else (keep-going or not)
+    input:
+        manifest=ancient(f"{DATA_DIR}/manifest.json"),
     output:
         sweep="results/mlflow/sweep.json",
     # Rerun (a new sweep) only when the store or the set of runs changes: the sweep key

@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 IMPLEMENTATION = "keras script"
 TRAINING_LOOP = "the author's script: model.fit"
 SCRIPTS = Path(__file__).parent / "keras_scripts"
+# A recipe optimizer a script may use -> its Keras class and the arguments compared with the recipe's
+KERAS_OPTIMIZERS = {"keras_adam": ("Adam", ("beta_1", "beta_2", "epsilon", "amsgrad")),
+                    "keras_adadelta": ("Adadelta", ("rho", "epsilon"))}
 
 
 def script_path(arch: str) -> Path:
@@ -126,7 +129,11 @@ class Recorder:
     def epoch_end(self, model, epoch: int, logs: dict) -> None:
         t = time.perf_counter()
         test_loss, test_acc = self.test_set.evaluate(model)
-        val = {k: (float(logs[f"val_{k}"]) if f"val_{k}" in logs else None) for k in ("loss", "accuracy")}
+        # fit's validation numbers, where the recipe has a validation set (a script that passes
+        # the test set as validation_data prints the test numbers, recorded as such below)
+        has_val = bool(self.recipe.split.validation)
+        val = {k: (float(logs[f"val_{k}"]) if has_val and f"val_{k}" in logs else None)
+               for k in ("loss", "accuracy")}
         self.history.append({
             "epoch": epoch + 1, "steps": self.steps,
             "epochs_seen": loops.images_seen(self.recipe, self.n_train, self.steps) / self.n_train,
@@ -157,15 +164,18 @@ def check_call(recipe: registry.Recipe, model, args: dict) -> list[str]:
     split, held_out = float(args.get("validation_split") or 0.0), recipe.split.validation
     if split != held_out or isinstance(held_out, int) and held_out:  # a count: no fit argument says it
         wrong.append(f"validation_split: registry {recipe.data_split}, script {split}")
+    if args.get("validation_data") is not None and held_out:  # the test set only (train_script checks)
+        wrong.append(f"validation_data: registry {recipe.data_split}, script passes its own validation data")
     opt = model.optimizer
-    if recipe.optimizer == "keras_adam":
+    if recipe.optimizer in KERAS_OPTIMIZERS:
+        name, arg_names = KERAS_OPTIMIZERS[recipe.optimizer]
         lr = float(keras.ops.convert_to_numpy(opt.learning_rate))
-        have = (type(opt) is keras.optimizers.Adam, lr, opt.beta_1, opt.beta_2, opt.epsilon, bool(opt.amsgrad))
-        args_ = recipe.optimizer_args
-        need = (True, float(np.float32(recipe.learning_rate)), args_["beta_1"], args_["beta_2"], args_["epsilon"],
-                args_["amsgrad"])  # the rate is a float32 variable
+        have = (type(opt) is getattr(keras.optimizers, name), lr,
+                *(getattr(opt, a, None) for a in arg_names))
+        need = (True, float(np.float32(recipe.learning_rate)),  # the rate is a float32 variable
+                *(recipe.optimizer_args[a] for a in arg_names))
         if have != need:
-            wrong.append(f"optimizer: registry keras Adam {need[1:]}, script {type(opt).__name__} {have[1:]}")
+            wrong.append(f"optimizer: registry keras {name} {need[1:]}, script {type(opt).__name__} {have[1:]}")
     else:
         wrong.append(f"optimizer: a script original of a {recipe.optimizer!r} recipe is not supported")
     return wrong
@@ -230,6 +240,8 @@ def train_script(
         call = dict(bound.arguments)
         call.update(call.pop("kwargs", {}))
         wrong = check_call(recipe, model, call)
+        if call.get("validation_data") is not None and not _is_test_set(call["validation_data"], y_test):
+            wrong.append("validation_data: the script validates on images other than the test set")
         if wrong:
             raise registry.RegistryError(f"{arch}/{variant}: the recipe is not the script's: " + "; ".join(wrong))
         y = np.asarray(call.get("y"))
@@ -251,8 +263,11 @@ def train_script(
                      val_pred=val_set.predict(model).argmax(axis=1), predict_seconds=time.perf_counter() - t)
         return out
 
+    defaults = dict(arch_info.keras_defaults.get(variant, {}))
     output = io.StringIO()
     with contextlib.ExitStack() as stack:
+        for cls_name, values in defaults.items():  # the Keras the claim was measured on
+            stack.enter_context(keras_defaults(cls_name, values))
         for name, module in list(sys.modules.items()):  # keras.datasets.mnist and its aliases
             if name.endswith("datasets.mnist") and hasattr(module, "load_data"):
                 stack.enter_context(mock.patch.object(module, "load_data", lambda *a, **k: (train_file, test_file)))
@@ -272,7 +287,8 @@ def train_script(
         "variant": original_variant(variant, from_port),
         "original_of": variant,
         "implementation": IMPLEMENTATION,
-        "script": {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest()},
+        "script": {"file": path.name, "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+                   **({"keras_defaults": {c: dict(v) for c, v in defaults.items()}} if defaults else {})},
         "initial_weights": (f"the port's (seed {seed})" if from_port else "given" if initial_weights is not None
                             else "own initialisers"),
         "seed": seed, "baseline": arch_info.baseline, "backend": keras.backend.backend(), "device": device or {},
@@ -301,6 +317,42 @@ def train_script(
         metrics["platform"] = platform.record(metrics["backend"])
     runs.write_run(out_dir, metrics, history, y_val, state["val_pred"], y_test, state["y_pred"])
     return metrics
+
+
+def _is_test_set(validation_data, y_test) -> bool:
+    """Whether a script's ``fit(validation_data=...)`` is the test set it was handed (its labels
+    in the test file's order, one-hot or not): the author measured the test set each epoch."""
+    try:
+        labels = np.asarray(validation_data[1])
+    except (TypeError, IndexError, KeyError):
+        return False
+    labels = labels.argmax(axis=-1) if labels.ndim == 2 else labels.reshape(-1)
+    return len(labels) == len(y_test) and bool(np.array_equal(labels, y_test))
+
+
+def keras_defaults(cls_name: str, values) -> contextlib.AbstractContextManager:
+    """While active, ``keras.optimizers.<cls_name>`` (or a layer or loss of that name) takes
+    ``values`` for the arguments a caller leaves out: a script written for another Keras
+    runs with that Keras's defaults (Keras 2's ``Adadelta()`` had learning rate 1.0, Keras
+    3's has 0.001); what the script passes explicitly stays its own."""
+    import keras
+
+    cls = next((getattr(m, cls_name) for m in (keras.optimizers, keras.layers, keras.losses)
+                if isinstance(getattr(m, cls_name, None), type)), None)
+    if cls is None:
+        raise registry.RegistryError(f"keras_defaults: no Keras optimizer, layer or loss named {cls_name!r}")
+    init = cls.__init__
+    sig = inspect.signature(init)
+    unknown = sorted(set(values) - set(sig.parameters))
+    if unknown:
+        raise registry.RegistryError(f"keras_defaults: {cls_name} has no argument {', '.join(unknown)}; "
+                                     f"it takes {', '.join(list(sig.parameters)[1:])}")
+
+    def __init__(self, *args, **kwargs):
+        given = sig.bind_partial(self, *args, **kwargs).arguments
+        init(self, *args, **{**{k: v for k, v in values.items() if k not in given}, **kwargs})
+
+    return mock.patch.object(cls, "__init__", __init__)
 
 
 def fit_in_order(fit, call: dict, recipe, n_train: int, seed: int, recorder: Recorder):

@@ -48,7 +48,7 @@ def timing_table(runs: pd.DataFrame) -> pd.DataFrame:
     for key, g in runs.groupby(keys, sort=False, dropna=False):
         arch, variant = key[0], key[1]
         claim = registry.get_architecture(arch).claim
-        judged = claim.lower is not None and variant == (claim.recipe_variant or "default")
+        judged = claim.judges(variant)
         n = len(g)
         train = g["total_train_seconds"].astype(float)
         steady = g["steady_state_measured"].astype(str).str.lower().eq("true")

@@ -300,6 +300,24 @@ def origin_table(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def timing_claims(timing: pd.DataFrame) -> list[str]:
+    """One paragraph per architecture whose author also claimed a training time (the
+    registry's ``timing_claim``): the claim beside our steady seconds per epoch, each row
+    of the timing table, never judged (our hardware is not the author's)."""
+    lines = []
+    for arch, g in timing.groupby("architecture", sort=False):
+        claim = registry.get_architecture(arch).timing_claim
+        if not claim:
+            continue
+        ours = "; ".join(
+            f"{r.model} {r.steady_epoch_seconds:.1f} s on {r.device} ({r.n_runs} runs)"
+            if not isnan(r.steady_epoch_seconds) else f"{r.model} n/a on {r.device}"
+            for r in g.itertuples(index=False))
+        lines += [f"Timing claim of {arch} (shown, not judged: other hardware): \"{claim}\". "
+                  f"Ours, steady seconds per epoch: {ours}.", ""]
+    return lines
+
+
 def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing: pd.DataFrame,
            pvo: pd.DataFrame, manifest: Mapping | None, outputs: Mapping[str, str], scaled: bool,
            platform_lines: Sequence[str] = ()) -> str:
@@ -384,6 +402,7 @@ def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing
         "accuracy on the author's measure reached the claim's lower bound, median over the runs that reached it.",
         "",
         md(timing, TIMING_MD),
+        *timing_claims(timing),
         "## Budget settings", "",
         markdown_table(budget_table(runs)),
     ]

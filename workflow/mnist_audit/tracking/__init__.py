@@ -21,7 +21,10 @@ Three rules matter here:
 
 Logging is a separate step that reads the training job's local outputs
 (metrics.json, history.csv, ...): a tracking server that is down fails that step
-with a clear message, the measured results stay on disk, and a rerun logs them.
+with a clear message, the measured results stay on disk, and a rerun logs them. So does
+a server that refuses the credentials (401, 403), at once, naming the variables to set;
+a tracking URI with a secret in it is refused before anything connects
+(``mnist_audit.credentials``).
 The model is stored once, in the run folder. MLflow gets a *logged model* for it (the
 Models tab, linked to its run as an output, with the final metrics attached): an
 external model in MLflow 3's sense, whose MLmodel file carries the input/output

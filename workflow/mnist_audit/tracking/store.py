@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-from .. import retry
+from .. import credentials, retry
 
 log = logging.getLogger(__name__)
 
@@ -35,25 +35,55 @@ def fast_fail_http() -> None:
 def with_retries(fn: Callable, what: str, uri: str, attempts: int = 3, backoff_s: float = 2.0):
     """``fn()`` under the retry policy of ``mnist_audit.retry``: a store that is down or
     answers 5xx is tried ``attempts`` times in all; an error that cannot pass (a 4xx, a
-    bad value) fails at once. The store's errors end in a TrackingError that says nothing
+    bad value) fails at once, a credential the server refuses (401, 403) with the
+    variables to set. The store's errors end in a TrackingError that says nothing
     measured is lost; an error of our own code is raised as it is, after one try."""
+    shown = credentials.without_credentials(uri)
     try:
         return retry.call(fn, retry.Policy(attempts=attempts, backoff_s=backoff_s), what)
     except retry.RetryError as e:
         last = e.last
         if not e.retryable and not _from_the_store(last):
             raise last from None  # a bug of ours, not the store's answer: its traceback says more
-        if e.retryable:
-            head = (f"{what}: the MLflow tracking store at {uri} could not be reached after "
+        status = auth_status(last)
+        if status is not None:
+            head = f"{what}: {credentials.auth_failure(status, uri)}; not retried, as trying again cannot help"
+        elif e.retryable:
+            head = (f"{what}: the MLflow tracking store at {shown} could not be reached after "
                     f"{e.attempts} attempt{'s' if e.attempts != 1 else ''} ({retry.describe(last)})")
         else:
-            head = (f"{what}: the MLflow tracking store at {uri} refused the request "
+            head = (f"{what}: the MLflow tracking store at {shown} refused the request "
                     f"({retry.describe(last)}); not retried, as trying again cannot help")
+        again = ("rerunning the pipeline once the credentials are right logs them" if status is not None else
+                 "rerunning the pipeline logs them once the store is back (or set mlflow.tracking_uri / "
+                 "MLFLOW_TRACKING_URI to a reachable one)")
         raise TrackingError(
-            f"{head}. Nothing measured is lost: the job's results are on disk, and rerunning "
-            "the pipeline logs them once the store is back (or set mlflow.tracking_uri / "
-            "MLFLOW_TRACKING_URI to a reachable one)."
+            f"{head}. Nothing measured is lost: the job's results are on disk, and {again}, without "
+            "training again."
         ) from last
+
+
+def auth_status(exc: BaseException) -> int | None:
+    """401 or 403 when the tracking server refused the credentials (an MLflow error or an
+    HTTP error with that status, anywhere in the cause chain), else None."""
+    seen = set()
+    e = exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        code = None
+        status = getattr(e, "get_http_status_code", None)  # mlflow.exceptions.MlflowException
+        if callable(status):
+            try:
+                code = int(status())
+            except (TypeError, ValueError):
+                code = None
+        response = getattr(e, "response", None)  # requests.HTTPError
+        if code is None and getattr(response, "status_code", None) is not None:
+            code = response.status_code
+        if code in (401, 403):
+            return code
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def _from_the_store(e: BaseException) -> bool:
@@ -92,6 +122,7 @@ def init_tracking(uri: str, experiment: str, artifact_location: str | None, swee
     with the same key already in the experiment is reused, so rerunning the same
     configuration opens no second sweep.
     """
+    credentials.check_uri(uri)  # never recorded with a secret in it (sweep.json, the markers, the logs)
     fast_fail_http()
     from mlflow import MlflowClient
 
