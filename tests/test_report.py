@@ -17,9 +17,10 @@ import pytest
 from conftest import mirror_arg, snakemake_cmd, start_logged, wait_ok
 from scipy import stats
 
-from mnist_audit import readme, registry, report, tracking
+from mnist_audit import registry, report, tracking
 from mnist_audit.audit import claim_audit, verdict
 from mnist_audit.plots import PLOT_FILES
+from mnist_audit.report import text as text_
 from mnist_audit.report.text import compact_verdicts, verdict_summary
 from mnist_audit.tables import OVERRIDDEN_BANNER, SCALED_BANNER, markdown_table, order_rows, write_csv
 
@@ -271,12 +272,12 @@ def test_an_authors_timing_claim_stands_beside_our_seconds(tmp_path):
     params = pd.DataFrame({"architecture": ["keras_mnist_cnn"] * 2, "variant": ["default", "as_written"],
                            "params": [1_199_882] * 2, "macs_per_image": [11_992_448] * 2})
     timing = report.timing_table(report.aggregate_runs(write_runs(tmp_path, ms)[0], params))
-    lines = readme.timing_claims(timing)
+    lines = text_.timing_claims(timing)
     assert lines == ['Timing claim of keras_mnist_cnn (shown, not judged: other hardware): "16 seconds per epoch '
                      'on a GRID K520 GPU". Ours, steady seconds per epoch: keras_mnist_cnn 2.0 s on test cpu '
                      '(2 runs); keras_mnist_cnn:as_written 2.0 s on test cpu (2 runs).', ""]
     assert set(timing["time_to_bound"]) == {"not reached (0/2 runs)"}  # both rows judged (>= 99.245%)
-    assert readme.timing_claims(report.timing_table(runs_frame(tmp_path / "t", [fake_metrics("thomas", 0, 0.99)]))) == []
+    assert text_.timing_claims(report.timing_table(runs_frame(tmp_path / "t", [fake_metrics("thomas", 0, 0.99)]))) == []
 
 
 def test_timing_table_time_to_target(tmp_path):

@@ -375,7 +375,10 @@ def test_every_run_is_in_mlflow_with_per_epoch_metrics(tiny_run, monkeypatch):
         assert len([t for t in run.data.tags if not t.startswith("mlflow.")]) <= 12, sorted(run.data.tags)
         assert run.data.tags["mlflow.source.git.commit"] == metrics["provenance"]["git_commit"]
         assert run.data.tags["mlflow.source.name"] == "workflow/scripts/train_model.py"  # the UI's Source
-        assert run.data.tags["mlflow.note.content"].startswith(f"{arch} s{seed[4:]}: ")
+        from mnist_audit import registry
+
+        name = registry.get_architecture(arch).display  # the tutorial as a reader knows it, then the run
+        assert run.data.tags["mlflow.note.content"].startswith(f"{name} ({arch} s{seed[4:]}): ")
         assert f"{100 * metrics['test_accuracy']:.2f}% test" in run.data.tags["mlflow.note.content"]
         # versions and checksums in one JSON artifact
         dst = work / "downloads" / job.replace("/", "-")

@@ -732,7 +732,7 @@ _register(
             _KERAS_FIT + " batch_size=128, epochs=12: 468 batches of 128 and one of 96 per epoch "
             "(469 steps), 5,628 steps.",
             "The claim is the docstring's '99.25% test accuracy after 12 epochs', written to two "
-            "decimals: by the SPEC's rounding rule at least 99.245%. The script prints "
+            "decimals: by the rounding rule at least 99.245%. The script prints "
             "model.evaluate's test accuracy after the last epoch, which is also the port's number. "
             "Its '16 seconds per epoch on a GRID K520 GPU' is a claim about time: the report "
             "shows our seconds per epoch beside it, without a verdict.",

@@ -46,18 +46,13 @@ def why(r, prefix: str = "", named: bool = True) -> str:
     linked name and figure (``named``) or after the figure alone."""
     who = f"{names.link(r.architecture, r.variant, prefix, source=False)} (\"{names.figure(r.architecture)}\")" \
         if named else f"\"{names.figure(r.architecture)}\""
-    bound, n = r.claim_lower_pct, int(r.n_seeds)
-    k = None if isnan(r.runs_reaching) else int(r.runs_reaching)
+    bound = r.claim_lower_pct
     if r.verdict == stats.REPRODUCED:
         return f"{who}: mean {r.mean_pct:.2f}%, its whole 95% interval above {bound:g}%"
     if r.verdict == stats.NOT_REPRODUCED:
-        return f"{who}: mean {r.mean_pct:.2f}%, its whole 95% interval below {bound:g}%, the least the claim rounds from"
+        return f"{who}: mean {r.mean_pct:.2f}%, its whole 95% interval below {bound:g}%"
     if r.verdict == stats.INCONCLUSIVE:
-        reach = (f"all {n} runs reach" if k == n else "no run reaches" if k == 0 else f"{k} of {n} runs reach")
-        side = "above" if r.mean_pct >= bound else "below"
-        return (f"{who}: {reach} {bound:g}%, the least the claim rounds from, but their mean, {r.mean_pct:.2f}%, is "
-                f"so close to it ({abs(r.mean_pct - bound):.2f} points {side}) that its 95% interval, "
-                f"{r.ci_low_pct:.2f} to {r.ci_high_pct:.2f}%, straddles it")
+        return f"{who}: mean {r.mean_pct:.2f}%, interval {r.ci_low_pct:.2f} to {r.ci_high_pct:.2f}% around {bound:g}%"
     return f"{who}: not judged ({r.verdict})"
 
 
@@ -79,7 +74,9 @@ def claims_sentences(audit: pd.DataFrame, prefix: str = "") -> list[str]:
             [names.link(r.architecture, r.variant, prefix, source=False) for r in held.itertuples(index=False)])
             if len(held) else "")
     out.append(head + ".")
-    for verdict, word in ((stats.INCONCLUSIVE, "Borderline (inconclusive)"), (stats.NOT_REPRODUCED, "Not reproduced")):
+    for verdict, word in ((stats.INCONCLUSIVE, "Borderline, the least figure the claim rounds from inside "
+                                               "our 95% interval"),
+                          (stats.NOT_REPRODUCED, "Not reproduced")):
         rows = stating[stating["verdict"] == verdict]
         if len(rows):
             out.append(f"{word}: " + "; ".join(why(r, prefix) for r in rows.itertuples(index=False)) + ".")

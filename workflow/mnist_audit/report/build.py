@@ -19,8 +19,8 @@ from ..portcheck import platforms, port_vs_original
 from . import pages, site
 from .text import claim_audit_markdown, port_markdown
 from .landing import landing_rst
-from ..tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, rel, write_csv, write_text
-from ..runtable import aggregate_runs, load_histories, load_run, write_runs  # noqa: F401 (the report's calls)
+from ..tables import TIMING_MD, is_scaled, isnan, md, order_rows, read_runs, write_csv, write_text
+from ..runtable import load_histories
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,8 @@ from ..config import original_of, starts_from_port
 from ..portcheck import EQUIVALENCE_MARGIN, EQUIVALENT, FULL_BUDGET, OWN_DRAW, PORT_DRAW
 from ..tables import OVERRIDDEN_BANNER, SCALED_BANNER, isnan, markdown_table, order_rows, rel, settings_summary
 from . import answer, names
-from .text import CI_NOTE, PORT_NOTE, VERDICT_RULE, budget_table, origin_table, provenance_sections, run_counts
+from .text import (CI_NOTE, PORT_NOTE, VERDICT_RULE, budget_table, origin_table, provenance_sections, run_counts,
+                   timing_claims)
 
 # The pages beside the main one (README.md): file name -> title
 PAGES = {
@@ -123,7 +124,7 @@ def main_page(rep: Report) -> str:
              "cost.md": cost_lead(rep), "provenance.md": "commits, machines, packages and data checksums"}
     lines += [f"- [{title}]({page_}): {leads[page_]}" for page_, title in PAGES.items()]
     lines += [f"- The data: {_csv_links(rep, page)}."]
-    lines += [f"- Run records: " + ", ".join(f"[{Path(d).as_posix()}/]({rel(d, rep.base)}/)" for d in rep.records)
+    lines += ["- Run records: " + ", ".join(f"[{Path(d).as_posix()}/]({rel(d, rep.base)}/)" for d in rep.records)
               + " (one folder per run: metrics, history, confusion matrix, per-image predictions)."] if rep.records else []
     lines += [""]
     lines.append(f"{run_counts(rep.runs, rep.audit)}; seeds {' '.join(str(s) for s in sorted(set(rep.runs['seed'])))}.")
@@ -404,6 +405,7 @@ def cost_page(rep: Report) -> str:
         "train img/s": [("n/a" if isnan(v) else f"{v:,.0f}") for v in t["train_images_per_second"]],
         "to the claim's figure": t["time_to_bound"],
     }))]
+    lines += timing_claims(t)
     lines += ["Where they ran, how loaded the machine was (median 1-minute load average), the first epoch's "
               "compilation overhead and the evaluation speed:", ""]
     lines += [markdown_table(pd.DataFrame({
@@ -443,7 +445,6 @@ def _duration(seconds) -> str:
 # --------------------------------------------------------------------- provenance
 
 def provenance_page(rep: Report) -> str:
-    page = rep.base / "provenance.md"
     lines = ["# Where the runs came from", ""] + banners(rep)
     origin = origin_table(rep.runs)
     origin.insert(0, "tutorial", [names.link(a_, original_of(v) or v, source=False) + (
@@ -493,7 +494,6 @@ def _sentence(text: str) -> str:
 def tutorial_page(rep: Report, arch: str) -> str:
     """One tutorial's page (``tutorials/<arch>.md``)."""
     a = registry.get_architecture(arch)
-    page = rep.base / names.TUTORIALS_DIR / f"{arch}.md"
     up = "../"
     rows = rep.audit[rep.audit["architecture"] == arch]
     lines = [f"# {a.display}", ""] + banners(rep)
@@ -586,9 +586,12 @@ def _port_section(rep: Report, arch: str) -> list[str]:
     else:
         head = "Only reduced-budget behaviour checks compare the port with the author's program here."
     start = {OWN_DRAW: "own draw", PORT_DRAW: "port's draw"}
+    several = rows["variant"].nunique() > 1  # then each row says which variant it compares
+    a = registry.get_architecture(arch)
     table = pd.DataFrame({
-        "comparison": [f"{'full budget' if k == FULL_BUDGET else 'behaviour check'}, {start.get(s, s)}"
-                       for k, s in zip(rows["row_kind"], rows["start"])],
+        "comparison": [(f"{a.variant_names.get(v) or ('as published' if v == 'default' else v)}: " if several else "")
+                       + f"{'full budget' if k == FULL_BUDGET else 'behaviour check'}, {start.get(s, s)}"
+                       for v, k, s in zip(rows["variant"], rows["row_kind"], rows["start"])],
         "pairs": rows["pairs"],
         "port": [_pct(v) for v in rows["port_mean_pct"]],
         "original": [_pct(v) for v in rows["original_mean_pct"]],

@@ -7,20 +7,16 @@ table that the README, the HTML summary and the audit status open with.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Mapping
 
 import pandas as pd
 
 from .. import audit as stats
 from .. import registry
-from ..accounting import PARAM_MD
 from ..config import original_of, starts_from_port
 from ..data import MNIST_FILES
-from ..plots import PLOT_FILES
 from ..recipes import ORIGINAL_KINDS
-from ..tables import (AUDIT_MD, CLAIMS_MD, OVERRIDDEN_BANNER, PORT_MD, SCALED_BANNER, TIMING_MD, budget_detail,
-                     date_span, groups, isnan, markdown_table, md, order_rows, rel, settings_summary)
+from ..tables import AUDIT_MD, PORT_MD, budget_detail, date_span, groups, isnan, markdown_table, md, order_rows
 from ..runs import label as model_label
 
 TOLERANCE = stats.TOLERANCE
@@ -316,96 +312,3 @@ def timing_claims(timing: pd.DataFrame) -> list[str]:
         lines += [f"Timing claim of {arch} (shown, not judged: other hardware): \"{claim}\". "
                   f"Ours, steady seconds per epoch: {ours}.", ""]
     return lines
-
-
-def readme(runs: pd.DataFrame, audit: pd.DataFrame, params: pd.DataFrame, timing: pd.DataFrame,
-           pvo: pd.DataFrame, manifest: Mapping | None, outputs: Mapping[str, str], scaled: bool,
-           platform_lines: Sequence[str] = ()) -> str:
-    """The report's README.md (``pvo``: the port-versus-original table; ``outputs``: the
-    report's paths, for the links; ``platform_lines``: the platform study's section,
-    ``variance.section``)."""
-    base = Path(outputs["readme"]).parent
-    overridden = bool(runs["overridden"].any())
-    lines = ["# MNIST tutorial audit: report", ""]
-    if scaled:
-        lines += [f"> **⚠️ {SCALED_BANNER}.** Settings: {settings_summary(runs)}. "
-                  "No claim can be reproduced or refuted from these numbers; they exercise the pipeline only.",
-                  ""]
-    if overridden:
-        lines += [f"> **⚠️ {OVERRIDDEN_BANNER}.** Some runs changed the published recipe "
-                  "(see the budget table); those rows are never 'reproduced'.", ""]
-    lines += [
-        f"{run_counts(runs, audit)}; seeds {' '.join(str(s) for s in sorted(set(runs['seed'])))}. "
-        "Primary number: accuracy on the test set (all 10,000 images unless eval_subset is set) after the "
-        "whole budget "
-        "(best-epoch test accuracy selects on the test set and is optimistic; it is only in runs.csv, "
-        "labelled so).",
-        "",
-        "## Verdicts",
-        "",
-        f"**{verdict_summary(audit)}.**",
-        "",
-        markdown_table(compact_verdicts(audit)),
-    ]
-    notes = [n for n in audit["note"] if n]
-    lines += [f"- {m}: {n}" for m, n in zip(audit["model"], audit["note"]) if n] + ([""] if notes else [])
-    if "forest" in outputs:
-        lines += [f"![each claim against its bound]({rel(outputs['forest'], base)})", ""]
-    lines += [
-        "## Claim audit in full",
-        "",
-        md(audit, AUDIT_MD),
-        VERDICT_RULE,
-        "",
-        CI_NOTE,
-        "",
-        "### The claims",
-        "",
-        md(audit, CLAIMS_MD),
-        "## Where the runs came from",
-        "",
-        markdown_table(origin_table(runs)),
-        "## Port versus the author's program",
-        "",
-    ]
-    if pvo.empty:
-        lines += [NO_ORIGINALS, ""]
-    else:
-        lines += [md(pvo, PORT_MD), PORT_NOTE, ""]
-        if "port_vs_original" in outputs:
-            lines += [f"![port versus original]({rel(outputs['port_vs_original'], base)})", ""]
-    lines += list(platform_lines)
-    lines += [
-        f"Tables: [claim_audit.csv]({rel(outputs['claim_audit_csv'], base)}), "
-        f"[runs.csv]({rel(outputs['runs'], base)}) (one row per run).",
-        "",
-        "## Plots",
-        "",
-    ]
-    for key, caption in PLOT_FILES.items():
-        link = rel(outputs[key], base)
-        lines += [f"- [{caption}]({link})"]
-    lines += ["", f"![accuracy per seed]({rel(outputs['accuracy_per_seed'], base)})", ""]
-    lines += [
-        "## Parameters", "",
-        "Trainable parameters and multiply-accumulates of one forward pass of one 28x28 image "
-        "(conv: H_out*W_out*k*k*C_in*C_out; dense: inputs*units; built from the Keras models).", "",
-        md(params, PARAM_MD),
-        f"Per layer: [layers.md]({rel(outputs['layers_md'], base)}).", "",
-        "## Timing", "",
-        "Means over the runs of each architecture on each device. Train seconds = sum of the epochs' "
-        "training time (no evaluation); first-epoch overhead = first epoch minus its steps at the steady "
-        "per-step time (tracing and compilation); steady s/epoch = median steady per-step time x steps "
-        "per epoch; images/s over steady epochs (n/a: no run had a steady state to measure); machine load = the "
-        "median 1-minute load average while the runs trained, on the machine's logical CPUs (how many jobs "
-        "and other work shared it); time to the claim's bound = wall-clock seconds until the first epoch whose "
-        "accuracy on the author's measure reached the claim's lower bound, median over the runs that reached it.",
-        "",
-        md(timing, TIMING_MD),
-        *timing_claims(timing),
-        "## Budget settings", "",
-        markdown_table(budget_table(runs)),
-    ]
-    lines += fidelity_sections(runs)
-    lines += provenance_sections(runs, manifest)
-    return "\n".join(lines).rstrip() + "\n"

@@ -48,10 +48,23 @@ def run_identity(metrics: Mapping, manifest: Mapping | None = None) -> str:
     return hashlib.sha256(json.dumps(ident, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def tutorial_name(arch: str, variant: str) -> str | None:
+    """The entry as a reader knows it ("Andy Thomas: CNN tutorial", "cnn_tutorial README
+    (GitHub), as printed in the README"); None for what the registry does not hold."""
+    from .. import registry
+
+    try:
+        return registry.get_architecture(arch).display_variant(variant)
+    except (KeyError, registry.RegistryError):
+        return None
+
+
 def description(metrics: Mapping) -> str:
-    """The run's one-line result: "thomas s0: 99.05% test, 8.1 min; claim 99% (bound 98.5%)"
-    ("thomas s0 [avx2]: ..." on a platform other than the default)."""
+    """The run's one-line result, after the tutorial's name: "Andy Thomas: CNN tutorial
+    (thomas s0): 99.05% test, 8.1 min; claim 99% (bound 98.5%)" ("thomas s0 [avx2]" on a
+    platform other than the default)."""
     label = runs.label(metrics["arch"], metrics["variant"])
+    name = None if metrics.get("file") else tutorial_name(metrics["arch"], metrics["variant"])
     platform = runs.RunRecord(metrics).platform
     where = "" if platform == "default" else f" [{platform}]"
     claim = metrics.get("claim") or {}
@@ -60,7 +73,8 @@ def description(metrics: Mapping) -> str:
     said = (f"claim {100 * claim['value']:g}% (bound {100 * claim['lower']:g}%)" if claim.get("value") is not None
             else "no claim")
     kind = "" if metrics.get("published_recipe") else " [not the published recipe]"
-    return f"{label} s{metrics['seed']}{where}: {100 * metrics['test_accuracy']:.2f}% test, {took}; {said}{kind}"
+    run = f"{label} s{metrics['seed']}{where}"
+    return (f"{name} ({run})" if name else run) + f": {100 * metrics['test_accuracy']:.2f}% test, {took}; {said}{kind}"
 
 
 def provenance_record(metrics: Mapping, manifest: Mapping | None) -> dict:
@@ -207,13 +221,13 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         # the last chunk's training loss and accuracy (Keras's running means over its batches)
         "train_loss": float32_decimal(metrics.get("train_loss")),
         "train_accuracy": float32_decimal(metrics.get("train_accuracy")),
-        **{f"timing.{k}": v for k, v in metrics["timing"].items()
+        **{f"timing.{k}": readable(v) for k, v in metrics["timing"].items()
            if isinstance(v, (int, float)) and not isinstance(v, bool)},
     }
     per_epoch = {"train_loss": float32_decimal, "train_accuracy": float32_decimal, "val_loss": float32_decimal,
                  "val_accuracy": lambda v: count_decimal(v, n["val"]), "test_loss": float32_decimal,
-                 "test_accuracy": lambda v: count_decimal(v, n["test"]), "train_seconds": float,
-                 "wall_seconds": float}
+                 "test_accuracy": lambda v: count_decimal(v, n["test"]), "train_seconds": readable,
+                 "wall_seconds": readable}
     series = [(f"epoch.{k}", exact(r[k]), int(r["epoch"])) for r in history_rows for k, exact in per_epoch.items()
               if r[k] is not None and math.isfinite(float(r[k]))]  # no validation set: no val_* series
     return {"params": params, "tags": tags, "final": final, "series": series,
@@ -240,6 +254,13 @@ def float32_decimal(value: float | None) -> float | None:
     return None if value is None else float(str(np.float32(value)))
 
 
+def readable(value: float, digits: int = 3) -> float:
+    """A measured time or system reading at the precision a person reads it: seconds to the
+    millisecond (0.5187006200000042 -> 0.519, 1620.5142165151385 -> 1620.514), percentages
+    and megabytes to ``digits`` decimals. The run's files keep every digit; integers stay."""
+    return value if isinstance(value, int) else round(float(value), digits)
+
+
 def system_metrics(run_dir: Path, t0_ms: int) -> list:
     """The job's sampled system metrics as MLflow's ``system/<name>`` metrics (step = sample)."""
     from mlflow.entities import Metric
@@ -252,7 +273,7 @@ def system_metrics(run_dir: Path, t0_ms: int) -> list:
     out = []
     for i, row in enumerate(table.to_dict("records")):
         ts = t0_ms + int(1000 * row["wall_seconds"])
-        out += [Metric(f"system/{k}", float(v), ts, i) for k, v in row.items()
+        out += [Metric(f"system/{k}", readable(v, 1), ts, i) for k, v in row.items()
                 if k != "wall_seconds" and v == v]
     return out
 
