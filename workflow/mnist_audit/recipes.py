@@ -13,7 +13,9 @@ Standard library only (the Snakefile imports it through the registry).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
+from decimal import Decimal
 from dataclasses import dataclass, field, fields, replace
 from types import MappingProxyType
 
@@ -37,8 +39,10 @@ __all__ = [
     "DataSplit",
     "Recipe",
     "RegistryError",
+    "ClaimError",
     "apply_changes",
     "override_schema",
+    "parse_claim",
     "recipe_split",
 ]
 
@@ -218,6 +222,48 @@ class Claim:
 
     def as_dict(self) -> dict:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+class ClaimError(RegistryError):
+    """A claim that is not a percentage."""
+
+
+# "99%", "99.25%", "~98%", "about 92 %", "roughly 99%", "97-98%": an optional word of
+# approximation, a figure or a range of two, and the percent sign
+_APPROX = r"(?:~|≈|about|around|roughly|approximately|approx\.?|nearly|almost)"
+_FIGURE = r"(\d{1,3}(?:\.\d+)?)"
+_CLAIM = re.compile(rf"^\s*(?:{_APPROX}\s*)?{_FIGURE}\s*%?\s*(?:(?:-|–|to)\s*{_FIGURE}\s*)?%\s*$", re.I)
+CLAIM_EXAMPLES = '"99%", "99.25%", "~98%", "roughly 99%" or "97-98%"'
+
+
+def _rounding_bound(figure: str) -> Decimal:
+    """The lowest percentage that rounds to ``figure`` at its last digit: 99 -> 98.5, 99.25 -> 99.245."""
+    digits = len(figure.partition(".")[2])
+    return Decimal(figure) - Decimal(5) * Decimal(10) ** -(digits + 1)
+
+
+def parse_claim(text: str, where: str = "as stated by the user") -> Claim:
+    """A claim as an author writes it, with its bound by the rounding rule: "99%" is
+    consistent with anything that rounds to it, at least 98.5%; "99.25%", at least
+    99.245%; "~98%", "about 98%", "roughly 98%", at least 97.5%; a range "97-98%", at
+    least 96.5% (its lower figure's bound; the value is the middle). A test-set
+    accuracy after the whole budget. Anything else raises ``ClaimError`` naming it."""
+    m = _CLAIM.match(str(text))
+    if not m:
+        bare = re.fullmatch(rf"\s*(?:{_APPROX}\s*)?{_FIGURE}(?:\s*(?:-|–|to)\s*{_FIGURE})?\s*", str(text), re.I)
+        hint = (f" (it has no percent sign: for {text.strip()}% write '{text.strip()}%')"
+                if bare else "")
+        raise ClaimError(f"claim {text!r} is not a percentage{hint}; write it as the author did, e.g. "
+                         f"{CLAIM_EXAMPLES}")
+    low, high = m.group(1), m.group(2)
+    for figure in (low, high):
+        if figure is not None and not 0 < Decimal(figure) <= 100:
+            raise ClaimError(f"claim {text!r}: {figure}% is not an accuracy (between 0 and 100%)")
+    if high is not None and Decimal(high) <= Decimal(low):
+        raise ClaimError(f"claim {text!r}: a range goes from the lower figure to the higher one")
+    value = (Decimal(low) + Decimal(high)) / 2 if high is not None else Decimal(low)
+    return Claim(text=str(text).strip(), value=float(value / 100), lower=float(_rounding_bound(low) / 100),
+                 where=where)
 
 
 @dataclass(frozen=True)
