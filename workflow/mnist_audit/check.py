@@ -698,6 +698,18 @@ class RunFailed(RuntimeError):
     """A seed's run failed; the message is the run's own error."""
 
 
+def _child_error(text: str) -> Exception:
+    """The error a child logged as ``Class: message``, as that class where it is the
+    runner's (``ProgramRaised``, ``NoMnist``, ...), so that it reads as it did there."""
+    from . import programs
+
+    name, _, message = text.partition(": ")
+    cls = getattr(programs, name, None)
+    if isinstance(cls, type) and issubclass(cls, programs.ProgramError):
+        return cls(message)
+    return RunFailed(text)
+
+
 def run_seed(path: Path, seed: int, data: Path, out_dir: Path, log_path: Path, *, budget_scale: float,
              threads: int, name: str) -> dict:
     """One seed in a child process (``mnist-audit check-run``), as a Snakemake job runs it."""
@@ -708,7 +720,7 @@ def run_seed(path: Path, seed: int, data: Path, out_dir: Path, log_path: Path, *
     if proc.returncode != 0:
         if not log_path.exists() or " ERROR " not in log_path.read_text():
             log_path.write_text(log_path.read_text() + proc.stderr if log_path.exists() else proc.stderr)
-        raise RunFailed(_log_error(log_path))
+        raise _child_error(_log_error(log_path))
     return runs.RunRecord.read(out_dir).metrics
 
 
@@ -731,7 +743,8 @@ def check(path: str | Path, claim_text: str, seeds: int = 5, *, budget_scale: fl
     out = Path(out)
     name = program.path.stem
     split = Path(data) if data else prepare_data(mirrors, cache_dir())
-    echo(f'{program.path.name}: claim "{claim.text}" (at least {100 * claim.lower:g}%), seeds 0-{seeds - 1}'
+    echo(f'{program.path.name}: claim "{claim.text}" (at least {100 * claim.lower:g}%), '
+         + (f"seeds 0-{seeds - 1}" if seeds > 1 else "seed 0")
          + (f", budget x{budget_scale:g}" if budget_scale != 1 else ""))
     with tempfile.TemporaryDirectory(prefix="mnist-audit-check-") as tmp:
         stage = Path(tmp)

@@ -303,6 +303,14 @@ class ProgramRun:
             return connect(sock, address)
 
         stack.enter_context(mock.patch.object(socket.socket, "connect", guarded))
+        lookup = socket.getaddrinfo
+
+        def resolve(host, *args, **kwargs):  # a name looked up: a download about to start
+            if host not in (None, "localhost", "127.0.0.1", "::1"):
+                raise self.other_source(f"opens a network connection (to {host})", _DownloadBlocked)
+            return lookup(host, *args, **kwargs)
+
+        stack.enter_context(mock.patch.object(socket, "getaddrinfo", resolve))
         for label, attr, original in _seed_functions():
             def seeding(*args, _label=label, _original=original, **kwargs):
                 where = self._where()
