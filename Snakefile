@@ -24,6 +24,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/report.smk"
 include: "workflow/rules/bench.smk"
 include: "workflow/rules/audit.smk"
+include: "workflow/rules/check.smk"
 
 
 # On a cluster (the SLURM profile) only the training jobs and the model accounting are
@@ -41,6 +42,8 @@ localrules:
     log_report,
     publish,
     audit_report,
+    check_report,
+    check,
 
 
 onerror:

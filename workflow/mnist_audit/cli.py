@@ -7,6 +7,7 @@
     mnist-audit publish results/runs/*/*/seed*   # into audit/runs (published recipes only)
     mnist-audit publish --study DIR ...      # port-vs-original study runs (budget x0.02) into audit/portcheck
     mnist-audit report --audit audit        # audit/report/ from the committed records alone
+    mnist-audit check my_mnist.py --claim "99%" --seeds 5 --out check-my_mnist   # any Keras MNIST file
 """
 
 from __future__ import annotations
@@ -26,17 +27,9 @@ NAMING, SHARED = ("arch", "variant"), ("budget_scale",)
 
 
 def _cmd_download(a) -> int:
-    from . import data, download, files
+    from . import download
 
-    out = Path(a.out)
-    for name in data.MNIST_FILES:
-        record = out / "raw" / f"{name}.source.json"
-        rec = download.download_file(name, out / "raw" / name, a.mirror or download.PUBLIC_MIRRORS,
-                                 timeout=a.timeout, retries=a.retries, record=record)
-        files.write_json_if_changed(record, rec)  # a verified copy in place is kept as it is
-    raw = {n: out / "raw" / n for n in data.MNIST_FILES}
-    prov = {n: json.loads((out / "raw" / f"{n}.source.json").read_text()) for n in raw}
-    manifest = data.prepare_split(raw, out / "mnist.npz", out / "manifest.json", prov)
+    manifest = download.fetch_split(Path(a.out), a.mirror or download.PUBLIC_MIRRORS, a.timeout, a.retries)
     print(json.dumps(manifest["counts"]))
     return 0
 
@@ -119,6 +112,39 @@ def _cmd_report(a) -> int:
     return 0
 
 
+def _cmd_check(a) -> int:
+    import logging
+
+    from . import check
+
+    out = Path(a.out or f"check-{Path(a.path).stem}")
+    out.mkdir(parents=True, exist_ok=True)
+    # the whole story (each seed's run, what the file printed) in the folder's log; errors also on screen
+    to_file = logging.FileHandler(out / check.LOG_FILE, mode="w")
+    to_file.setLevel(logging.INFO)
+    to_screen = logging.StreamHandler(sys.stderr)
+    to_screen.setLevel(logging.WARNING)
+    logging.basicConfig(level=logging.INFO, handlers=[to_file, to_screen], force=True,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("mlflow").setLevel(logging.WARNING)  # its store set-up chatter
+    check.check(a.path, a.claim, a.seeds, budget_scale=a.budget_scale, out=out, mirrors=a.mirror, data=a.data,
+                tracking_uri=a.tracking_uri, experiment=a.experiment, threads=a.threads)
+    return 0
+
+
+def _cmd_check_run(a) -> int:
+    from . import check
+
+    if a.log:
+        setup_logging(a.log)
+    with logged_errors():
+        m = check.check_run(a.path, a.data, a.out, a.seed, budget_scale=a.budget_scale, threads=a.threads,
+                            name=a.name)
+    print(json.dumps({k: m.get(k) for k in ("arch", "seed", "test_correct", "n_test", "total_steps")}))
+    exit_now(0)  # a training process ends here (see exit_now)
+    return 0
+
+
 def _run_arguments(p: argparse.ArgumentParser) -> None:
     """What names one training run: the train and original commands share these."""
     add_arguments(p, NAMING)
@@ -169,6 +195,35 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--audit", default="audit", help="the audit folder (runs/ in it, report/ written)")
     r.add_argument("--update-readme", metavar="README", help="also refresh that README's audit status")
     r.set_defaults(fn=_cmd_report)
+    c = sub.add_parser("check", help="audit any Keras MNIST script or notebook against its claim, over seeds",
+                       description="Run a Keras MNIST script (.py) or notebook (.ipynb) unchanged, once per seed, "
+                       "on the verified MNIST; evaluate the last model fit was called on over the 10,000 test "
+                       "images; judge the claim as the audit does; log every run to MLflow; write report.md "
+                       "and report.html into --out.")
+    c.add_argument("path", help="the script (.py) or notebook (.ipynb)")
+    c.add_argument("--claim", required=True, help='the accuracy claimed, as written: "99%%", "99.25%%", "~98%%"')
+    c.add_argument("--seeds", type=int, default=5, help="how many seeds (0, 1, ...; default 5)")
+    c.add_argument("--budget-scale", type=float, default=1.0,
+                   help="multiplies each fit's steps (epochs x steps per epoch); 1: the file's own epochs")
+    c.add_argument("--mirror", action="append", help="where to get MNIST: a folder or URL (repeatable, in order; "
+                   "default: the public mirrors); kept verified in ~/.cache/mnist-audit")
+    c.add_argument("--data", help="a prepared split (mnist.npz of mnist-audit download) instead of --mirror")
+    c.add_argument("--out", help="the output folder (default check-<file name>)")
+    c.add_argument("--tracking-uri", help="MLflow tracking URI (default $MLFLOW_TRACKING_URI, else a sqlite "
+                   "store in OUT/mlflow)")
+    c.add_argument("--experiment", default="mnist-audit-check", help="MLflow experiment")
+    c.add_argument("--threads", type=int, default=1, help="threads per run (default 1)")
+    c.set_defaults(fn=_cmd_check)
+    cr = sub.add_parser("check-run", help="one seed of check: run the file once, write its run record")
+    cr.add_argument("path")
+    cr.add_argument("--seed", type=int, default=0)
+    cr.add_argument("--data", default="results/data/mnist/mnist.npz")
+    cr.add_argument("--out", required=True)
+    cr.add_argument("--budget-scale", type=float, default=1.0)
+    cr.add_argument("--threads", type=int, default=1)
+    cr.add_argument("--name", help="the runs' name (default: the file's name without its suffix)")
+    cr.add_argument("--log", help="log to this file (default: standard error)")
+    cr.set_defaults(fn=_cmd_check_run)
     return ap
 
 

@@ -208,6 +208,14 @@ def check_config(config: Mapping) -> None:
         except recipes.RegistryError as e:
             raise ConfigError(f"config key recipe_overrides.{arch}: {e}") from e
     tracking_uri(config)  # no credentials in it
+    for name, entry in (config.get("scripts") or {}).items():
+        try:
+            recipes.parse_claim(entry["claim"])
+        except recipes.ClaimError as e:
+            raise ConfigError(f"config key scripts.{name}.claim: {e}") from None
+        if not Path(entry["path"]).is_file():
+            raise ConfigError(f"config key scripts.{name}.path: no file {entry['path']!r} (a path relative to the "
+                              f"working directory, {Path.cwd()})")
     platforms = config.get("platforms") or ["default"]
     if platforms[0] != "default":
         raise ConfigError(f"config key platforms: {platforms!r} must start with default (the claim audit's "
@@ -294,6 +302,17 @@ def train_settings(config: Mapping, arch: str, variant: str, platform: str = "de
     return {**extra, **TrainSettings.from_config(config, arch, of or variant).as_params()}
 
 
+def check_keys(config: Mapping) -> list[tuple[str, int]]:
+    """(name, seed) of every job of config key ``scripts``: each file with each seed."""
+    return [(name, int(seed)) for name in config.get("scripts") or {} for seed in config["seeds"]]
+
+
+def check_settings(config: Mapping, name: str) -> dict:
+    """What one checked file's run computes with (its claim is the report's, not the run's)."""
+    return {"path": config["scripts"][name]["path"], "budget_scale": config["budget_scale"],
+            "eval_batch_size": config["eval_batch_size"]}
+
+
 def train_priority(config: Mapping, arch: str, variant: str) -> int:
     """Snakemake priority of a training job: its work in units of 10^12 MACs (0-48 for
     the published recipes, zaccone highest), so the longest jobs start first and the
@@ -331,6 +350,8 @@ def sweep_key(config: Mapping) -> str:
     it, so changing them neither starts a new sweep nor relogs a run."""
     runs = sorted([a, v, s, train_settings(config, a, v)] for a, v, s in run_keys(config))
     runs += sorted([p, a, v, s, train_settings(config, a, v, p)] for p, a, v, s in platform_run_keys(config))
+    if config.get("scripts"):  # only then: a sweep without checked files keeps its key
+        runs += sorted([name, s, check_settings(config, name)] for name, s in check_keys(config))
     text = json.dumps(runs, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 

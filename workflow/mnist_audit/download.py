@@ -335,3 +335,19 @@ def _verified_in_place(dest: Path, spec: MnistFile, record: Path | None) -> dict
 
 
 # --------------------------------------------------------------------------- IDX
+
+
+def fetch_split(out: Path, mirrors: Iterable, timeout: float = 30, retries: int = 2) -> dict:
+    """The four files from the first mirror that has each (verified), then the prepared
+    split (``out/mnist.npz``) and its manifest: the ``download`` command's work."""
+    from . import data, files
+
+    out = Path(out)
+    mirrors = list(mirrors)
+    for name in data.MNIST_FILES:
+        record = out / "raw" / f"{name}.source.json"
+        rec = download_file(name, out / "raw" / name, mirrors, timeout=timeout, retries=retries, record=record)
+        files.write_json_if_changed(record, rec)  # a verified copy in place is kept as it is
+    raw = {n: out / "raw" / n for n in data.MNIST_FILES}
+    prov = {n: json.loads((out / "raw" / f"{n}.source.json").read_text()) for n in raw}
+    return data.prepare_split(raw, out / "mnist.npz", out / "manifest.json", prov)

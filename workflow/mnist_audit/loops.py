@@ -258,11 +258,14 @@ class EvalSet:
         """Mean loss and accuracy; (None, None) for an empty set (a recipe without validation)."""
         if not len(self.y):
             return None, None
-        if self.resident:
-            r = model.evaluate(self.ds, verbose=0, return_dict=True)
-        else:
-            r = model.evaluate(self.x, self.y, batch_size=self.batch_size, verbose=0, return_dict=True)
+        r = self.scores(model)
         return float(r["loss"]), float(r["accuracy"])
+
+    def scores(self, model) -> dict:
+        """``model.evaluate``'s dictionary: the loss and each compiled metric."""
+        if self.resident:
+            return model.evaluate(self.ds, verbose=0, return_dict=True)
+        return model.evaluate(self.x, self.y, batch_size=self.batch_size, verbose=0, return_dict=True)
 
     def predict(self, model) -> np.ndarray:
         if not len(self.y):

@@ -13,6 +13,7 @@ Standard library only (the Snakefile imports it through the registry).
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from dataclasses import dataclass, field, fields, replace
@@ -38,8 +39,10 @@ __all__ = [
     "DataSplit",
     "Recipe",
     "RegistryError",
+    "ClaimError",
     "apply_changes",
     "override_schema",
+    "parse_claim",
     "recipe_split",
     "rounding_bound",
 ]
@@ -258,6 +261,42 @@ def rounding_bound(figure: str) -> float:
         raise RegistryError(f"claimed figure {figure!r} is not a percentage in (0, 100]")
     half_unit = Decimal(5).scaleb(d.as_tuple().exponent - 1)  # half of the last stated digit
     return float((d - half_unit) / 100)
+
+
+class ClaimError(RegistryError):
+    """A claim that is not a percentage."""
+
+
+# "99%", "99.25%", "~98%", "about 92 %", "roughly 99%", "97-98%": an optional word of
+# approximation, a figure or a range of two, and the percent sign
+_APPROX = r"(?:~|≈|about|around|roughly|approximately|approx\.?|nearly|almost)"
+_FIGURE = r"(\d{1,3}(?:\.\d+)?)"
+_CLAIM = re.compile(rf"^\s*(?:{_APPROX}\s*)?{_FIGURE}\s*%?\s*(?:(?:-|–|to)\s*{_FIGURE}\s*)?%\s*$", re.I)
+CLAIM_EXAMPLES = '"99%", "99.25%", "~98%", "roughly 99%" or "97-98%"'
+
+
+def parse_claim(text: str, where: str = "as stated by the user") -> Claim:
+    """A claim as an author writes it, with its bound by the rounding rule: "99%" is
+    consistent with anything that rounds to it, at least 98.5%; "99.25%", at least
+    99.245%; "~98%", "about 98%", "roughly 98%", at least 97.5%; a range "97-98%", at
+    least 96.5% (its lower figure's bound; the value is the middle). A test-set
+    accuracy after the whole budget. Anything else raises ``ClaimError`` naming it."""
+    m = _CLAIM.match(str(text))
+    if not m:
+        bare = re.fullmatch(rf"\s*(?:{_APPROX}\s*)?{_FIGURE}(?:\s*(?:-|–|to)\s*{_FIGURE})?\s*", str(text), re.I)
+        hint = (f" (it has no percent sign: for {text.strip()}% write '{text.strip()}%')"
+                if bare else "")
+        raise ClaimError(f"claim {text!r} is not a percentage{hint}; write it as the author did, e.g. "
+                         f"{CLAIM_EXAMPLES}")
+    low, high = m.group(1), m.group(2)
+    for figure in (low, high):
+        if figure is not None and not 0 < Decimal(figure) <= 100:
+            raise ClaimError(f"claim {text!r}: {figure}% is not an accuracy (between 0 and 100%)")
+    if high is not None and Decimal(high) <= Decimal(low):
+        raise ClaimError(f"claim {text!r}: a range goes from the lower figure to the higher one")
+    value = (Decimal(low) + Decimal(high)) / 2 if high is not None else Decimal(low)
+    return Claim(text=str(text).strip(), value=float(value / 100), lower=rounding_bound(low),
+                 where=where)
 
 
 @dataclass(frozen=True)

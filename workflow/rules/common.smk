@@ -51,6 +51,11 @@ PLATFORM_RUN_DIR = "results/platforms/{platform}/{arch}/{variant}/seed{seed}"
 DATA_DIR = "results/data/mnist"
 # A failed download's attempts and fix, as data (read by report_failed_download)
 DOWNLOAD_FAILURE = "results/logs/download_mnist/{file}.failed.json"
+# your own scripts and notebooks (config key scripts), each with each seed
+CHECKS = audit_config.check_keys(config)
+CHECK_NAME = r"[A-Za-z0-9_-]+"
+CHECK_DIR = "results/check/{name}"
+CHECK_RUN_DIR = "results/check/{name}/runs/seed{seed}"
 
 
 def run_files(name):
@@ -85,11 +90,29 @@ def train_priority(wildcards):
     return audit_config.train_priority(config, wildcards.arch, wildcards.variant)
 
 
+def check_path(wildcards):
+    """The file a checked name stands for (config key scripts)."""
+    return config["scripts"][wildcards.name]["path"]
+
+
+def check_run_files(wildcards, name):
+    """The file ``name`` of each seed's run of a checked file."""
+    return [f"{CHECK_RUN_DIR}/{name}".format(name=wildcards.name, seed=s) for s in config["seeds"]]
+
+
+def check_targets():
+    """Each checked file's report and its runs logged to MLflow (none without config key scripts)."""
+    names = list(config.get("scripts") or {})
+    return [f"{CHECK_DIR}/report.md".format(name=n) for n in names] + [
+        f"{CHECK_RUN_DIR}/mlflow_run.json".format(name=n, seed=s) for n, s in CHECKS]
+
+
 def all_targets():
     return (
         [f"{DATA_DIR}/manifest.json"]
         + run_files("mlflow_run.json")
         + ["results/report/README.md", "results/report/landing.rst", "results/report/mlflow_run.json"]
+        + check_targets()
     )
 
 

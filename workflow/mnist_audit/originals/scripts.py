@@ -2,7 +2,8 @@
 
 For an architecture whose registry entry says ``original="keras script"`` the original is
 the author's program itself (``keras_scripts/<arch>.py``, or any copy of the author's file
-given as ``script``), run with ``runpy``. Around it, and nowhere in it:
+given as ``script``), run by ``mnist_audit.programs.ProgramRun`` (which ``mnist-audit
+check`` uses for any user's file). Around it, and nowhere in it:
 
 - ``keras.datasets.mnist.load_data`` returns the prepared split's images: the training
   file's 60,000 in the file's order (with a ``train_subset``: the port's first training
@@ -11,11 +12,12 @@ given as ``script``), run with ``runpy``. Around it, and nowhere in it:
 - ``keras.utils.set_random_seed(seed)`` just before it runs, op determinism on (as in the
   ports' jobs), the job's threads;
 - ``keras.Model.fit`` gains a callback that records each epoch as the port's history
-  (the script's own training and validation numbers, the test set evaluated after each
-  epoch as the port does) and, for a scaled budget, stops after the budget's steps; it
-  checks that the call is the registry's recipe, can start the model from given initial
-  weights (the port's: variant ``original_from_port``), and predicts every validation and
-  test image after training. The script's printed output goes to the log.
+  (``programs.Recorder``: the script's own training and validation numbers, the test set
+  evaluated after each epoch as the port does) and, for a scaled budget, stops after the
+  budget's steps; it checks that the call is the registry's recipe, can start the model
+  from given initial weights (the port's: variant ``original_from_port``), and predicts
+  every validation and test image after training. The script's printed output goes to
+  the log.
 
 The record is the port's (``runs.write_run``), marked ``"implementation": "keras script"``.
 """
@@ -25,10 +27,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import inspect
-import io
 import logging
-import os
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -39,7 +38,11 @@ import numpy as np
 from .. import data as mdata
 from .. import loops, registry, runs
 from ..config import original_variant
+from ..programs import Program, ProgramRun, Recorder, _set_threads
 from ..settings import ORIGINAL, TrainSettings
+
+__all__ = ["IMPLEMENTATION", "Recorder", "check_call", "fit_in_order", "script_inputs", "script_path",
+           "train_script"]
 
 log = logging.getLogger(__name__)
 
@@ -59,20 +62,6 @@ def script_path(arch: str) -> Path:
     return SCRIPTS / f"{arch}.py"
 
 
-def _set_threads(threads: int) -> None:
-    """The job's threads (as ``devices.configure_backend`` sets them; a process whose
-    TensorFlow already runs keeps its own) and op determinism."""
-    import tensorflow as tf
-
-    if tf.config.threading.get_intra_op_parallelism_threads() != threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(threads)
-            tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
-        except RuntimeError:  # already initialised (e.g. a test process): its threads stay
-            log.warning("TensorFlow already runs: its thread settings stay (asked for %d)", threads)
-    tf.config.experimental.enable_op_determinism()
-
-
 def script_inputs(d: dict, recipe: registry.Recipe, train_subset: int | None) -> tuple:
     """What load_data hands the script: the training file's images and labels in file order
     (the recipe's training part and held-out part, placed as the split places them) and the
@@ -89,64 +78,6 @@ def script_inputs(d: dict, recipe: registry.Recipe, train_subset: int | None) ->
     x = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     return (x, y), (d["x_test"], d["y_test"])
-
-
-class Recorder:
-    """The callback the runner adds to the script's ``fit``: the port's history rows."""
-
-    def __init__(self, test_set, plan: dict, recipe, n_train: int):
-        import keras
-
-        self.test_set, self.plan, self.recipe, self.n_train = test_set, plan, recipe, n_train
-        self.history: list[dict] = []
-        self.load: list[float] = []
-        self.steps = 0
-        outer = self
-
-        class _Callback(keras.callbacks.Callback):  # a keras.callbacks.Callback bound to this recorder
-            def on_train_begin(self, logs=None):  # once: the port's order calls fit once per epoch
-                outer.t0 = getattr(outer, "t0", None) or time.perf_counter()
-
-            def on_epoch_begin(self, epoch, logs=None):
-                outer.t_epoch, outer.val_seconds = time.perf_counter(), 0.0
-
-            def on_test_begin(self, logs=None):  # fit's own validation, inside the epoch
-                outer.t_val = time.perf_counter()
-
-            def on_test_end(self, logs=None):
-                outer.val_seconds += time.perf_counter() - outer.t_val
-
-            def on_train_batch_end(self, batch, logs=None):
-                outer.steps += 1
-                if outer.steps >= outer.plan["total_steps"]:
-                    self.model.stop_training = True  # a scaled budget ends mid-epoch
-
-            def on_epoch_end(self, epoch, logs=None):
-                outer.epoch_end(self.model, epoch, logs or {})
-
-        self.callback = _Callback()
-
-    def epoch_end(self, model, epoch: int, logs: dict) -> None:
-        t = time.perf_counter()
-        test_loss, test_acc = self.test_set.evaluate(model)
-        # fit's validation numbers, where the recipe has a validation set (a script that passes
-        # the test set as validation_data prints the test numbers, recorded as such below)
-        has_val = bool(self.recipe.split.validation)
-        val = {k: (float(logs[f"val_{k}"]) if has_val and f"val_{k}" in logs else None)
-               for k in ("loss", "accuracy")}
-        self.history.append({
-            "epoch": epoch + 1, "steps": self.steps,
-            "epochs_seen": loops.images_seen(self.recipe, self.n_train, self.steps) / self.n_train,
-            "train_seconds": t - self.t_epoch - self.val_seconds,
-            "eval_seconds": self.val_seconds + time.perf_counter() - t,
-            "wall_seconds": time.perf_counter() - self.t0,
-            "train_loss": float(logs["loss"]), "train_accuracy": float(logs["accuracy"]),
-            "val_loss": val["loss"], "val_accuracy": val["accuracy"],
-            "test_loss": test_loss, "test_accuracy": test_acc,
-        })
-        self.load.append(os.getloadavg()[0])
-        log.info("script %s epoch %d: steps %d loss %.4f test %.4f", model.name, epoch + 1, self.steps,
-                 logs["loss"], test_acc)
 
 
 def check_call(recipe: registry.Recipe, model, args: dict) -> list[str]:
@@ -231,14 +162,11 @@ def train_script(
         initial_weights = port_initial_weights(arch, variant, seed)
     pl = loops.plan(recipe, n_train, budget_scale)
     state: dict = {}
-    fit = keras.Model.fit
 
-    def fit_recorded(model, *args, **kwargs):
+    def fit_recorded(fit, call):
+        model = call["self"]
         if state:
             raise RuntimeError(f"{path.name} calls fit twice; the runner records one fit")
-        bound = inspect.signature(fit).bind(model, *args, **kwargs)
-        call = dict(bound.arguments)
-        call.update(call.pop("kwargs", {}))
         wrong = check_call(recipe, model, call)
         if call.get("validation_data") is not None and not _is_test_set(call["validation_data"], y_test):
             wrong.append("validation_data: the script validates on images other than the test set")
@@ -264,22 +192,10 @@ def train_script(
         return out
 
     defaults = dict(arch_info.keras_defaults.get(variant, {}))
-    output = io.StringIO()
     with contextlib.ExitStack() as stack:
         for cls_name, values in defaults.items():  # the Keras the claim was measured on
             stack.enter_context(keras_defaults(cls_name, values))
-        for name, module in list(sys.modules.items()):  # keras.datasets.mnist and its aliases
-            if name.endswith("datasets.mnist") and hasattr(module, "load_data"):
-                stack.enter_context(mock.patch.object(module, "load_data", lambda *a, **k: (train_file, test_file)))
-        stack.enter_context(mock.patch.object(keras.Model, "fit", fit_recorded))
-        stack.callback(lambda: [log.info("%s: %s", path.name, line) for line in output.getvalue().splitlines()])
-        stack.enter_context(contextlib.redirect_stdout(output))  # what the script prints: to the log
-        keras.utils.set_random_seed(seed)
-        import runpy
-
-        runpy.run_path(str(path), run_name="__main__")
-    if not state:
-        raise RuntimeError(f"{path} never called model.fit: nothing was trained")
+        ProgramRun(Program.read(path), train_file, test_file, fit_recorded).run(seed, threads)
     rec: Recorder = state["recorder"]
     history = rec.history
     metrics = {

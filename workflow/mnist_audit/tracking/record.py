@@ -72,6 +72,8 @@ def description(metrics: Mapping) -> str:
     took = f"{secs / 60:.1f} min" if secs >= 60 else f"{secs:.1f} s"
     said = (f"claim {100 * claim['value']:g}% (bound {100 * claim['lower']:g}%)" if claim.get("value") is not None
             else "no claim")
+    if metrics.get("file"):  # a user's file (mnist-audit check): its claim is judged in the check's report
+        said = f"{metrics['file']['name']}, run by mnist-audit check"
     kind = "" if metrics.get("published_recipe") else " [not the published recipe]"
     run = f"{label} s{metrics['seed']}{where}"
     return (f"{name} ({run})" if name else run) + f": {100 * metrics['test_accuracy']:.2f}% test, {took}; {said}{kind}"
@@ -205,8 +207,8 @@ def run_payload(metrics: Mapping, history_rows: list[Mapping], manifest: Mapping
         "architecture": arch, "variant": variant, "seed": str(seed), "recipe": recipe_kind, "platform": platform,
         "device": device.get("name", "unknown"),
         "mlflow.source.git.commit": prov.get("git_commit", "unknown"),
-        # the UI's Source: what trained it (the Snakemake rule's script; the CLI runs the same code)
-        "mlflow.source.name": SOURCE_NAME, "mlflow.source.type": "JOB",
+        # the UI's Source: what trained it (the Snakemake rule's script, which the CLI runs too; a checked file)
+        "mlflow.source.name": (metrics.get("file") or {}).get("name") or SOURCE_NAME, "mlflow.source.type": "JOB",
         "mlflow.note.content": description(metrics),
         f"{TAG}.job": ("" if platform == "default" else f"platforms/{platform}/") + f"{arch}/{variant}/seed{seed}",
         f"{TAG}.identity": run_identity(metrics, manifest),
