@@ -324,10 +324,13 @@ def verdicts_markdown(verdicts: pd.DataFrame) -> str:
 
 def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
     """The three spreads of every architecture on one axis (points of accuracy)."""
-    from .plots import _pyplot, _save, _title
+    from .plots import _pyplot, _save, _title, entry_name
 
     plt, sns = _pyplot()
     long = spreads_long(table)
+    if len(long):  # each row as a reader knows it ("arch:variant" is the table's id)
+        long["model"] = [entry_name(*(m.split(":", 1) if ":" in m else (m, "default")), width=34)
+                         for m in long["model"]]
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(3, len(table)) + 1.2))
     if long.empty:
         ax.axis("off")
@@ -338,7 +341,7 @@ def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
         ax.set_xlabel("points of accuracy (full test set)")
         ax.set_ylabel("")
         ax.set_xlim(left=-0.02 * max(float(long["points"].max()), 0.01))  # a zero spread's marker shows whole
-        ax.legend(title=None, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=8, frameon=False)
+        ax.legend(title=None, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, fontsize=10, frameon=False)
     ax.set_title(_title(scaled, "Seed, platform and test-set spreads, per architecture"))
     _save(fig, path)
 

@@ -153,7 +153,10 @@ def build_report(inputs: Mapping, outputs: Mapping[str, str]) -> dict:
                        cpu_kinds=sorted(set(runs["cpu_kind"].dropna()) | set(platform_runs["cpu_kind"].dropna())),
                        records=records)
     written = pages.write_pages(rep, write_text)
-    linked = [Path(links["layers_md"])] if Path(links["layers_md"]).exists() else []  # the cost page links it
+    # the tables as Markdown (the cost page links layers.md): each has its HTML page too, so that
+    # no link and no file a reader opens in the report's folder is raw Markdown
+    linked = sorted({Path(p) for k, p in links.items() if str(p).endswith(".md") and Path(p).exists()
+                     and (k == "layers_md" or Path(p).parent.name == "tables")})
     site.write_site([*written.values(), *linked], rep.base, write_text)
     log.info("report: %d runs, %d audit rows, scaled=%s", len(runs), len(audit), scaled)
     return {"audit": audit, "timing": timing, "scaled": scaled, "spreads": spreads, "verdicts": verdicts,
