@@ -102,3 +102,12 @@ def as_github(markdown: Path, tmp: Path) -> Path:
                    f"<style>{GITHUB_CSS}</style></head><body><article class='markdown-body'>{body}</article>"
                    "</body></html>")
     return out
+
+
+def page_text(url: str, tmp: Path, wait_ms: int = 25000) -> str:
+    """What a single-page application shows at ``url`` once its scripts have run (Chromium's
+    virtual time, ``wait_ms``): the rendered DOM's text, whitespace collapsed."""
+    import re
+
+    dom = _chromium([f"--virtual-time-budget={wait_ms}", "--dump-dom", url], tmp / "profile-spa", timeout=180)
+    return html.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", dom)))

@@ -131,3 +131,33 @@ def test_a_tiny_workspaces_landing_page_in_a_browser(tiny_run, tmp_path):
     work, _ = tiny_run
     seen = check_page(work / "results" / "report" / "summary.html", tmp_path, "tiny-summary")
     assert SCALED_BANNER in seen["text"]  # the red banner of a scaled run
+
+
+@needs_chromium
+def test_mlflows_run_page_shows_timings_as_a_person_reads_them(tiny_run, tmp_path):
+    """A training run's page in MLflow's UI (``mlflow ui``, as the README starts it), in
+    Chromium: the timings read to the millisecond (``timing.first_epoch_seconds 0.519``), not
+    with the float's 16 digits MLflow shows for whatever was logged."""
+    import json as json_
+    import shutil
+
+    from browser import page_text
+    from engines import MlflowServer
+
+    work, _ = tiny_run
+    served = tmp_path / "work"
+    shutil.copytree(work, served, symlinks=True, ignore=shutil.ignore_patterns("data", "*.keras"))
+    with MlflowServer("sqlite:///results/mlflow/mlflow.db", tmp_path / "served", ui=True, cwd=served) as ui:
+        with urllib.request.urlopen(f"{ui.uri}/api/2.0/mlflow/experiments/get-by-name?experiment_name=tiny-test") as r:
+            exp = json_.loads(r.read())["experiment"]["experiment_id"]
+        req = urllib.request.Request(f"{ui.uri}/api/2.0/mlflow/runs/search", headers={"Content-Type": "application/json"},
+                                     data=json_.dumps({"experiment_ids": [exp], "max_results": 50}).encode())
+        with urllib.request.urlopen(req) as r:
+            runs = json_.loads(r.read())["runs"]
+        run = next(r for r in runs if any(m["key"].startswith("timing.") for m in r["data"].get("metrics", [])))
+        text = page_text(f"{ui.uri}/#/experiments/{exp}/runs/{run['info']['run_id']}?workflowType=machine_learning",
+                         tmp_path)
+    shown = re.findall(r"(timing\.\w+) (-?\d+(?:\.\d+)?(?:e-?\d+)?)", text)
+    assert len(shown) >= 5, text[:2000]  # the run's metrics table, as the browser shows it
+    long = [(k, v) for k, v in shown if len(v.partition(".")[2]) > 3]
+    assert not long, f"timings shown with more than 3 decimals: {long}"

@@ -500,7 +500,10 @@ def tutorial_page(rep: Report, arch: str) -> str:
     # the verdict first
     for r in rows.itertuples(index=False):
         lines.append(f"**{'As published' if r.variant == 'default' else _sentence(a.variant_names.get(r.variant, r.variant))}:"
-                     f" {answer.verdict_word(r.verdict)}.** {_why(r)}")
+                     f" {answer.verdict_word(r.verdict)}.** {_why(r)}"
+                     # a variant the claim also judges (the file as a reader runs it today): what it is
+                     + (f" Why: this is {a.variants[r.variant].rstrip('.')}." if a.claim.judges(r.variant)
+                        and r.variant != "default" and r.variant in a.variants else ""))
         lines.append("")
     plot = Path(rep.base / names.TUTORIALS_DIR / f"{arch}.png")
     if plot.exists():
