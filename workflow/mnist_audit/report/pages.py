@@ -173,8 +173,9 @@ def method_page(rep: Report) -> str:
         "## In plain words", "",
         "1. We train the tutorial's network with the recipe its author ran (optimizer, learning rate, batch, "
         "budget, data order, initial weights), several times with different random seeds.",
-        "2. A claim is read as the least figure it rounds from: \"99%\" is at least 98.5%, \"about 92%\" at least "
-        "91.5%, \"97-98%\" at least 96.5%. That one threshold serves everywhere.",
+        "2. A claim is read as the least figure it rounds from, half a unit of its last stated digit below it: "
+        "\"99%\" is at least 98.5%, \"about 92%\" at least 91.5%, \"97-98%\" at least 96.5%, and the two-decimal "
+        "\"99.25%\" at least 99.245%. That one threshold serves everywhere.",
         "3. Each run is measured the way the author measured: on the test set after training, or, where the "
         "author read a validation curve, on the validation set at its best epoch. The full test set after the "
         "whole budget is always shown too.",
