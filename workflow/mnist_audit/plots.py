@@ -626,9 +626,7 @@ def plot_tutorial(arch: str, runs: pd.DataFrame, audit: pd.DataFrame, hist: pd.D
     labels = {}
     for i, r in enumerate(rows.itertuples(index=False)):
         color = SERIES_COLORS[i % len(SERIES_COLORS)]
-        variant_name = "as published" if r.variant == "default" else \
-            registry.get_architecture(arch).variant_names.get(r.variant, r.variant)
-        labels[r.variant] = variant_name
+        labels[r.variant] = variant_name = names.variant_label(arch, r.variant)
         g = runs[(runs["architecture"] == arch) & (runs["variant"] == r.variant)].sort_values("seed")
         x0 = i * (len(g) + 2)
         xs = x0 + np.arange(len(g))

@@ -328,9 +328,9 @@ def plot_variance(table: pd.DataFrame, path, scaled: bool) -> None:
 
     plt, sns = _pyplot()
     long = spreads_long(table)
-    if len(long):  # each row as a reader knows it ("arch:variant" is the table's id)
-        long["model"] = [entry_name(*(m.split(":", 1) if ":" in m else (m, "default")), width=34)
-                         for m in long["model"]]
+    # each row as a reader knows it, from the table's own architecture and variant
+    shown = {r.model: entry_name(r.architecture, r.variant, width=34) for r in table.itertuples(index=False)}
+    long["model"] = long["model"].map(shown)
     fig, ax = plt.subplots(figsize=(7.5, 0.55 * max(3, len(table)) + 1.2))
     if long.empty:
         ax.axis("off")

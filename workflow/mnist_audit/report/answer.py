@@ -150,8 +150,7 @@ def _claim_cell(r) -> str:
         return f"none (cited {ref})" if ref else "none"
     if r.verdict.startswith(stats.NO_CLAIM):
         return "see " + ("the author's recipe" if r.claim_recipe == "default" else
-                         names.registry.get_architecture(r.architecture).variant_names.get(r.claim_recipe,
-                                                                                           r.claim_recipe))
+                         names.variant_label(r.architecture, r.claim_recipe))
     return names.figure(r.architecture)
 
 
@@ -170,8 +169,7 @@ def verdict_table(audit: pd.DataFrame, prefix: str = "") -> str:
         if r.variant == "default":
             who = names.link(r.architecture, r.variant, prefix)
         else:
-            a = names.registry.get_architecture(r.architecture)
-            who = f"↳ [{names.md_escape(a.variant_names.get(r.variant, r.variant))}]({names.page(r.architecture, prefix)})"
+            who = f"↳ [{names.md_escape(names.variant_label(r.architecture, r.variant))}]({names.page(r.architecture, prefix)})"
         figure = "" if isnan(r.mean_pct) else (
             f"{r.mean_pct:.2f}%" + ("" if isnan(r.ci_low_pct) else f" [{r.ci_low_pct:.2f}, {r.ci_high_pct:.2f}]"))
         rows.append({"tutorial": who, "claim": _claim_cell(r), "mean [95% interval]": figure,

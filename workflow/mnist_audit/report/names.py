@@ -38,6 +38,12 @@ def name(arch: str, variant: str = "default") -> str:
     return f"{a.display_variant(of)}: the author's program{start}"
 
 
+def variant_label(arch: str, variant: str) -> str:
+    """A variant in a few words, where the tutorial is already named: "as published" (the
+    default), "as printed in the README", "as written, on today's Keras"."""
+    return "as published" if variant == "default" else registry.get_architecture(arch).variant_names.get(variant, variant)
+
+
 def page(arch: str, prefix: str = "") -> str:
     """The entry's page in the report (``prefix``: the report folder, relative to the page
     that links it: "" from the report's own pages, "audit/report/" from the repository's README)."""

@@ -66,6 +66,10 @@ class Report:
         return variance.plain_where(text, self.cpu_kinds)
 
 
+# where an original starts, as the pages write it
+DRAWS = {OWN_DRAW: "own draw", PORT_DRAW: "port's draw"}
+
+
 def figure_md(src: str, alt: str) -> str:
     """A plot that opens at full size when clicked (on GitHub and in the HTML pages)."""
     return f"[![{alt}]({src})]({src})"
@@ -141,7 +145,7 @@ def _csv_links(rep: Report, page: Path) -> str:
 
 def _page_verdicts(rep: Report, arch: str) -> str:
     rows = rep.audit[rep.audit["architecture"] == arch]
-    return "; ".join(f"{'as published' if r.variant == 'default' else names.name(arch, r.variant).split(', ')[-1]}: "
+    return "; ".join(f"{names.variant_label(arch, r.variant)}: "
                      f"{answer.verdict_word(r.verdict)}" for r in rows.itertuples(index=False))
 
 
@@ -258,11 +262,10 @@ def port_lead(rep: Report) -> str:
 
 
 def _port_tables(rep: Report, rows: pd.DataFrame, page: Path) -> list[str]:
-    start = {OWN_DRAW: "own draw", PORT_DRAW: "port's draw"}
     who = [names.link(r.architecture, r.variant, source=False) for r in rows.itertuples(index=False)]
     first = pd.DataFrame({
         "tutorial": who,
-        "original starts from": [start.get(s, s) for s in rows["start"]],
+        "original starts from": [DRAWS.get(s, s) for s in rows["start"]],
         "port": [_pct(v) for v in rows["port_mean_pct"]],
         "original": [_pct(v) for v in rows["original_mean_pct"]],
         "difference (pt)": [("" if isnan(d) else f"{d:+.3f}") for d in rows["difference_pt"]],
@@ -270,7 +273,7 @@ def _port_tables(rep: Report, rows: pd.DataFrame, page: Path) -> list[str]:
     })
     second = pd.DataFrame({
         "tutorial": who,
-        "start": [start.get(s, s) for s in rows["start"]],
+        "start": [DRAWS.get(s, s) for s in rows["start"]],
         "pairs (per CPU)": [rep.plain(str(p)).replace("AMD EPYC (Zen 4)", "AMD").replace("Intel Xeon (AMX)", "Intel")
                             for p in rows["pairs_by_kind"]],
         "difference: 95% interval (pt)": [("" if isnan(lo) else f"{lo:+.3f} to {hi:+.3f}")
@@ -280,7 +283,7 @@ def _port_tables(rep: Report, rows: pd.DataFrame, page: Path) -> list[str]:
     })
     third = pd.DataFrame({
         "tutorial": who,
-        "start": [start.get(s, s) for s in rows["start"]],
+        "start": [DRAWS.get(s, s) for s in rows["start"]],
         "McNemar: pairs p<0.05": [("" if isnan(v) else f"{v:.0f}") for v in rows["mcnemar_pairs_p05"]],
         "Fisher p": [("" if isnan(v) else f"{v:.3g}") for v in rows["mcnemar_fisher_p"]],
         "port img/s": [("" if isnan(v) else f"{v:,.0f}") for v in rows["port_images_per_s"]],
@@ -477,7 +480,7 @@ def _recipe_rows(arch: str) -> pd.DataFrame:
     for variant in a.variants:
         r = registry.resolve_recipe(arch, variant)
         rows.append({
-            "recipe": "as published" if variant == "default" else a.variant_names.get(variant, variant),
+            "recipe": names.variant_label(arch, variant),
             "optimizer": f"{r.optimizer}, lr {r.learning_rate:g}",
             "batch": r.batch_size,
             "budget": f"{r.budget:,} {r.budget_unit}",
@@ -500,7 +503,7 @@ def tutorial_page(rep: Report, arch: str) -> str:
     lines = [f"# {a.display}", ""] + banners(rep)
     # the verdict first
     for r in rows.itertuples(index=False):
-        lines.append(f"**{'As published' if r.variant == 'default' else _sentence(a.variant_names.get(r.variant, r.variant))}:"
+        lines.append(f"**{_sentence(names.variant_label(arch, r.variant))}:"
                      f" {answer.verdict_word(r.verdict)}.** {_why(r)}"
                      # a variant the claim also judges (the file as a reader runs it today): what it is
                      + (f" Why: this is {a.variants[r.variant].rstrip('.')}." if a.claim.judges(r.variant)
@@ -531,7 +534,7 @@ def tutorial_page(rep: Report, arch: str) -> str:
     lines += [markdown_table(recipes.set_index("recipe").T.reset_index().rename(columns={"index": "setting"})),
               f"Initial weights: {a.recipe.kernel_init}; biases: {a.recipe.bias_init or 'none'}; dropout rates: "
               f"{', '.join(f'{d:g}' for d in a.recipe.dropout) or 'none'}. What each variant is: "
-              + "; ".join(f"{'as published' if v == 'default' else a.variant_names.get(v, v)}: {d}"
+              + "; ".join(f"{names.variant_label(arch, v)}: {d}"
                           for v, d in a.variants.items()) + ".", ""]
     # our runs
     lines += ["## Our runs", "", "Every run's final accuracy on the full test set (and on the author's measure "
@@ -566,7 +569,7 @@ def _seed_table(rep: Report, arch: str) -> pd.DataFrame:
     out = pd.DataFrame({"seed": sorted(set(int(s) for s in runs["seed"]))})
     for variant in [v for v in a.variants if v in set(runs["variant"])]:
         g = runs[runs["variant"] == variant].set_index("seed")
-        label = "as published" if variant == "default" else a.variant_names.get(variant, variant)
+        label = names.variant_label(arch, variant)
         out[f"{label}: test"] = [_pct(100 * float(g.loc[s, "test_accuracy"])) if s in g.index else ""
                                  for s in out["seed"]]
         if claim.lower is not None and (claim.split, claim.reading) != ("test", "final"):
@@ -589,12 +592,10 @@ def _port_section(rep: Report, arch: str) -> list[str]:
                 f"±{100 * EQUIVALENCE_MARGIN:g} points.")
     else:
         head = "Only reduced-budget behaviour checks compare the port with the author's program here."
-    start = {OWN_DRAW: "own draw", PORT_DRAW: "port's draw"}
     several = rows["variant"].nunique() > 1  # then each row says which variant it compares
-    a = registry.get_architecture(arch)
     table = pd.DataFrame({
-        "comparison": [(f"{a.variant_names.get(v) or ('as published' if v == 'default' else v)}: " if several else "")
-                       + f"{'full budget' if k == FULL_BUDGET else 'behaviour check'}, {start.get(s, s)}"
+        "comparison": [(f"{names.variant_label(arch, v)}: " if several else "")
+                       + f"{'full budget' if k == FULL_BUDGET else 'behaviour check'}, {DRAWS.get(s, s)}"
                        for v, k, s in zip(rows["variant"], rows["row_kind"], rows["start"])],
         "pairs": rows["pairs"],
         "port": [_pct(v) for v in rows["port_mean_pct"]],
@@ -642,9 +643,7 @@ def _cost_sentence(rep: Report, arch: str) -> str:
     p = rep.params[rep.params["architecture"] == arch]
     parts = []
     for r in t.itertuples(index=False):
-        label = "as published" if r.variant == "default" else registry.get_architecture(arch).variant_names.get(
-            r.variant, r.variant)
-        parts.append(f"{label}: {_duration(r.train_seconds_mean)} of training a run ({r.n_runs} runs, "
+        parts.append(f"{names.variant_label(arch, r.variant)}: {_duration(r.train_seconds_mean)} of training a run ({r.n_runs} runs, "
                      f"{_machine(rep, arch, r.variant, r.device)})")
     size = (f" The network has {int(p['params'].iloc[0]):,} parameters and takes "
             f"{int(p['macs_per_image'].iloc[0]):,} multiply-accumulates per image." if len(p) else "")
